@@ -1,0 +1,496 @@
+//! The model directory: `model.mpk` (Burn record), `model.json` (metadata), `metrics.csv`
+//! (per-epoch history) and `model.txt` (summary), written atomically and validated on load.
+//!
+//! Saving writes every file into a hidden staging directory inside the model directory, marks it
+//! complete, then renames the files into place. Signals are handled by the caller between epochs,
+//! so only SIGKILL or a power cut can land between two renames; the next writer or reader under
+//! the directory lock finishes a complete staging directory and deletes an incomplete one.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::Backend;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRecorder, Recorder};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::DeviceInfo;
+use crate::config::TrainConfig;
+use crate::data::{Standardizer, sha256_hex};
+use crate::error::{Error, Result};
+use crate::metrics::Evaluation;
+use crate::model::{Mlp, MlpConfig, MlpRecord};
+use crate::train::SplitSizes;
+
+/// The metadata format this program writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The record file's name (Burn's named MessagePack, full precision).
+pub const RECORD_FILE: &str = "model.mpk";
+/// The metadata file's name.
+pub const METADATA_FILE: &str = "model.json";
+/// The per-epoch history's file name.
+pub const METRICS_FILE: &str = "metrics.csv";
+/// The human-readable summary's file name.
+pub const SUMMARY_FILE: &str = "model.txt";
+/// Files in commit order: the metadata, which names the record's hash, goes last.
+const FILES: [&str; 4] = [METRICS_FILE, SUMMARY_FILE, RECORD_FILE, METADATA_FILE];
+const LOCK_FILE: &str = ".lock";
+const STAGING_PREFIX: &str = ".staging-";
+const COMMIT_MARKER: &str = "COMPLETE";
+/// Larger metadata files are refused unread.
+const MAX_METADATA_BYTES: u64 = 16 << 20;
+/// Largest model accepted from disk, in parameters (the record is about 4 bytes each).
+pub const MAX_PARAMETERS: usize = 50_000_000;
+
+/// Where the training data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// A path, or `embedded:iris.csv`.
+    pub source: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Rows read.
+    pub rows: usize,
+    /// Rows per class, in class order.
+    pub class_counts: Vec<usize>,
+}
+
+/// The record file's identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordInfo {
+    /// File name inside the model directory.
+    pub file: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// What training measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Scores on the whole training split.
+    pub train: Evaluation,
+    /// Scores on the test split.
+    pub test: Evaluation,
+}
+
+/// `model.json`: everything needed to use and audit the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// See [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// `iris-trainer <version>`.
+    pub created_by: String,
+    /// RFC 3339 UTC time the model was saved.
+    pub created_at: String,
+    /// Backend and device it was trained on.
+    pub device: DeviceInfo,
+    /// The resolved configuration.
+    pub config: TrainConfig,
+    /// The architecture.
+    pub model: MlpConfig,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Input feature names, in order.
+    pub features: Vec<String>,
+    /// The label column's name.
+    pub label: String,
+    /// Class names, in output order.
+    pub classes: Vec<String>,
+    /// Standardisation applied to inputs before the network.
+    pub scaling: Standardizer,
+    /// The training data.
+    pub data: DataInfo,
+    /// Row counts of the splits.
+    pub split: SplitSizes,
+    /// The seed of the split, the shuffling and the initial weights.
+    pub seed: u64,
+    /// Seconds spent in the training loop.
+    pub duration_s: f64,
+    /// Training and test scores.
+    pub metrics: TrainingSummary,
+    /// The record file.
+    pub record: RecordInfo,
+}
+
+impl Metadata {
+    /// Checks that the metadata describes one consistent model, so it is safe to build.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let m = &self.model;
+        if m.inputs == 0 || m.outputs < 2 || m.hidden.is_empty() || m.hidden.contains(&0) {
+            return Err(format!(
+                "architecture {:?} is not a usable network",
+                m.widths()
+            ));
+        }
+        if m.num_params() > MAX_PARAMETERS || m.hidden.len() > 64 {
+            return Err(format!(
+                "architecture {:?} has {} parameters; at most {MAX_PARAMETERS} are accepted",
+                m.widths(),
+                m.num_params()
+            ));
+        }
+        if self.features.len() != m.inputs {
+            return Err(format!(
+                "{} feature names for {} model inputs",
+                self.features.len(),
+                m.inputs
+            ));
+        }
+        if self.classes.len() != m.outputs {
+            return Err(format!(
+                "{} class names for {} model outputs",
+                self.classes.len(),
+                m.outputs
+            ));
+        }
+        if self.scaling.mean.len() != m.inputs || self.scaling.std.len() != m.inputs {
+            return Err(format!(
+                "scaling has {} means and {} deviations for {} inputs",
+                self.scaling.mean.len(),
+                self.scaling.std.len(),
+                m.inputs
+            ));
+        }
+        if !self.scaling.mean.iter().all(|x| x.is_finite())
+            || !self.scaling.std.iter().all(|s| s.is_finite() && *s > 0.0)
+        {
+            return Err("scaling holds non-finite or non-positive values".into());
+        }
+        for (i, c) in self.classes.iter().enumerate() {
+            if self.classes[..i].contains(c) {
+                return Err(format!("class `{c}` is listed twice"));
+            }
+        }
+        for (i, f) in self.features.iter().enumerate() {
+            if self.features[..i].contains(f) {
+                return Err(format!("feature `{f}` is listed twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Holds the model directory's lock while a run writes it.
+#[derive(Debug)]
+pub struct WriteLock {
+    _file: File,
+}
+
+/// A model directory on disk.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    path: PathBuf,
+}
+
+impl ModelDir {
+    /// Names a model directory (nothing is touched yet).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ModelDir { path: path.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the directory if needed, takes its write lock and cleans up after any earlier
+    /// interrupted save. Call before training, so an unwritable directory fails fast.
+    pub fn lock_for_writing(&self) -> Result<WriteLock> {
+        let out = |e: &dyn std::fmt::Display| Error::output(&self.path, e);
+        if self.path.exists() && !self.path.is_dir() {
+            return Err(out(&"exists and is not a directory; choose another --out"));
+        }
+        fs::create_dir_all(&self.path).map_err(|e| out(&e))?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.join(LOCK_FILE))
+            .map_err(|e| out(&e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(out(
+                    &"another iris-trainer run is writing this directory; wait for it or choose another --out",
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(out(&e)),
+        }
+        recover(&self.path).map_err(|e| out(&e))?;
+        // A directory can be writable for create but not for the files in it: probe once.
+        let probe = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempdir_in(&self.path)
+            .map_err(|e| out(&e))?;
+        probe.close().map_err(|e| out(&e))?;
+        Ok(WriteLock { _file: file })
+    }
+
+    /// Writes a model and its files, replacing the previous model only once all are on disk.
+    ///
+    /// `metadata.record` is filled in here from the written record.
+    pub fn save<B: Backend>(
+        &self,
+        _lock: &WriteLock,
+        model: Mlp<B>,
+        mut metadata: Metadata,
+        metrics_csv: &str,
+        summary: impl Fn(&Metadata) -> String,
+    ) -> Result<Metadata> {
+        let out = |e: &dyn std::fmt::Display| Error::output(&self.path, e);
+        let staging = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempdir_in(&self.path)
+            .map_err(|e| out(&e))?;
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        // The recorder appends the `.mpk` extension itself.
+        model
+            .save_file(staging.path().join("model"), &recorder)
+            .map_err(|e| out(&format!("writing {RECORD_FILE}: {e}")))?;
+        let record_path = staging.path().join(RECORD_FILE);
+        let record = fs::read(&record_path).map_err(|e| out(&e))?;
+        File::open(&record_path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| out(&e))?;
+        metadata.record = RecordInfo {
+            file: RECORD_FILE.into(),
+            sha256: sha256_hex(&record),
+            bytes: record.len() as u64,
+        };
+        let json = serde_json::to_string_pretty(&metadata).map_err(|e| out(&e))? + "\n";
+        for (name, contents) in [
+            (METADATA_FILE, json.as_str()),
+            (METRICS_FILE, metrics_csv),
+            (SUMMARY_FILE, summary(&metadata).as_str()),
+            (COMMIT_MARKER, ""),
+        ] {
+            write_synced(&staging.path().join(name), contents.as_bytes())
+                .map_err(|e| out(&format!("writing {name}: {e}")))?;
+        }
+        sync_dir(staging.path()).map_err(|e| out(&e))?;
+        commit(staging.path(), &self.path).map_err(|e| out(&e))?;
+        staging.close().map_err(|e| out(&e))?;
+        Ok(metadata)
+    }
+
+    /// Reads and checks `model.json` only.
+    pub fn read_metadata(&self) -> Result<Metadata> {
+        self.try_recover();
+        let err = |m: String| Error::model(&self.path, m);
+        if !self.path.is_dir() {
+            return Err(err(if self.path.exists() {
+                "is not a directory; pass the model directory that `iris-trainer train` wrote".into()
+            } else {
+                "does not exist; train a model first (`iris-trainer train --out DIR`) or pass --model".into()
+            }));
+        }
+        let bytes = read_capped(&self.path.join(METADATA_FILE), MAX_METADATA_BYTES)
+            .map_err(|m| err(format!("{METADATA_FILE}: {m}")))?;
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let version: Version = serde_json::from_slice(&bytes).map_err(|e| {
+            err(format!(
+                "{METADATA_FILE} is not iris-trainer metadata ({e}); retrain to recreate it"
+            ))
+        })?;
+        if version.format_version != FORMAT_VERSION {
+            return Err(err(format!(
+                "{METADATA_FILE} has format version {}, this iris-trainer ({}) reads version \
+                 {FORMAT_VERSION}; use a matching iris-trainer or retrain",
+                version.format_version,
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        let meta: Metadata = serde_json::from_slice(&bytes)
+            .map_err(|e| err(format!("{METADATA_FILE} is invalid: {e}; retrain to recreate it")))?;
+        meta.validate()
+            .map_err(|m| err(format!("{METADATA_FILE} is inconsistent: {m}")))?;
+        Ok(meta)
+    }
+
+    /// Loads the metadata and the network, checking the record against the metadata.
+    pub fn load<B: Backend>(&self, device: &B::Device) -> Result<(Metadata, Mlp<B>)> {
+        let meta = self.read_metadata()?;
+        let err = |m: String| Error::model(&self.path, m);
+        // Each float is about 4 bytes plus a little framing per tensor; anything much larger is
+        // not this model's record.
+        let limit = (meta.parameters as u64).saturating_mul(8) + (1 << 20);
+        let bytes = read_capped(&self.path.join(RECORD_FILE), limit)
+            .map_err(|m| err(format!("{RECORD_FILE}: {m}")))?;
+        if sha256_hex(&bytes) != meta.record.sha256 {
+            return Err(err(format!(
+                "{RECORD_FILE} does not match the SHA-256 in {METADATA_FILE} (truncated, corrupt \
+                 or from another run); retrain or restore the directory"
+            )));
+        }
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        // Burn panics on some malformed tensors; treat that as a bad file too.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Recorder::<B>::load::<MlpRecord<B>>(&recorder, bytes, device)
+        }));
+        let record = match loaded {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return Err(err(format!(
+                    "{RECORD_FILE} is not a valid record: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                )));
+            }
+            Err(_) => return Err(err(format!("{RECORD_FILE} holds malformed tensors"))),
+        };
+        crate::model::check_record(&meta.model, &record)
+            .map_err(|m| err(format!("{RECORD_FILE} does not match {METADATA_FILE}: {m}")))?;
+        let model = meta.model.init::<B>(device).load_record(record);
+        Ok((meta, model))
+    }
+
+    /// Finishes or discards an interrupted save, when nobody is writing and the directory allows.
+    fn try_recover(&self) {
+        let Ok(file) = File::open(self.path.join(LOCK_FILE)) else {
+            return;
+        };
+        if file.try_lock().is_ok() {
+            let _ = recover(&self.path);
+        }
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    // Directories can be opened and fsynced on Unix; elsewhere this is best effort.
+    match File::open(path) {
+        Ok(d) => d.sync_all().or(Ok(())),
+        Err(_) => Ok(()),
+    }
+}
+
+fn read_capped(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, String> {
+    let meta = fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            "is missing; the directory is incomplete, retrain to recreate it".to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
+    if meta.is_dir() {
+        return Err("is a directory, expected a file".into());
+    }
+    if meta.len() > limit {
+        return Err(format!(
+            "is {} bytes, more than the {limit} bytes this model can need; refusing to read it",
+            meta.len()
+        ));
+    }
+    fs::read(path).map_err(|e| e.to_string())
+}
+
+/// Moves a complete staging directory's files into `dir`, metadata last.
+fn commit(staging: &Path, dir: &Path) -> std::io::Result<()> {
+    for name in FILES {
+        let from = staging.join(name);
+        if from.exists() {
+            fs::rename(&from, dir.join(name))?;
+        }
+    }
+    sync_dir(dir)?;
+    fs::remove_file(staging.join(COMMIT_MARKER))
+}
+
+/// Rolls complete staging directories forward and deletes incomplete ones.
+fn recover(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX) || !entry.path().is_dir() {
+            continue;
+        }
+        let staging = entry.path();
+        if staging.join(COMMIT_MARKER).exists() {
+            commit(&staging, dir)?;
+        }
+        fs::remove_dir_all(&staging)?;
+    }
+    Ok(())
+}
+
+/// Whether a directory holds leftovers of an interrupted save (for tests and diagnostics).
+pub fn has_staging_leftovers(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
+        })
+    })
+}
+
+impl Metadata {
+    /// A short human-readable description (`model.txt`, `iris-trainer info`).
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let widths: Vec<String> = self.model.widths().iter().map(usize::to_string).collect();
+        let _ = writeln!(s, "{} model, saved {}", self.created_by, self.created_at);
+        let _ = writeln!(
+            s,
+            "network:   MLP {} ({} activation, dropout {}), {} parameters",
+            widths.join("-"),
+            self.model.activation,
+            self.model.dropout,
+            self.parameters
+        );
+        let _ = writeln!(s, "trained:   {}", self.device);
+        let _ = writeln!(
+            s,
+            "data:      {} ({} rows; split {} train, {} validation, {} test; seed {})",
+            self.data.source,
+            self.data.rows,
+            self.split.train,
+            self.split.valid,
+            self.split.test,
+            self.seed
+        );
+        let _ = writeln!(s, "features:  {}", self.features.join(", "));
+        let _ = writeln!(s, "label:     {} ({})", self.label, self.classes.join(", "));
+        let _ = writeln!(
+            s,
+            "training:  {} epochs{}, learning rate {}, batch {}, {:.3}s",
+            self.metrics.epochs_run,
+            if self.metrics.stopped_early {
+                format!(" (stopped early; best epoch {})", self.metrics.best_epoch)
+            } else {
+                String::new()
+            },
+            self.config.training.learning_rate,
+            self.config
+                .training
+                .batch_size
+                .map_or("full".to_string(), |b| b.to_string()),
+            self.duration_s
+        );
+        let _ = writeln!(
+            s,
+            "train:     accuracy {:.4}, loss {:.4}",
+            self.metrics.train.accuracy, self.metrics.train.loss
+        );
+        let _ = writeln!(s, "test:      {}", self.metrics.test.report(&self.classes).trim_end().replace('\n', "\n           "));
+        let _ = writeln!(s, "record:    {} (sha256 {})", self.record.file, self.record.sha256);
+        s
+    }
+}

@@ -1,0 +1,466 @@
+//! The TOML configuration: schema with defaults, validation, command-line overrides.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Everything a training run needs to know, resolved from defaults, a TOML file and flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Where the data comes from and how it is split.
+    pub data: DataConfig,
+    /// The network's shape.
+    pub model: ModelConfig,
+    /// The optimiser and loop.
+    pub training: TrainingConfig,
+    /// Where the model directory goes.
+    pub output: OutputConfig,
+}
+
+/// A column chosen by header name or by 0-based position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnRef {
+    /// 0-based column position.
+    Index(usize),
+    /// Column name from the header.
+    Name(String),
+}
+
+impl std::fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColumnRef::Index(i) => write!(f, "column {i}"),
+            ColumnRef::Name(n) => write!(f, "column `{n}`"),
+        }
+    }
+}
+
+/// `[data]`: the CSV, its columns and the held-out split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// CSV file; `None` trains on the Iris data embedded in the binary.
+    pub path: Option<PathBuf>,
+    /// Whether the first row is a header; `None` detects it.
+    pub has_header: Option<bool>,
+    /// The label column; `None` is the last column.
+    pub label: Option<ColumnRef>,
+    /// The feature columns; `None` is every column but the label.
+    pub features: Option<Vec<ColumnRef>>,
+    /// Fraction of each class held out for the test split, in (0, 1).
+    pub test_fraction: f64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            has_header: None,
+            label: None,
+            features: None,
+            test_fraction: 0.2,
+        }
+    }
+}
+
+/// Hidden-layer activation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// max(0, x)
+    #[default]
+    Relu,
+    /// Gaussian error linear unit.
+    Gelu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Activation::Relu => "relu",
+            Activation::Gelu => "gelu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+        })
+    }
+}
+
+/// `[model]`: the MLP's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Width of each hidden layer, input side first.
+    pub hidden: Vec<usize>,
+    /// Activation after each hidden layer.
+    pub activation: Activation,
+    /// Dropout probability after each hidden activation, in [0, 1).
+    pub dropout: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            hidden: vec![16],
+            activation: Activation::Relu,
+            dropout: 0.0,
+        }
+    }
+}
+
+/// `[training]`: the optimiser and the loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Rows per optimiser step; `None` is full batch.
+    pub batch_size: Option<usize>,
+    /// Adam's step size.
+    pub learning_rate: f64,
+    /// L2 penalty added to the gradients.
+    pub weight_decay: f64,
+    /// Seeds the split, the shuffling and the initial weights.
+    pub seed: u64,
+    /// Stop after this many epochs without improvement of the validation loss; `None` is off.
+    pub early_stopping_patience: Option<usize>,
+    /// Fraction of the training split held out to watch for early stopping.
+    pub validation_fraction: f64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 300,
+            batch_size: None,
+            learning_rate: 0.01,
+            weight_decay: 0.0,
+            seed: 42,
+            early_stopping_patience: None,
+            validation_fraction: 0.1,
+        }
+    }
+}
+
+/// `[output]`: where the model directory is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// The model directory (created if needed).
+    pub dir: PathBuf,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("artifacts"),
+        }
+    }
+}
+
+/// Command-line values that replace the matching config keys.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data`
+    pub data: Option<PathBuf>,
+    /// `--out`
+    pub out: Option<PathBuf>,
+    /// `--epochs`
+    pub epochs: Option<usize>,
+    /// `--lr`
+    pub learning_rate: Option<f64>,
+    /// `--seed`
+    pub seed: Option<u64>,
+    /// `--batch-size`
+    pub batch_size: Option<usize>,
+    /// `--test-fraction`
+    pub test_fraction: Option<f64>,
+    /// `--hidden`
+    pub hidden: Option<Vec<usize>>,
+    /// `--patience`
+    pub patience: Option<usize>,
+}
+
+/// Largest accepted values: beyond these a typo is far likelier than intent.
+const MAX_EPOCHS: usize = 10_000_000;
+const MAX_WIDTH: usize = 65_536;
+const MAX_LAYERS: usize = 64;
+
+impl TrainConfig {
+    /// Parses TOML text; `origin` names where it came from in error messages.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::ConfigParse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Reads and parses a TOML file (not yet validated: apply overrides, then [`Self::validate`]).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let text = String::from_utf8(bytes).map_err(|e| Error::ConfigParse {
+            origin: origin.clone(),
+            message: format!(
+                "not UTF-8 text (invalid byte at offset {}); save the file as UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+        })?;
+        Self::from_toml_str(&text, &origin)
+    }
+
+    /// Replaces config keys with the command-line values that were given.
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = &o.data {
+            self.data.path = Some(v.clone());
+        }
+        if let Some(v) = &o.out {
+            self.output.dir = v.clone();
+        }
+        if let Some(v) = o.epochs {
+            self.training.epochs = v;
+        }
+        if let Some(v) = o.learning_rate {
+            self.training.learning_rate = v;
+        }
+        if let Some(v) = o.seed {
+            self.training.seed = v;
+        }
+        if let Some(v) = o.batch_size {
+            self.training.batch_size = Some(v);
+        }
+        if let Some(v) = o.test_fraction {
+            self.data.test_fraction = v;
+        }
+        if let Some(v) = &o.hidden {
+            self.model.hidden = v.clone();
+        }
+        if let Some(v) = o.patience {
+            self.training.early_stopping_patience = Some(v);
+        }
+    }
+
+    /// Checks every value; the first bad one is reported with its key, value and `origin`.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, value: String, reason: &str| Error::ConfigValue {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            value,
+            reason: reason.to_string(),
+        };
+        let frac = |x: f64| x.is_finite() && x > 0.0 && x < 1.0;
+        if !frac(self.data.test_fraction) {
+            return Err(bad(
+                "data.test_fraction",
+                self.data.test_fraction.to_string(),
+                "must be between 0 and 1 (exclusive), e.g. 0.2",
+            ));
+        }
+        if let Some(features) = &self.data.features {
+            if features.is_empty() {
+                return Err(bad(
+                    "data.features",
+                    "[]".into(),
+                    "needs at least one column; remove the key to use every column but the label",
+                ));
+            }
+        }
+        if self.model.hidden.is_empty() {
+            return Err(bad(
+                "model.hidden",
+                "[]".into(),
+                "needs at least one hidden layer width, e.g. [16]",
+            ));
+        }
+        if self.model.hidden.len() > MAX_LAYERS {
+            return Err(bad(
+                "model.hidden",
+                format!("{} layers", self.model.hidden.len()),
+                &format!("at most {MAX_LAYERS} hidden layers are supported"),
+            ));
+        }
+        if let Some(w) = self
+            .model
+            .hidden
+            .iter()
+            .find(|&&w| w == 0 || w > MAX_WIDTH)
+        {
+            return Err(bad(
+                "model.hidden",
+                format!("{:?}", self.model.hidden),
+                &format!("each width must be between 1 and {MAX_WIDTH}, got {w}"),
+            ));
+        }
+        let d = self.model.dropout;
+        if !(d.is_finite() && (0.0..1.0).contains(&d)) {
+            return Err(bad(
+                "model.dropout",
+                d.to_string(),
+                "must be at least 0 and below 1",
+            ));
+        }
+        let t = &self.training;
+        if t.epochs == 0 || t.epochs > MAX_EPOCHS {
+            return Err(bad(
+                "training.epochs",
+                t.epochs.to_string(),
+                &format!("must be between 1 and {MAX_EPOCHS}"),
+            ));
+        }
+        if t.batch_size == Some(0) {
+            return Err(bad(
+                "training.batch_size",
+                "0".into(),
+                "must be at least 1; remove the key for full-batch training",
+            ));
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return Err(bad(
+                "training.learning_rate",
+                t.learning_rate.to_string(),
+                "must be a positive number, e.g. 0.01",
+            ));
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return Err(bad(
+                "training.weight_decay",
+                t.weight_decay.to_string(),
+                "must be zero or a positive number",
+            ));
+        }
+        if t.early_stopping_patience == Some(0) {
+            return Err(bad(
+                "training.early_stopping_patience",
+                "0".into(),
+                "must be at least 1; remove the key to turn early stopping off",
+            ));
+        }
+        if !frac(t.validation_fraction) {
+            return Err(bad(
+                "training.validation_fraction",
+                t.validation_fraction.to_string(),
+                "must be between 0 and 1 (exclusive), e.g. 0.1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = TrainConfig::from_toml_str("", "test").unwrap();
+        assert_eq!(c, TrainConfig::default());
+        c.validate("test").unwrap();
+    }
+
+    #[test]
+    fn shipped_config_parses_validates_and_equals_defaults() {
+        let text = include_str!("../configs/mlp.toml");
+        let c = TrainConfig::from_toml_str(text, "configs/mlp.toml").unwrap();
+        c.validate("configs/mlp.toml").unwrap();
+        assert_eq!(c, TrainConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = TrainConfig::from_toml_str("[training]\nepoch = 3\n", "my.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("my.toml"), "{msg}");
+        assert!(msg.contains("epoch"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_section_is_rejected() {
+        let err = TrainConfig::from_toml_str("[trainin]\n", "x.toml").unwrap_err();
+        assert!(err.to_string().contains("trainin"));
+    }
+
+    #[test]
+    fn wrong_type_is_rejected() {
+        let err = TrainConfig::from_toml_str("[training]\nepochs = \"many\"\n", "x").unwrap_err();
+        assert!(err.to_string().contains("epochs"), "{err}");
+    }
+
+    fn invalid(toml: &str) -> String {
+        let c = TrainConfig::from_toml_str(toml, "c.toml").unwrap();
+        c.validate("c.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let cases = [
+            ("[training]\nepochs = 0", "training.epochs", "= 0"),
+            ("[training]\nlearning_rate = -0.1", "training.learning_rate", "-0.1"),
+            ("[training]\nlearning_rate = nan", "training.learning_rate", "NaN"),
+            ("[training]\nbatch_size = 0", "training.batch_size", "= 0"),
+            ("[training]\nweight_decay = -1.0", "training.weight_decay", "-1"),
+            ("[training]\nearly_stopping_patience = 0", "early_stopping_patience", "= 0"),
+            ("[data]\ntest_fraction = 1.0", "data.test_fraction", "= 1"),
+            ("[data]\ntest_fraction = 0.0", "data.test_fraction", "= 0"),
+            ("[data]\nfeatures = []", "data.features", "[]"),
+            ("[model]\nhidden = []", "model.hidden", "[]"),
+            ("[model]\nhidden = [16, 0]", "model.hidden", "got 0"),
+            ("[model]\ndropout = 1.0", "model.dropout", "= 1"),
+        ];
+        for (toml, key, value) in cases {
+            let msg = invalid(toml);
+            assert!(msg.contains(key), "{toml}: {msg}");
+            assert!(msg.contains(value), "{toml}: {msg}");
+            assert!(msg.contains("c.toml"), "{toml}: {msg}");
+        }
+    }
+
+    #[test]
+    fn negative_epochs_is_a_type_error() {
+        let err = TrainConfig::from_toml_str("[training]\nepochs = -5", "x").unwrap_err();
+        assert!(err.to_string().contains("epochs"), "{err}");
+    }
+
+    #[test]
+    fn columns_by_name_or_index() {
+        let c = TrainConfig::from_toml_str(
+            "[data]\nlabel = \"species\"\nfeatures = [0, \"petal_width\"]",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.data.label, Some(ColumnRef::Name("species".into())));
+        assert_eq!(
+            c.data.features,
+            Some(vec![
+                ColumnRef::Index(0),
+                ColumnRef::Name("petal_width".into())
+            ])
+        );
+    }
+
+    #[test]
+    fn overrides_replace_keys() {
+        let mut c = TrainConfig::default();
+        c.apply(&Overrides {
+            epochs: Some(7),
+            learning_rate: Some(0.5),
+            batch_size: Some(8),
+            out: Some("o".into()),
+            ..Default::default()
+        });
+        assert_eq!(c.training.epochs, 7);
+        assert_eq!(c.training.learning_rate, 0.5);
+        assert_eq!(c.training.batch_size, Some(8));
+        assert_eq!(c.output.dir, PathBuf::from("o"));
+    }
+}

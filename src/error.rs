@@ -1,0 +1,133 @@
+//! The library's error type. Every message names what was wrong, where, and what to do.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in iris-trainer, grouped by what the user has to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A configuration file is not valid TOML or has unknown/mistyped keys.
+    #[error("invalid config {origin}: {message}")]
+    ConfigParse { origin: String, message: String },
+    /// A configuration value is out of range.
+    #[error("invalid config {origin}: `{key}` = {value}: {reason}")]
+    ConfigValue {
+        origin: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// A data file could not be read.
+    #[error("cannot read data file {path}: {source}")]
+    DataRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A data file was read but its contents are unusable.
+    #[error("invalid data in {source_name}: {message}")]
+    Data {
+        source_name: String,
+        message: String,
+    },
+    /// Input for prediction (CLI values, CSV rows, HTTP bodies) is unusable.
+    #[error("invalid input: {0}")]
+    Input(String),
+    /// The model directory is missing, incomplete, corrupt or from an unknown format.
+    #[error("model directory {dir}: {message}")]
+    Model { dir: PathBuf, message: String },
+    /// The output directory cannot be written.
+    #[error("cannot write model directory {dir}: {message}")]
+    Output { dir: PathBuf, message: String },
+    /// The compute device could not be initialised.
+    #[error("{0}")]
+    Device(String),
+    /// Training was stopped by a signal before it finished.
+    #[error("interrupted by {signal}: training stopped, previous model left untouched")]
+    Interrupted { signal: &'static str },
+    /// Training diverged (non-finite loss).
+    #[error(
+        "training diverged at epoch {epoch}: the loss became {loss}; lower `training.learning_rate` \
+         (now {learning_rate}) or check the data for extreme values"
+    )]
+    Diverged {
+        epoch: usize,
+        loss: f32,
+        learning_rate: f64,
+    },
+    /// The HTTP service could not start.
+    #[error("cannot serve on {addr}: {source}")]
+    Serve {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Process exit codes, documented in the README.
+pub mod exit_code {
+    /// Anything not covered below (an I/O failure while serving, an internal error).
+    pub const FAILURE: u8 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// Bad configuration file or value.
+    pub const CONFIG: u8 = 3;
+    /// Bad data file or prediction input.
+    pub const DATA: u8 = 4;
+    /// Missing, corrupt or incompatible model directory.
+    pub const MODEL: u8 = 5;
+    /// Output directory cannot be written.
+    pub const OUTPUT: u8 = 6;
+    /// No usable compute device (e.g. no GPU with `--require-gpu`).
+    pub const DEVICE: u8 = 7;
+    /// Training diverged.
+    pub const DIVERGED: u8 = 8;
+    /// Stopped by SIGINT (128 + 2).
+    pub const SIGINT: u8 = 130;
+    /// Stopped by SIGTERM (128 + 15).
+    pub const SIGTERM: u8 = 143;
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::ConfigRead { .. } | Error::ConfigParse { .. } | Error::ConfigValue { .. } => {
+                exit_code::CONFIG
+            }
+            Error::DataRead { .. } | Error::Data { .. } | Error::Input(_) => exit_code::DATA,
+            Error::Model { .. } => exit_code::MODEL,
+            Error::Output { .. } => exit_code::OUTPUT,
+            Error::Device(_) => exit_code::DEVICE,
+            Error::Diverged { .. } => exit_code::DIVERGED,
+            Error::Interrupted { signal } => {
+                if *signal == "SIGTERM" {
+                    exit_code::SIGTERM
+                } else {
+                    exit_code::SIGINT
+                }
+            }
+            Error::Serve { .. } => exit_code::FAILURE,
+        }
+    }
+
+    pub(crate) fn model(dir: &std::path::Path, message: impl Into<String>) -> Self {
+        Error::Model {
+            dir: dir.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn output(dir: &std::path::Path, message: impl std::fmt::Display) -> Self {
+        Error::Output {
+            dir: dir.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,194 @@
+//! Classification metrics from logits: accuracy, cross-entropy, confusion matrix, per-class F1.
+
+use serde::{Deserialize, Serialize};
+
+/// Precision, recall and F1 of one class (one-vs-rest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    /// Class name.
+    pub class: String,
+    /// Correct predictions of this class / all predictions of it (0 when never predicted).
+    pub precision: f64,
+    /// Correct predictions of this class / rows of it (0 when absent).
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+    /// Rows of this class.
+    pub support: usize,
+}
+
+/// How a model did on a labelled set of rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Rows evaluated.
+    pub rows: usize,
+    /// Fraction predicted correctly.
+    pub accuracy: f64,
+    /// Mean cross-entropy (natural log).
+    pub loss: f64,
+    /// `confusion[true][predicted]` counts, in class order.
+    pub confusion: Vec<Vec<usize>>,
+    /// One entry per class, in class order.
+    pub per_class: Vec<ClassMetrics>,
+    /// Unweighted mean of the per-class F1 scores.
+    pub macro_f1: f64,
+}
+
+/// Numerically stable softmax of each row of row-major `logits`.
+pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(logits.len());
+    for row in logits.chunks(classes) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exps: Vec<f32> = row.iter().map(|&x| (x - max).exp()).collect();
+        let sum: f32 = exps.iter().sum();
+        out.extend(exps.iter().map(|e| e / sum));
+    }
+    out
+}
+
+/// Index of the largest value of each row (the first one on ties).
+pub fn argmax_rows(values: &[f32], classes: usize) -> Vec<usize> {
+    values
+        .chunks(classes)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                })
+                .0
+        })
+        .collect()
+}
+
+impl Evaluation {
+    /// Scores row-major `logits` (`labels.len() * class_names.len()` values) against `labels`.
+    pub fn from_logits(logits: &[f32], labels: &[usize], class_names: &[String]) -> Self {
+        let k = class_names.len();
+        let probs = softmax_rows(logits, k);
+        let predicted = argmax_rows(logits, k);
+        let n = labels.len();
+        let mut confusion = vec![vec![0usize; k]; k];
+        let mut loss = 0f64;
+        for (i, (&truth, &pred)) in labels.iter().zip(&predicted).enumerate() {
+            confusion[truth][pred] += 1;
+            loss -= f64::from(probs[i * k + truth].max(1e-12)).ln();
+        }
+        let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
+        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let per_class: Vec<ClassMetrics> = class_names
+            .iter()
+            .enumerate()
+            .map(|(c, name)| {
+                let tp = confusion[c][c];
+                let predicted_c: usize = (0..k).map(|t| confusion[t][c]).sum();
+                let support: usize = confusion[c].iter().sum();
+                let precision = ratio(tp, predicted_c);
+                let recall = ratio(tp, support);
+                let f1 = if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                };
+                ClassMetrics {
+                    class: name.clone(),
+                    precision,
+                    recall,
+                    f1,
+                    support,
+                }
+            })
+            .collect();
+        let macro_f1 = per_class.iter().map(|m| m.f1).sum::<f64>() / k.max(1) as f64;
+        Evaluation {
+            rows: n,
+            accuracy: ratio(correct, n),
+            loss: if n == 0 { 0.0 } else { loss / n as f64 },
+            confusion,
+            per_class,
+            macro_f1,
+        }
+    }
+
+    /// A plain-text report: accuracy, loss, the confusion matrix and per-class scores.
+    pub fn report(&self, class_names: &[String]) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "rows {}  accuracy {:.4}  loss {:.4}  macro-F1 {:.4}",
+            self.rows, self.accuracy, self.loss, self.macro_f1
+        );
+        let w = class_names.iter().map(String::len).max().unwrap_or(5).max(9);
+        let _ = writeln!(s, "\nconfusion matrix (rows: true class, columns: predicted)");
+        let _ = write!(s, "{:w$}", "");
+        for c in class_names {
+            let _ = write!(s, " {c:>w$}");
+        }
+        s.push('\n');
+        for (c, row) in class_names.iter().zip(&self.confusion) {
+            let _ = write!(s, "{c:w$}");
+            for v in row {
+                let _ = write!(s, " {v:>w$}");
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(
+            s,
+            "\n{:w$} {:>9} {:>9} {:>9} {:>9}",
+            "class", "precision", "recall", "f1", "support"
+        );
+        for m in &self.per_class {
+            let _ = writeln!(
+                s,
+                "{:w$} {:>9.4} {:>9.4} {:>9.4} {:>9}",
+                m.class, m.precision, m.recall, m.f1, m.support
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        ["a", "b", "c"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn counts_and_scores_by_hand() {
+        // Predictions: a, a, b, c, c ; truth: a, b, b, c, a
+        let logits = [
+            5., 0., 0., //
+            5., 0., 0., //
+            0., 5., 0., //
+            0., 0., 5., //
+            0., 0., 5., //
+        ];
+        let e = Evaluation::from_logits(&logits, &[0, 1, 1, 2, 0], &names());
+        assert_eq!(e.confusion, vec![vec![1, 0, 1], vec![1, 1, 0], vec![0, 0, 1]]);
+        assert!((e.accuracy - 0.6).abs() < 1e-12);
+        // class a: tp 1, predicted 2, support 2 -> p 0.5 r 0.5
+        assert!((e.per_class[0].precision - 0.5).abs() < 1e-12);
+        assert!((e.per_class[0].recall - 0.5).abs() < 1e-12);
+        // class b: tp 1, predicted 1, support 2 -> p 1 r 0.5 f1 2/3
+        assert!((e.per_class[1].f1 - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(e.per_class[2].support, 1);
+    }
+
+    #[test]
+    fn loss_is_cross_entropy() {
+        // Uniform logits over 3 classes: loss = ln 3.
+        let e = Evaluation::from_logits(&[0., 0., 0.], &[1], &names());
+        assert!((e.loss - 3f64.ln()).abs() < 1e-6, "{}", e.loss);
+    }
+
+    #[test]
+    fn softmax_is_stable_and_normalised() {
+        let p = softmax_rows(&[1000., 1000., 0.], 3);
+        assert!((p[0] - 0.5).abs() < 1e-6 && p[2] < 1e-30);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+}
