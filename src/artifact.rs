@@ -254,6 +254,7 @@ impl ModelDir {
         let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
         // The recorder appends the `.mpk` extension itself.
         model
+            .with_stable_ids()
             .save_file(staging.path().join("model"), &recorder)
             .map_err(|e| out(&format!("writing {RECORD_FILE}: {e}")))?;
         let record_path = staging.path().join(RECORD_FILE);
@@ -288,7 +289,8 @@ impl ModelDir {
         let err = |m: String| Error::model(&self.path, m);
         if !self.path.is_dir() {
             return Err(err(if self.path.exists() {
-                "is not a directory; pass the model directory that `iris-trainer train` wrote".into()
+                "is not a directory; pass the model directory that `iris-trainer train` wrote"
+                    .into()
             } else {
                 "does not exist; train a model first (`iris-trainer train --out DIR`) or pass --model".into()
             }));
@@ -312,8 +314,11 @@ impl ModelDir {
                 env!("CARGO_PKG_VERSION")
             )));
         }
-        let meta: Metadata = serde_json::from_slice(&bytes)
-            .map_err(|e| err(format!("{METADATA_FILE} is invalid: {e}; retrain to recreate it")))?;
+        let meta: Metadata = serde_json::from_slice(&bytes).map_err(|e| {
+            err(format!(
+                "{METADATA_FILE} is invalid: {e}; retrain to recreate it"
+            ))
+        })?;
         meta.validate()
             .map_err(|m| err(format!("{METADATA_FILE} is inconsistent: {m}")))?;
         Ok(meta)
@@ -432,11 +437,9 @@ fn recover(dir: &Path) -> std::io::Result<()> {
 /// Whether a directory holds leftovers of an interrupted save (for tests and diagnostics).
 pub fn has_staging_leftovers(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(STAGING_PREFIX)
-        })
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(STAGING_PREFIX))
     })
 }
 
@@ -489,8 +492,20 @@ impl Metadata {
             "train:     accuracy {:.4}, loss {:.4}",
             self.metrics.train.accuracy, self.metrics.train.loss
         );
-        let _ = writeln!(s, "test:      {}", self.metrics.test.report(&self.classes).trim_end().replace('\n', "\n           "));
-        let _ = writeln!(s, "record:    {} (sha256 {})", self.record.file, self.record.sha256);
+        let _ = writeln!(
+            s,
+            "test:      {}",
+            self.metrics
+                .test
+                .report(&self.classes)
+                .trim_end()
+                .replace('\n', "\n           ")
+        );
+        let _ = writeln!(
+            s,
+            "record:    {} (sha256 {})",
+            self.record.file, self.record.sha256
+        );
         s
     }
 }

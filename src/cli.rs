@@ -121,7 +121,13 @@ enum ReportFormat {
 #[derive(Debug, Args)]
 struct ModelArg {
     /// Model directory written by `train`.
-    #[arg(short, long, value_name = "DIR", env = "MODEL_DIR", default_value = "artifacts")]
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        env = "MODEL_DIR",
+        default_value = "artifacts"
+    )]
     model: PathBuf,
 }
 
@@ -130,7 +136,11 @@ struct PredictArgs {
     #[command(flatten)]
     model: ModelArg,
     /// Feature values of one row, in the model's feature order.
-    #[arg(value_name = "VALUE", allow_negative_numbers = true, conflicts_with = "input")]
+    #[arg(
+        value_name = "VALUE",
+        allow_negative_numbers = true,
+        conflicts_with = "input"
+    )]
     values: Vec<String>,
     /// CSV of rows to predict (`-` for stdin); with or without a header, a label column is ignored.
     #[arg(short, long, value_name = "FILE")]
@@ -334,7 +344,13 @@ fn train_command(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
     };
     let metrics_csv = history_csv(&fitted.history)?;
     // A signal that arrives from here on is acted on after the save completes.
-    let saved = out.save(&lock, fitted.model, metadata, &metrics_csv, Metadata::summary)?;
+    let saved = out.save(
+        &lock,
+        fitted.model,
+        metadata,
+        &metrics_csv,
+        Metadata::summary,
+    )?;
     let t = &saved.metrics.test;
     emit(&format!(
         "trained {} MLP in {:.2}s ({} epochs{}): test accuracy {:.4} ({}/{}), test loss {:.4}; model saved to {}\n",
@@ -481,13 +497,7 @@ fn evaluate_command(a: EvaluateArgs, g: &GlobalArgs) -> Result<()> {
     // Columns by the model's names when the file has them; by position otherwise.
     let named = DataConfig {
         label: Some(ColumnRef::Name(meta.label.clone())),
-        features: Some(
-            meta.features
-                .iter()
-                .cloned()
-                .map(ColumnRef::Name)
-                .collect(),
-        ),
+        features: Some(meta.features.iter().cloned().map(ColumnRef::Name).collect()),
         ..DataConfig::default()
     };
     let table = match Table::from_csv(&bytes, &source, &named) {
@@ -593,7 +603,8 @@ mod tests {
 
     #[test]
     fn bare_flags_train_and_subcommands_parse() {
-        let c = Cli::try_parse_from(["iris-trainer", "--config", "x.toml", "--epochs", "5"]).unwrap();
+        let c =
+            Cli::try_parse_from(["iris-trainer", "--config", "x.toml", "--epochs", "5"]).unwrap();
         assert!(c.command.is_none());
         assert_eq!(c.train.epochs, Some(5));
         let c = Cli::try_parse_from(["iris-trainer", "predict", "1", "-2.5", "3", "4"]).unwrap();

@@ -289,12 +289,7 @@ impl TrainConfig {
                 &format!("at most {MAX_LAYERS} hidden layers are supported"),
             ));
         }
-        if let Some(w) = self
-            .model
-            .hidden
-            .iter()
-            .find(|&&w| w == 0 || w > MAX_WIDTH)
-        {
+        if let Some(w) = self.model.hidden.iter().find(|&&w| w == 0 || w > MAX_WIDTH) {
             return Err(bad(
                 "model.hidden",
                 format!("{:?}", self.model.hidden),
@@ -405,11 +400,27 @@ mod tests {
     fn bad_values_name_key_and_value() {
         let cases = [
             ("[training]\nepochs = 0", "training.epochs", "= 0"),
-            ("[training]\nlearning_rate = -0.1", "training.learning_rate", "-0.1"),
-            ("[training]\nlearning_rate = nan", "training.learning_rate", "NaN"),
+            (
+                "[training]\nlearning_rate = -0.1",
+                "training.learning_rate",
+                "-0.1",
+            ),
+            (
+                "[training]\nlearning_rate = nan",
+                "training.learning_rate",
+                "NaN",
+            ),
             ("[training]\nbatch_size = 0", "training.batch_size", "= 0"),
-            ("[training]\nweight_decay = -1.0", "training.weight_decay", "-1"),
-            ("[training]\nearly_stopping_patience = 0", "early_stopping_patience", "= 0"),
+            (
+                "[training]\nweight_decay = -1.0",
+                "training.weight_decay",
+                "-1",
+            ),
+            (
+                "[training]\nearly_stopping_patience = 0",
+                "early_stopping_patience",
+                "= 0",
+            ),
             ("[data]\ntest_fraction = 1.0", "data.test_fraction", "= 1"),
             ("[data]\ntest_fraction = 0.0", "data.test_fraction", "= 0"),
             ("[data]\nfeatures = []", "data.features", "[]"),

@@ -83,7 +83,9 @@ impl Table {
         };
         let records = read_records(bytes, source)?;
         let Some((first_line, first)) = records.first() else {
-            return Err(err("the file is empty: expected a header and data rows".into()));
+            return Err(err(
+                "the file is empty: expected a header and data rows".into()
+            ));
         };
         let ncols = first.len();
         let has_header = config
@@ -185,7 +187,11 @@ impl Table {
         }
         let labels = raw_labels
             .iter()
-            .map(|l| class_names.binary_search_by(|c| class_cmp(c, l)).unwrap_or(0))
+            .map(|l| {
+                class_names
+                    .binary_search_by(|c| class_cmp(c, l))
+                    .unwrap_or(0)
+            })
             .collect();
 
         Ok(Table {
@@ -341,13 +347,7 @@ fn class_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 fn class_order(labels: &[String]) -> Vec<String> {
     let mut names: Vec<String> = labels.to_vec();
     let numeric = names.iter().all(|n| is_number(n));
-    names.sort_by(|a, b| {
-        if numeric {
-            class_cmp(a, b)
-        } else {
-            a.cmp(b)
-        }
-    });
+    names.sort_by(|a, b| if numeric { class_cmp(a, b) } else { a.cmp(b) });
     names.dedup();
     names
 }
@@ -541,7 +541,10 @@ mod tests {
     fn headerless_uci_layout() {
         let t = table("5.1,3.5,1.4,0.2,Iris-setosa\n7.0,3.2,4.7,1.4,Iris-versicolor\n").unwrap();
         assert_eq!(t.rows(), 2);
-        assert_eq!(t.feature_names, ["column_0", "column_1", "column_2", "column_3"]);
+        assert_eq!(
+            t.feature_names,
+            ["column_0", "column_1", "column_2", "column_3"]
+        );
         assert_eq!(t.class_names, ["Iris-setosa", "Iris-versicolor"]);
         assert_eq!(t.labels, [0, 1]);
     }
@@ -569,9 +572,15 @@ mod tests {
     #[test]
     fn bad_values_name_line_and_column() {
         let m = data_err("a,b,y\n1,2,x\n1,oops,z\n");
-        assert!(m.contains("line 3") && m.contains("`b`") && m.contains("oops"), "{m}");
+        assert!(
+            m.contains("line 3") && m.contains("`b`") && m.contains("oops"),
+            "{m}"
+        );
         let m = data_err("a,b,y\n1,2,x\nNaN,1,z\n");
-        assert!(m.contains("line 3") && m.contains("`a`") && m.contains("finite"), "{m}");
+        assert!(
+            m.contains("line 3") && m.contains("`a`") && m.contains("finite"),
+            "{m}"
+        );
         let m = data_err("a,b,y\n1,inf,x\n1,2,z\n");
         assert!(m.contains("line 2") && m.contains("finite"), "{m}");
         let m = data_err("a,b,y\n1,,x\n1,2,z\n");
@@ -608,7 +617,10 @@ mod tests {
         let m = Table::from_csv(b"a,b\n1,x\n2,y\n", "t", &cfg)
             .unwrap_err()
             .to_string();
-        assert!(m.contains("`species` not found") && m.contains("a, b"), "{m}");
+        assert!(
+            m.contains("`species` not found") && m.contains("a, b"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -634,9 +646,27 @@ mod tests {
     #[test]
     fn split_is_stratified_seeded_and_disjoint() {
         let t = Table::load(&DataConfig::default()).unwrap();
-        let s1 = Split::stratified(&t.labels, &t.class_names, 0.2, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-        let s2 = Split::stratified(&t.labels, &t.class_names, 0.2, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-        let s3 = Split::stratified(&t.labels, &t.class_names, 0.2, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+        let s1 = Split::stratified(
+            &t.labels,
+            &t.class_names,
+            0.2,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
+        let s2 = Split::stratified(
+            &t.labels,
+            &t.class_names,
+            0.2,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
+        let s3 = Split::stratified(
+            &t.labels,
+            &t.class_names,
+            0.2,
+            &mut ChaCha8Rng::seed_from_u64(2),
+        )
+        .unwrap();
         assert_eq!(s1, s2);
         assert_ne!(s1, s3);
         assert_eq!((s1.train.len(), s1.test.len()), (120, 30));
@@ -649,7 +679,8 @@ mod tests {
     fn split_needs_two_rows_per_class() {
         let labels = [0, 0, 1];
         let names = ["a".to_string(), "b".to_string()];
-        let m = Split::stratified(&labels, &names, 0.2, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
+        let m =
+            Split::stratified(&labels, &names, 0.2, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
         assert!(m.contains("class `b` has 1 row"), "{m}");
     }
 
@@ -671,9 +702,13 @@ mod tests {
         assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
         let v = read_feature_rows(b"1,2\n3,4,label\n", "in", &names).unwrap();
         assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
-        let m = read_feature_rows(b"1,2,3,4\n", "in", &names).unwrap_err().to_string();
+        let m = read_feature_rows(b"1,2,3,4\n", "in", &names)
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("line 1 has 4 fields"), "{m}");
-        let m = read_feature_rows(b"1,x\n", "in", &names).unwrap_err().to_string();
+        let m = read_feature_rows(b"1,x\n", "in", &names)
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("`x` is not a number"), "{m}");
     }
 }

@@ -119,8 +119,16 @@ impl Evaluation {
             "rows {}  accuracy {:.4}  loss {:.4}  macro-F1 {:.4}",
             self.rows, self.accuracy, self.loss, self.macro_f1
         );
-        let w = class_names.iter().map(String::len).max().unwrap_or(5).max(9);
-        let _ = writeln!(s, "\nconfusion matrix (rows: true class, columns: predicted)");
+        let w = class_names
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(5)
+            .max(9);
+        let _ = writeln!(
+            s,
+            "\nconfusion matrix (rows: true class, columns: predicted)"
+        );
         let _ = write!(s, "{:w$}", "");
         for c in class_names {
             let _ = write!(s, " {c:>w$}");
@@ -168,7 +176,10 @@ mod tests {
             0., 0., 5., //
         ];
         let e = Evaluation::from_logits(&logits, &[0, 1, 1, 2, 0], &names());
-        assert_eq!(e.confusion, vec![vec![1, 0, 1], vec![1, 1, 0], vec![0, 0, 1]]);
+        assert_eq!(
+            e.confusion,
+            vec![vec![1, 0, 1], vec![1, 1, 0], vec![0, 0, 1]]
+        );
         assert!((e.accuracy - 0.6).abs() < 1e-12);
         // class a: tp 1, predicted 2, support 2 -> p 0.5 r 0.5
         assert!((e.per_class[0].precision - 0.5).abs() < 1e-12);

@@ -68,6 +68,25 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
+    /// Renumbers the parameters 0, 1, 2... in visiting order.
+    ///
+    /// Burn gives parameters random ids, which it writes into the record; renumbering makes the
+    /// same weights always serialise to the same bytes.
+    pub fn with_stable_ids(self) -> Self {
+        struct Renumber(u64);
+        impl<B: Backend> burn::module::ModuleMapper<B> for Renumber {
+            fn map_float<const D: usize>(
+                &mut self,
+                param: burn::module::Param<Tensor<B, D>>,
+            ) -> burn::module::Param<Tensor<B, D>> {
+                let (_, tensor, mapper) = param.consume();
+                self.0 += 1;
+                burn::module::Param::from_mapped_value(self.0.into(), tensor, mapper)
+            }
+        }
+        self.map(&mut Renumber(0))
+    }
+
     /// Class logits for a batch of standardised feature rows.
     ///
     /// # Shapes
@@ -112,10 +131,7 @@ mod tests {
 }
 
 /// Checks a loaded record against the architecture before it replaces any weights.
-pub fn check_record<B: Backend>(
-    config: &MlpConfig,
-    record: &MlpRecord<B>,
-) -> Result<(), String> {
+pub fn check_record<B: Backend>(config: &MlpConfig, record: &MlpRecord<B>) -> Result<(), String> {
     let expected = config.layer_shapes();
     if record.layers.len() != expected.len() {
         return Err(format!(
@@ -138,7 +154,10 @@ pub fn check_record<B: Backend>(
         };
         let b = bias.val();
         if b.dims() != [d_out] {
-            return Err(format!("layer {i} bias is {:?}, expected [{d_out}]", b.dims()));
+            return Err(format!(
+                "layer {i} bias is {:?}, expected [{d_out}]",
+                b.dims()
+            ));
         }
         let finite = |data: TensorData| {
             data.convert::<f32>()

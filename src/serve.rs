@@ -341,13 +341,21 @@ async fn workshop_prediction(
         let v = crate::data::parse_value(raw.trim(), 0, key)
             .map_err(|m| ApiError::bad(m.replacen("line 0, column", "parameter", 1)))?;
         values[idx] = Some(v);
-        echo.insert(key.clone(), json!(v));
+        // Echo the number as sent, not its 32-bit rounding.
+        echo.insert(
+            key.clone(),
+            json!(raw.trim().parse::<f64>().unwrap_or(f64::from(v))),
+        );
     }
     let missing: Vec<String> = values
         .iter()
         .enumerate()
         .filter(|(_, v)| v.is_none())
-        .map(|(i, _)| aliases.get(i).map_or(features[i].clone(), |a| a.to_string()))
+        .map(|(i, _)| {
+            aliases
+                .get(i)
+                .map_or(features[i].clone(), |a| a.to_string())
+        })
         .collect();
     if !missing.is_empty() {
         return Err(ApiError::bad(format!(
@@ -414,9 +422,9 @@ fn instance_values(
                 )));
             }
             for name in features {
-                let x = map.get(name).ok_or_else(|| {
-                    ApiError::bad(format!("{at}missing field `{name}`"))
-                })?;
+                let x = map
+                    .get(name)
+                    .ok_or_else(|| ApiError::bad(format!("{at}missing field `{name}`")))?;
                 out.push(number(x, &format!("`{name}`"))?);
             }
         }
@@ -453,10 +461,12 @@ pub fn parse_predict_body(
     match &v {
         Value::Object(map) if map.contains_key("instances") => {
             if map.len() > 1 {
-                let extra = map.keys().find(|k| *k != "instances").cloned().unwrap_or_default();
-                return Err(format!(
-                    "unknown field `{extra}` beside `instances`"
-                ));
+                let extra = map
+                    .keys()
+                    .find(|k| *k != "instances")
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(format!("unknown field `{extra}` beside `instances`"));
             }
             let Some(Value::Array(items)) = map.get("instances") else {
                 return Err("`instances` must be an array".into());
@@ -561,10 +571,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
-        message: format!(
-            "no route {method} {}; see GET /openapi.json",
-            uri.path()
-        ),
+        message: format!("no route {method} {}; see GET /openapi.json", uri.path()),
     }
 }
 
@@ -591,7 +598,12 @@ pub fn openapi_document(features: &[String], classes: &[String], max_instances: 
         .collect();
     let prob_props: serde_json::Map<String, Value> = classes
         .iter()
-        .map(|c| (c.clone(), json!({"type": "number", "minimum": 0, "maximum": 1})))
+        .map(|c| {
+            (
+                c.clone(),
+                json!({"type": "number", "minimum": 0, "maximum": 1}),
+            )
+        })
         .collect();
     let mut query_params: Vec<Value> = Vec::new();
     let names: Vec<&str> = if features.len() == WORKSHOP_PARAMS.len() {
@@ -607,7 +619,8 @@ pub fn openapi_document(features: &[String], classes: &[String], max_instances: 
         }));
     }
     let error = json!({"$ref": "#/components/schemas/Error"});
-    let err_resp = |d: &str| json!({"description": d, "content": {"application/json": {"schema": error}}});
+    let err_resp =
+        |d: &str| json!({"description": d, "content": {"application/json": {"schema": error}}});
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -691,8 +704,14 @@ mod tests {
     #[test]
     fn bodies_parse_as_objects_arrays_and_batches() {
         let f = names();
-        assert_eq!(parse_predict_body(br#"{"a":1,"b":2}"#, &f, 10).unwrap(), (vec![1.0, 2.0], false));
-        assert_eq!(parse_predict_body(b"[1,2]", &f, 10).unwrap(), (vec![1.0, 2.0], false));
+        assert_eq!(
+            parse_predict_body(br#"{"a":1,"b":2}"#, &f, 10).unwrap(),
+            (vec![1.0, 2.0], false)
+        );
+        assert_eq!(
+            parse_predict_body(b"[1,2]", &f, 10).unwrap(),
+            (vec![1.0, 2.0], false)
+        );
         assert_eq!(
             parse_predict_body(br#"{"instances":[[1,2],{"b":4,"a":3}]}"#, &f, 10).unwrap(),
             (vec![1.0, 2.0, 3.0, 4.0], true)
@@ -716,7 +735,11 @@ mod tests {
         ];
         for (body, expected) in cases {
             let m = parse_predict_body(body, &f, 2).unwrap_err();
-            assert!(m.contains(expected), "{}: {m}", String::from_utf8_lossy(body));
+            assert!(
+                m.contains(expected),
+                "{}: {m}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -276,7 +276,8 @@ pub fn fit<B: AutodiffBackend>(
                 (x_train.clone(), y_train.clone())
             } else {
                 let idx: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
-                let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [chunk.len()]), device);
+                let idx =
+                    Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [chunk.len()]), device);
                 (
                     x_train.clone().select(0, idx.clone()),
                     y_train.clone().select(0, idx),
@@ -355,11 +356,8 @@ pub fn fit<B: AutodiffBackend>(
         &train_all.labels,
         &table.class_names,
     );
-    let test_eval = Evaluation::from_logits(
-        &logits_of(&model, x_test),
-        &test.labels,
-        &table.class_names,
-    );
+    let test_eval =
+        Evaluation::from_logits(&logits_of(&model, x_test), &test.labels, &table.class_names);
 
     Ok(Fitted {
         model,

@@ -1,0 +1,12 @@
+//! End-to-end tests of the real binary. One test binary, several modules, to keep link time down.
+
+mod common;
+
+#[path = "cli/inference.rs"]
+mod inference;
+#[path = "cli/serve.rs"]
+mod serve;
+#[path = "cli/train.rs"]
+mod train;
+#[path = "cli/wgpu.rs"]
+mod wgpu;
