@@ -266,14 +266,12 @@ impl TrainConfig {
                 "must be between 0 and 1 (exclusive), e.g. 0.2",
             ));
         }
-        if let Some(features) = &self.data.features {
-            if features.is_empty() {
-                return Err(bad(
-                    "data.features",
-                    "[]".into(),
-                    "needs at least one column; remove the key to use every column but the label",
-                ));
-            }
+        if self.data.features.as_ref().is_some_and(Vec::is_empty) {
+            return Err(bad(
+                "data.features",
+                "[]".into(),
+                "needs at least one column; remove the key to use every column but the label",
+            ));
         }
         if self.model.hidden.is_empty() {
             return Err(bad(

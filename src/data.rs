@@ -96,12 +96,10 @@ impl Table {
         } else {
             (0..ncols).map(|i| format!("column_{i}")).collect()
         };
-        if has_header {
-            if let Some(dup) = first_duplicate(&names) {
-                return Err(err(format!(
-                    "line {first_line}: the header names column `{dup}` twice"
-                )));
-            }
+        if let Some(dup) = first_duplicate(&names).filter(|_| has_header) {
+            return Err(err(format!(
+                "line {first_line}: the header names column `{dup}` twice"
+            )));
         }
         if ncols < 2 {
             return Err(err(format!(

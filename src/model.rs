@@ -111,25 +111,6 @@ impl<B: Backend> Mlp<B> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shapes_and_parameter_count() {
-        let c = MlpConfig {
-            inputs: 4,
-            hidden: vec![16, 8],
-            outputs: 3,
-            activation: Activation::Relu,
-            dropout: 0.0,
-        };
-        assert_eq!(c.layer_shapes(), [[4, 16], [16, 8], [8, 3]]);
-        // 4*16+16 + 16*8+8 + 8*3+3
-        assert_eq!(c.num_params(), 80 + 136 + 27);
-    }
-}
-
 /// Checks a loaded record against the architecture before it replaces any weights.
 pub fn check_record<B: Backend>(config: &MlpConfig, record: &MlpRecord<B>) -> Result<(), String> {
     let expected = config.layer_shapes();
@@ -169,4 +150,23 @@ pub fn check_record<B: Backend>(config: &MlpConfig, record: &MlpRecord<B>) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_parameter_count() {
+        let c = MlpConfig {
+            inputs: 4,
+            hidden: vec![16, 8],
+            outputs: 3,
+            activation: Activation::Relu,
+            dropout: 0.0,
+        };
+        assert_eq!(c.layer_shapes(), [[4, 16], [16, 8], [8, 3]]);
+        // 4*16+16 + 16*8+8 + 8*3+3
+        assert_eq!(c.num_params(), 80 + 136 + 27);
+    }
 }

@@ -68,7 +68,7 @@ impl<B: Backend> Predictor<B> {
         if values.is_empty() {
             return Err(Error::Input("no rows to predict".into()));
         }
-        if values.len() % w != 0 {
+        if !values.len().is_multiple_of(w) {
             return Err(Error::Input(format!(
                 "got {} values, which is not a whole number of rows of {w} features ({})",
                 values.len(),

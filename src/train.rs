@@ -137,7 +137,7 @@ impl Progress {
             }
             ProgressMode::Lines => {
                 let every = (self.epochs / 10).max(1);
-                if s.epoch % every == 0 || s.epoch == self.epochs || s.epoch == 1 {
+                if s.epoch.is_multiple_of(every) || s.epoch == self.epochs || s.epoch == 1 {
                     eprintln!("epoch {:>5}/{}  {msg}", s.epoch, self.epochs);
                 }
             }
