@@ -472,4 +472,44 @@ mod tests {
         assert_eq!(c.training.batch_size, Some(8));
         assert_eq!(c.output.dir, PathBuf::from("o"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary text never panics the parser or the validator.
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+                if let Ok(c) = TrainConfig::from_toml_str(&text, "p.toml") {
+                    let _ = c.validate("p.toml");
+                }
+            }
+
+            /// Known keys with arbitrary values: either refused with the key named, or valid.
+            #[test]
+            fn known_keys_with_any_value(
+                key in prop::sample::select(vec![
+                    "data.test_fraction", "model.hidden", "model.dropout", "training.epochs",
+                    "training.batch_size", "training.learning_rate", "training.weight_decay",
+                    "training.seed", "training.early_stopping_patience", "training.validation_fraction",
+                ]),
+                value in prop::sample::select(vec![
+                    "0", "1", "-1", "0.5", "1e300", "-1e-300", "nan", "inf", "-inf", "[]", "[0]",
+                    "[16, 8]", "\"x\"", "true", "18446744073709551615", "1.0",
+                ]),
+            ) {
+                let (section, name) = key.split_once('.').unwrap();
+                let text = format!("[{section}]\n{name} = {value}\n");
+                match TrainConfig::from_toml_str(&text, "p.toml") {
+                    Err(e) => prop_assert!(e.to_string().contains("p.toml")),
+                    Ok(c) => {
+                        if let Err(e) = c.validate("p.toml") {
+                            prop_assert!(e.to_string().contains(key), "{e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -709,4 +709,40 @@ mod tests {
             .to_string();
         assert!(m.contains("`x` is not a number"), "{m}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn names() -> Vec<String> {
+            ["a", "b"].map(String::from).to_vec()
+        }
+
+        proptest! {
+            /// Arbitrary bytes never panic the CSV readers; errors always say something.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                if let Err(e) = Table::from_csv(&bytes, "p.csv", &DataConfig::default()) {
+                    prop_assert!(e.to_string().starts_with("invalid data in p.csv: "));
+                }
+                let _ = read_feature_rows(&bytes, "p.csv", &names());
+            }
+
+            /// CSV-like text (numbers, words, quotes, separators) never panics, and what parses
+            /// is consistent: every row has every feature and a valid label.
+            #[test]
+            fn csv_like_text_is_read_consistently(text in "([0-9]{1,3}(\\.[0-9])?|[a-z]{1,3}|nan|inf|-|\"|,|\n| ){0,80}") {
+                if let Ok(t) = Table::from_csv(text.as_bytes(), "p.csv", &DataConfig::default()) {
+                    prop_assert_eq!(t.features.len(), t.rows() * t.width());
+                    prop_assert!(t.features.iter().all(|x| x.is_finite()));
+                    prop_assert!(t.labels.iter().all(|&l| l < t.class_names.len()));
+                    prop_assert!(t.class_names.len() >= 2);
+                }
+                if let Ok(v) = read_feature_rows(text.as_bytes(), "p.csv", &names()) {
+                    prop_assert_eq!(v.len() % 2, 0);
+                    prop_assert!(v.iter().all(|x| x.is_finite()));
+                }
+            }
+        }
+    }
 }

@@ -742,4 +742,31 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary bytes never panic the request parser.
+            #[test]
+            fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+                if let Err(m) = parse_predict_body(&body, &names(), 10) {
+                    prop_assert!(!m.is_empty());
+                }
+            }
+
+            /// JSON-shaped text: what parses has exactly whole, finite rows.
+            #[test]
+            fn json_like_bodies_parse_to_whole_finite_rows(
+                body in "(\\{|\\}|\\[|\\]|,|:|\"a\"|\"b\"|\"instances\"|[0-9]{1,3}|-|1e39|null|true){0,40}"
+            ) {
+                if let Ok((values, _)) = parse_predict_body(body.as_bytes(), &names(), 10) {
+                    prop_assert!(!values.is_empty());
+                    prop_assert_eq!(values.len() % 2, 0);
+                    prop_assert!(values.iter().all(|v| v.is_finite()));
+                }
+            }
+        }
+    }
 }
