@@ -52,7 +52,15 @@ standin_rootfs() { # DIR [extra packages]
     command -v debootstrap >/dev/null || fail "debootstrap is needed to make stand-in base images"
     rm -rf "$dir"
     debootstrap --variant=minbase ${include:+--include="$include"} trixie "$dir" "$(apt_mirror)" >/dev/null
-    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+    # Like the official slim images: no docs, man pages or translations, and apt keeps no .debs.
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* \
+        "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/usr/share/info/* "$dir"/usr/share/locale/*
+    printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+        'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' 'path-exclude /usr/share/locale/*' \
+        >"$dir/etc/dpkg/dpkg.cfg.d/docker"
+    printf '%s\n' 'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb || true"; };' \
+        'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb || true"; };' \
+        'Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";' >"$dir/etc/apt/apt.conf.d/docker-clean"
 }
 
 WORK=$(mktemp -d /var/tmp/iris-container-test.XXXXXX)

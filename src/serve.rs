@@ -171,6 +171,10 @@ pub fn router(predictor: Predictor<Backend>, opts: &ServeOptions) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            opts.max_body_bytes,
+            refuse_oversized,
+        ))
         .layer(ConcurrencyLimitLayer::new(opts.max_concurrency))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -228,6 +232,24 @@ async fn shutdown_signal(quiet: bool) {
     };
     if !quiet {
         eprintln!("{name} received: finishing in-flight requests");
+    }
+}
+
+/// Answers 413 from the headers alone when the declared body is over the limit, without waiting
+/// for a body that will be refused anyway. (Bodies without a length are cut off as they arrive.)
+async fn refuse_oversized(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("request body is {n} bytes; the limit is {limit} bytes"),
+        }
+        .into_response(),
+        _ => next.run(req).await,
     }
 }
 

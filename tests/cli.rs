@@ -4,6 +4,8 @@ mod common;
 
 #[path = "cli/inference.rs"]
 mod inference;
+#[path = "cli/soak.rs"]
+mod soak;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/train.rs"]
