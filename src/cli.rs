@@ -250,6 +250,13 @@ fn install_signal_flag() -> Arc<AtomicUsize> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook::flag;
     let caught = Arc::new(AtomicUsize::new(0));
+    // Past a file-size limit, let writes fail with EFBIG (an error we report, like ENOSPC)
+    // instead of the default SIGXFSZ, which would kill the process mid-save.
+    #[cfg(unix)]
+    let _ = flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     for sig in [SIGINT, SIGTERM] {
         let already = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Order matters: the shutdown check runs before the flag is set by the same signal.

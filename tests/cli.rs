@@ -4,10 +4,12 @@ mod common;
 
 #[path = "cli/inference.rs"]
 mod inference;
-#[path = "cli/soak.rs"]
-mod soak;
+#[path = "cli/permissions.rs"]
+mod permissions;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/soak.rs"]
+mod soak;
 #[path = "cli/train.rs"]
 mod train;
 #[path = "cli/wgpu.rs"]

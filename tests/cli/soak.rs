@@ -21,16 +21,23 @@ fn round(server: &Server, i: usize) {
     let addr = server.base.trim_start_matches("http://").to_string();
     match i % 8 {
         0 => {
-            let (s, b) = get(&server.url("/prediction?slength=5.1&swidth=3.5&plength=1.4&pwidth=0.2"));
+            let (s, b) =
+                get(&server.url("/prediction?slength=5.1&swidth=3.5&plength=1.4&pwidth=0.2"));
             assert_eq!((s, json(&b)["species"].as_str()), (200, Some("setosa")));
         }
         1 => {
-            let (s, b) = post(&server.url("/predict"), r#"{"instances":[[6.7,3.0,5.2,2.3],[5.1,3.5,1.4,0.2]]}"#);
+            let (s, b) = post(
+                &server.url("/predict"),
+                r#"{"instances":[[6.7,3.0,5.2,2.3],[5.1,3.5,1.4,0.2]]}"#,
+            );
             assert_eq!(s, 200, "{b}");
             assert_eq!(json(&b)["predictions"][0]["species"], "virginica");
         }
         2 => assert_eq!(post(&server.url("/predict"), "{nope").0, 400),
-        3 => assert_eq!(get(&server.url("/prediction?slength=NaN&swidth=1&plength=1&pwidth=1")).0, 400),
+        3 => assert_eq!(
+            get(&server.url("/prediction?slength=NaN&swidth=1&plength=1&pwidth=1")).0,
+            400
+        ),
         4 => {
             // Oversized body (over the 64 KiB limit set below): refused from its headers,
             // before the client has sent it.
@@ -51,7 +58,12 @@ fn round(server: &Server, i: usize) {
             // Slow client: the request trickles in, then is answered normally.
             let mut s = TcpStream::connect(&addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            for chunk in ["GET /health HTTP/1.1\r\n", "Host: x\r\n", "Connection: close\r\n", "\r\n"] {
+            for chunk in [
+                "GET /health HTTP/1.1\r\n",
+                "Host: x\r\n",
+                "Connection: close\r\n",
+                "\r\n",
+            ] {
                 s.write_all(chunk.as_bytes()).unwrap();
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -71,7 +83,15 @@ fn round(server: &Server, i: usize) {
 fn soak_mixed_traffic_keeps_serving_with_flat_memory() {
     let server = Server::start(
         shared_model(),
-        &["--quiet", "--max-body-bytes", "65536", "--timeout", "2", "--max-concurrency", "64"],
+        &[
+            "--quiet",
+            "--max-body-bytes",
+            "65536",
+            "--timeout",
+            "2",
+            "--max-concurrency",
+            "64",
+        ],
     );
     // Warm up, then measure memory across a bounded run (16 clients x 200 rounds, 60 s at most).
     for i in 0..64 {
@@ -106,16 +126,24 @@ fn soak_mixed_traffic_keeps_serving_with_flat_memory() {
     {
         let after = rss_kib(server.child.id());
         // Flat: a leak of even 1 KiB per request would add over 3 MiB here.
-        assert!(after < before + 3 * 1024, "RSS grew from {before} KiB to {after} KiB");
+        assert!(
+            after < before + 3 * 1024,
+            "RSS grew from {before} KiB to {after} KiB"
+        );
     }
 }
 
 #[test]
 fn a_flood_of_connections_is_bounded_and_health_still_answers() {
-    let server = Server::start(shared_model(), &["--quiet", "--timeout", "1", "--max-concurrency", "4"]);
+    let server = Server::start(
+        shared_model(),
+        &["--quiet", "--timeout", "1", "--max-concurrency", "4"],
+    );
     let addr = server.base.trim_start_matches("http://").to_string();
     // 200 idle connections that never send a request.
-    let idle: Vec<TcpStream> = (0..200).filter_map(|_| TcpStream::connect(&addr).ok()).collect();
+    let idle: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
     assert!(idle.len() > 100);
     let start = Instant::now();
     assert_eq!(get(&server.url("/health")).0, 200);
