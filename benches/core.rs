@@ -1,0 +1,58 @@
+//! In-process benchmarks of the pieces a regression would show up in:
+//! CSV parsing, a training epoch, and a forward pass of 1 and 1,024 rows.
+//!
+//!   cargo bench --bench core
+
+use burn::tensor::{Tensor, TensorData};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use iris_trainer::backend::{self, Backend, TrainBackend};
+use iris_trainer::config::{Activation, DataConfig, TrainConfig};
+use iris_trainer::data::{IRIS_CSV, Table};
+use iris_trainer::model::MlpConfig;
+use iris_trainer::train::{self, ProgressMode, logits_of};
+
+fn benches(c: &mut Criterion) {
+    let data = DataConfig::default();
+    c.bench_function("csv/parse embedded iris (150 rows)", |b| {
+        b.iter(|| Table::from_csv(IRIS_CSV, "iris", &data).unwrap())
+    });
+
+    let device = backend::init(false).unwrap().device;
+    let table = Table::load(&data).unwrap();
+    let mut config = TrainConfig::default();
+    config.training.epochs = 100;
+    let mut g = c.benchmark_group("train");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("100 epochs, iris, full batch (elements = epochs)", |b| {
+        b.iter(|| {
+            train::fit::<TrainBackend>(&table, &config, &device, ProgressMode::Quiet, &|| None)
+                .unwrap()
+        })
+    });
+    g.finish();
+
+    let model = MlpConfig {
+        inputs: 4,
+        hidden: vec![16],
+        outputs: 3,
+        activation: Activation::Relu,
+        dropout: 0.0,
+    }
+    .init::<Backend>(&device);
+    let mut g = c.benchmark_group("forward");
+    for rows in [1usize, 1024] {
+        let values: Vec<f32> = (0..rows * 4).map(|i| (i % 7) as f32 * 0.5).collect();
+        g.throughput(Throughput::Elements(rows as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(rows), &values, |b, v| {
+            b.iter(|| {
+                let x =
+                    Tensor::<Backend, 2>::from_data(TensorData::new(v.clone(), [rows, 4]), &device);
+                logits_of(&model, x)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);
