@@ -32,7 +32,7 @@ p.add_argument("--images", action="store_true", help="also time cold and code-ch
 p.add_argument("--engine", default="", help="container engine for image sizes (docker or podman)")
 a = p.parse_args()
 
-BIN, PY = a.bin, a.python
+BIN, PY = os.path.abspath(a.bin), os.path.abspath(a.python)
 work = Path(tempfile.mkdtemp(prefix="iris-bench."))
 results = {"machine": {}, "training": {}, "throughput": {}, "predict": {}, "batch": {}, "http": {},
            "images": {}}
@@ -283,7 +283,7 @@ lines += ["", "| prediction, whole process | iris-trainer | Python script (jobli
           f"{ms(pr['scikit-learn']['median_s'])} | {pr['scikit-learn']['median_s'] / pr['iris-trainer']['median_s']:.0f}x faster |"]
 for n, v in results["batch"].items():
     o, s = v["iris-trainer"], v["scikit-learn"]
-    lines.append(f"| {int(n):,} rows from a CSV | {ms(o['median_s'])} ({o['rows_per_s']:,.0f} rows/s) | "
+    lines.append(f"| {int(n):,} row{'s' if int(n) != 1 else ''} from a CSV | {ms(o['median_s'])} ({o['rows_per_s']:,.0f} rows/s) | "
                  f"{ms(s['median_s'])} ({s['rows_per_s']:,.0f} rows/s) | {s['median_s'] / o['median_s']:.1f}x faster |")
 lines += ["", f"| HTTP `GET /prediction` ({a.http_seconds} s per cell, loopback) | 1 conn: req/s, p50, p99 | "
           "8 conns | 64 conns |", "|---|---|---|---|"]

@@ -119,6 +119,9 @@ pub struct Metadata {
     pub metrics: TrainingSummary,
     /// The record file.
     pub record: RecordInfo,
+    /// Which point of a sweep this is, for models trained with `--sweep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepInfo>,
 }
 
 impl Metadata {
@@ -240,47 +243,84 @@ impl ModelDir {
     /// `metadata.record` is filled in here from the written record.
     pub fn save<B: Backend>(
         &self,
-        _lock: &WriteLock,
+        lock: &WriteLock,
         model: Mlp<B>,
         mut metadata: Metadata,
         metrics_csv: &str,
         summary: impl Fn(&Metadata) -> String,
     ) -> Result<Metadata> {
         let out = |e: &dyn std::fmt::Display| Error::output(&self.path, e);
+        self.replace_files(lock, |staging| {
+            let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+            // The recorder appends the `.mpk` extension itself.
+            model
+                .with_stable_ids()
+                .save_file(staging.join("model"), &recorder)
+                .map_err(|e| out(&format!("writing {RECORD_FILE}: {e}")))?;
+            let record_path = staging.join(RECORD_FILE);
+            let record = fs::read(&record_path).map_err(|e| out(&e))?;
+            File::open(&record_path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| out(&e))?;
+            metadata.record = RecordInfo {
+                file: RECORD_FILE.into(),
+                sha256: sha256_hex(&record),
+                bytes: record.len() as u64,
+            };
+            let json = serde_json::to_string_pretty(&metadata).map_err(|e| out(&e))? + "\n";
+            for (name, contents) in [
+                (METADATA_FILE, json.as_str()),
+                (METRICS_FILE, metrics_csv),
+                (SUMMARY_FILE, summary(&metadata).as_str()),
+            ] {
+                write_synced(&staging.join(name), contents.as_bytes())
+                    .map_err(|e| out(&format!("writing {name}: {e}")))?;
+            }
+            Ok(())
+        })?;
+        Ok(metadata)
+    }
+
+    /// Replaces this directory's model with a copy of the (validated) model in `from`.
+    pub fn copy_from(&self, lock: &WriteLock, from: &ModelDir) -> Result<Metadata> {
+        let meta = from.read_metadata()?;
+        let out = |e: &dyn std::fmt::Display| Error::output(&self.path, e);
+        self.replace_files(lock, |staging| {
+            for name in FILES {
+                let bytes = fs::read(from.path.join(name))
+                    .map_err(|e| Error::model(&from.path, format!("{name}: {e}")))?;
+                if name == RECORD_FILE && sha256_hex(&bytes) != meta.record.sha256 {
+                    return Err(Error::model(
+                        &from.path,
+                        format!("{RECORD_FILE} does not match the SHA-256 in {METADATA_FILE}"),
+                    ));
+                }
+                write_synced(&staging.join(name), &bytes)
+                    .map_err(|e| out(&format!("writing {name}: {e}")))?;
+            }
+            Ok(())
+        })?;
+        Ok(meta)
+    }
+
+    /// Fills a fresh staging directory with `fill`, marks it complete and moves its files in.
+    /// On any error the staging directory is removed and the current files stay as they were.
+    fn replace_files(
+        &self,
+        _lock: &WriteLock,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let out = |e: &dyn std::fmt::Display| Error::output(&self.path, e);
         let staging = tempfile::Builder::new()
             .prefix(STAGING_PREFIX)
             .tempdir_in(&self.path)
             .map_err(|e| out(&e))?;
-        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-        // The recorder appends the `.mpk` extension itself.
-        model
-            .with_stable_ids()
-            .save_file(staging.path().join("model"), &recorder)
-            .map_err(|e| out(&format!("writing {RECORD_FILE}: {e}")))?;
-        let record_path = staging.path().join(RECORD_FILE);
-        let record = fs::read(&record_path).map_err(|e| out(&e))?;
-        File::open(&record_path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| out(&e))?;
-        metadata.record = RecordInfo {
-            file: RECORD_FILE.into(),
-            sha256: sha256_hex(&record),
-            bytes: record.len() as u64,
-        };
-        let json = serde_json::to_string_pretty(&metadata).map_err(|e| out(&e))? + "\n";
-        for (name, contents) in [
-            (METADATA_FILE, json.as_str()),
-            (METRICS_FILE, metrics_csv),
-            (SUMMARY_FILE, summary(&metadata).as_str()),
-            (COMMIT_MARKER, ""),
-        ] {
-            write_synced(&staging.path().join(name), contents.as_bytes())
-                .map_err(|e| out(&format!("writing {name}: {e}")))?;
-        }
+        fill(staging.path())?;
+        write_synced(&staging.path().join(COMMIT_MARKER), b"")
+            .map_err(|e| out(&format!("writing {COMMIT_MARKER}: {e}")))?;
         sync_dir(staging.path()).map_err(|e| out(&e))?;
         commit(staging.path(), &self.path).map_err(|e| out(&e))?;
-        staging.close().map_err(|e| out(&e))?;
-        Ok(metadata)
+        staging.close().map_err(|e| out(&e))
     }
 
     /// Reads and checks `model.json` only.

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Evaluation;
 use crate::predict::Predictor;
 use crate::serve::{ServeOptions, serve};
+use crate::sweep::{self, RankBy, Sweep};
 use crate::train::{self, ProgressMode};
 
 /// Train a small MLP on tabular data (Fisher's Iris by default) and serve it.
@@ -62,6 +63,49 @@ enum Command {
     Info(InfoArgs),
     /// Serve predictions over HTTP.
     Serve(ServeArgs),
+    /// Train every point of a sweep on this machine (in parallel), then rank them.
+    Sweep(SweepArgs),
+    /// Rank the finished points of a sweep; optionally install the best model.
+    SweepReport(SweepReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Points trained at once [default: the number of CPUs].
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<usize>,
+    /// The metric that ranks the points.
+    #[arg(long, value_enum, default_value_t = RankBy::TestAccuracy)]
+    rank_by: RankBy,
+}
+
+/// Output format of `sweep-report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TableFormat {
+    /// A Markdown table.
+    Markdown,
+    /// CSV with a header.
+    Csv,
+    /// JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct SweepReportArgs {
+    /// The sweep's output directory (holding point-NNN directories).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// The metric that ranks the points.
+    #[arg(long, value_enum, default_value_t = RankBy::TestAccuracy)]
+    rank_by: RankBy,
+    /// Output format on stdout (all three are written into DIR).
+    #[arg(short, long, value_enum, default_value_t = TableFormat::Markdown)]
+    format: TableFormat,
+    /// Copy the best point's model into this model directory (atomically).
+    #[arg(long, value_name = "DIR")]
+    best: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -96,6 +140,43 @@ struct TrainArgs {
     /// Early-stopping patience in epochs [config: training.early_stopping_patience].
     #[arg(long, value_name = "EPOCHS")]
     patience: Option<usize>,
+    /// Sweep file: train one of its points into OUT/point-NNN.
+    #[arg(long, value_name = "FILE")]
+    sweep: Option<PathBuf>,
+    /// Which point of --sweep to train (Kubernetes Indexed Jobs set JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "N", env = "JOB_COMPLETION_INDEX")]
+    sweep_index: Option<usize>,
+}
+
+impl TrainArgs {
+    /// The flags that reproduce these arguments, for the runs a local sweep starts.
+    fn to_args(&self) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = Vec::new();
+        let mut push = |flag: &str, value: Option<String>| {
+            if let Some(value) = value {
+                v.push(flag.into());
+                v.push(value.into());
+            }
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        push("--config", path(&self.config));
+        push("--data", path(&self.data));
+        push("--out", path(&self.out));
+        push("--epochs", self.epochs.map(|x| x.to_string()));
+        push("--lr", self.lr.map(|x| x.to_string()));
+        push("--seed", self.seed.map(|x| x.to_string()));
+        push("--batch-size", self.batch_size.map(|x| x.to_string()));
+        push("--test-fraction", self.test_fraction.map(|x| x.to_string()));
+        push(
+            "--hidden",
+            self.hidden
+                .as_ref()
+                .map(|h| h.iter().map(usize::to_string).collect::<Vec<_>>().join(",")),
+        );
+        push("--patience", self.patience.map(|x| x.to_string()));
+        push("--sweep", path(&self.sweep));
+        v
+    }
 }
 
 /// Output format of `predict`.
@@ -217,6 +298,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Evaluate(a)) => evaluate_command(a, &g),
         Some(Command::Info(a)) => info_command(a),
         Some(Command::Serve(a)) => serve_command(a, &g),
+        Some(Command::Sweep(a)) => sweep_command(a, &g),
+        Some(Command::SweepReport(a)) => sweep_report_command(a),
     }
 }
 
@@ -267,24 +350,48 @@ fn install_signal_flag() -> Arc<AtomicUsize> {
     caught
 }
 
-fn train_command(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
+/// The config file (or the defaults) with the command-line overrides applied, not yet validated.
+fn resolve_config(a: &TrainArgs) -> Result<(TrainConfig, String)> {
     let (mut config, origin) = match &a.config {
         Some(path) => (TrainConfig::from_file(path)?, path.display().to_string()),
         None => (TrainConfig::default(), "(built-in defaults)".to_string()),
     };
-    let overrides = Overrides {
-        data: a.data,
-        out: a.out,
+    config.apply(&Overrides {
+        data: a.data.clone(),
+        out: a.out.clone(),
         epochs: a.epochs,
         learning_rate: a.lr,
         seed: a.seed,
         batch_size: a.batch_size,
         test_fraction: a.test_fraction,
-        hidden: a.hidden,
+        hidden: a.hidden.clone(),
         patience: a.patience,
-    };
-    config.apply(&overrides);
-    config.validate(&format!("{origin} with command-line overrides"))?;
+    });
+    Ok((config, format!("{origin} with command-line overrides")))
+}
+
+fn train_command(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
+    let (mut config, mut origin) = resolve_config(&a)?;
+    let mut sweep_info = None;
+    if let Some(path) = &a.sweep {
+        let sweep = Sweep::from_file(path)?;
+        let index = a.sweep_index.ok_or_else(|| Error::ConfigValue {
+            origin: path.display().to_string(),
+            key: "--sweep-index".into(),
+            value: "(none)".into(),
+            reason: format!(
+                "say which of its {} points to train with --sweep-index N or JOB_COMPLETION_INDEX, \
+                 or train them all with `iris-trainer sweep`",
+                sweep.len()
+            ),
+        })?;
+        let root = config.output.dir.clone();
+        config = sweep.apply(&config, index)?;
+        config.output.dir = sweep::point_dir(&root, index);
+        origin = format!("{origin} and {} point {index}", path.display());
+        sweep_info = Some(sweep.info(index)?);
+    }
+    config.validate(&origin)?;
 
     let table = Table::load(&config.data)?;
     let out = ModelDir::new(&config.output.dir);
@@ -348,6 +455,7 @@ fn train_command(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
             sha256: String::new(),
             bytes: 0,
         },
+        sweep: sweep_info,
     };
     let metrics_csv = history_csv(&fitted.history)?;
     // A signal that arrives from here on is acted on after the save completes.
@@ -383,6 +491,129 @@ fn train_command(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
     ))?;
     if let Some(signal) = stop() {
         return Err(Error::Interrupted { signal });
+    }
+    Ok(())
+}
+
+fn sweep_command(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
+    let Some(path) = a.train.sweep.clone() else {
+        return Err(Error::ConfigValue {
+            origin: "command line".into(),
+            key: "--sweep".into(),
+            value: "(none)".into(),
+            reason: "`iris-trainer sweep` needs --sweep FILE".into(),
+        });
+    };
+    let sweep = Sweep::from_file(&path)?;
+    let (config, origin) = resolve_config(&a.train)?;
+    // Every point's config is checked before any training starts.
+    for i in 0..sweep.len() {
+        sweep
+            .apply(&config, i)?
+            .validate(&format!("{origin} and {} point {i}", path.display()))?;
+    }
+    let root = config.output.dir.clone();
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, sweep.len());
+    if !g.quiet {
+        eprintln!(
+            "sweep {}: {} points into {}, {jobs} at a time",
+            path.display(),
+            sweep.len(),
+            root.display()
+        );
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Input(format!("cannot find this program to run the points: {e}")))?;
+    let base_args = a.train.to_args();
+    let next = AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= sweep.len() {
+                        break;
+                    }
+                    let out = std::process::Command::new(&exe)
+                        .arg("train")
+                        .arg("--quiet")
+                        .args(&base_args)
+                        .arg("--sweep-index")
+                        .arg(i.to_string())
+                        .env_remove("JOB_COMPLETION_INDEX")
+                        .output();
+                    let ok = matches!(&out, Ok(o) if o.status.success());
+                    if !ok {
+                        let why = match out {
+                            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                            Err(e) => e.to_string(),
+                        };
+                        if let Ok(mut f) = failures.lock() {
+                            f.push((i, why));
+                        }
+                    }
+                    if !g.quiet {
+                        eprintln!("point {i}: {}", if ok { "done" } else { "FAILED" });
+                    }
+                }
+            });
+        }
+    });
+    let report = sweep::report(&root, a.rank_by)?;
+    write_reports(&root, &report)?;
+    emit(&report.markdown())?;
+    let mut failures = failures.into_inner().unwrap_or_default();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    failures.sort();
+    Err(Error::SweepFailed(format!(
+        "{} of {} sweep points failed:\n{}",
+        failures.len(),
+        sweep.len(),
+        failures
+            .iter()
+            .map(|(i, why)| format!("  point {i}: {why}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )))
+}
+
+fn write_reports(root: &Path, report: &sweep::Report) -> Result<()> {
+    for (name, text) in [
+        ("sweep-report.md", report.markdown()),
+        ("sweep-report.csv", report.csv()),
+        ("sweep-report.json", report.json()),
+    ] {
+        std::fs::write(root.join(name), text)
+            .map_err(|e| Error::output(root, format!("writing {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn sweep_report_command(a: SweepReportArgs) -> Result<()> {
+    let report = sweep::report(&a.dir, a.rank_by)?;
+    write_reports(&a.dir, &report)?;
+    emit(&match a.format {
+        TableFormat::Markdown => report.markdown(),
+        TableFormat::Csv => report.csv(),
+        TableFormat::Json => report.json(),
+    })?;
+    if let Some(best_dir) = &a.best {
+        let best = &report.rows[0];
+        let dest = ModelDir::new(best_dir);
+        let lock = dest.lock_for_writing()?;
+        dest.copy_from(&lock, &ModelDir::new(&best.dir))?;
+        eprintln!(
+            "best: point {} (test accuracy {:.4}) copied to {}",
+            best.index,
+            best.test_accuracy,
+            best_dir.display()
+        );
     }
     Ok(())
 }

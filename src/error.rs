@@ -59,6 +59,9 @@ pub enum Error {
         loss: f32,
         learning_rate: f64,
     },
+    /// Some points of a local sweep failed.
+    #[error("{0}")]
+    SweepFailed(String),
     /// The HTTP service could not start.
     #[error("cannot serve on {addr}: {source}")]
     Serve {
@@ -110,7 +113,7 @@ impl Error {
                     exit_code::SIGINT
                 }
             }
-            Error::Serve { .. } => exit_code::FAILURE,
+            Error::Serve { .. } | Error::SweepFailed(_) => exit_code::FAILURE,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod predict;
 pub mod serve;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

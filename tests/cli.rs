@@ -10,6 +10,8 @@ mod permissions;
 mod serve;
 #[path = "cli/soak.rs"]
 mod soak;
+#[path = "cli/sweep.rs"]
+mod sweep;
 #[path = "cli/train.rs"]
 mod train;
 #[path = "cli/wgpu.rs"]

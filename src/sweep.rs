@@ -1,0 +1,419 @@
+//! Hyperparameter sweeps: a TOML file of config overrides (a grid, a list, or both), one
+//! training run per point, and a report that ranks the points.
+//!
+//! ```toml
+//! [grid]                                   # every combination, last key varying fastest
+//! "training.learning_rate" = [0.003, 0.01, 0.03]
+//! "model.hidden" = [[16], [32, 16]]
+//!
+//! [[points]]                               # and/or explicit points, after the grid
+//! "training.epochs" = 500
+//! "model.dropout" = 0.1
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{Metadata, ModelDir};
+use crate::config::TrainConfig;
+use crate::error::{Error, Result};
+
+/// At most this many points: a grid that multiplies past it is more likely a mistake.
+pub const MAX_POINTS: usize = 10_000;
+
+/// One point: dotted config keys and their values.
+pub type Point = BTreeMap<String, toml::Value>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepFile {
+    #[serde(default)]
+    grid: BTreeMap<String, Vec<toml::Value>>,
+    #[serde(default)]
+    points: Vec<Point>,
+}
+
+/// A parsed sweep: its points, in index order.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    origin: String,
+    points: Vec<Point>,
+}
+
+/// Recorded in a point's `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepInfo {
+    /// This point's index.
+    pub index: usize,
+    /// Number of points in the sweep.
+    pub points: usize,
+    /// The overrides this point applied, by dotted key.
+    pub overrides: BTreeMap<String, serde_json::Value>,
+}
+
+impl Sweep {
+    /// Reads a sweep file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &origin)
+    }
+
+    /// Parses sweep TOML; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let err = |message: String| Error::ConfigParse {
+            origin: origin.to_string(),
+            message,
+        };
+        let file: SweepFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut points: Vec<Point> = vec![Point::new()];
+        for (key, values) in &file.grid {
+            if values.is_empty() {
+                return Err(err(format!("grid key `{key}` has no values")));
+            }
+            if points.len().saturating_mul(values.len()) > MAX_POINTS {
+                return Err(err(format!("the grid has more than {MAX_POINTS} points")));
+            }
+            points = points
+                .iter()
+                .flat_map(|p| {
+                    values.iter().map(move |v| {
+                        let mut p = p.clone();
+                        p.insert(key.clone(), v.clone());
+                        p
+                    })
+                })
+                .collect();
+        }
+        if file.grid.is_empty() {
+            points.clear();
+        }
+        points.extend(file.points);
+        if points.is_empty() {
+            return Err(err(
+                "no points: add a [grid] table or [[points]] entries".into()
+            ));
+        }
+        if points.len() > MAX_POINTS {
+            return Err(err(format!("more than {MAX_POINTS} points")));
+        }
+        let sweep = Sweep {
+            origin: origin.to_string(),
+            points,
+        };
+        // Every point must make a valid config: fail now, not in the 37th pod.
+        for i in 0..sweep.len() {
+            sweep.apply(&TrainConfig::default(), i)?;
+        }
+        Ok(sweep)
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether there are no points (never true for a parsed sweep).
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The overrides of point `index`.
+    pub fn point(&self, index: usize) -> Result<&Point> {
+        self.points.get(index).ok_or_else(|| Error::ConfigValue {
+            origin: self.origin.clone(),
+            key: "--sweep-index".into(),
+            value: index.to_string(),
+            reason: format!(
+                "out of range: the sweep has {} points (0 to {})",
+                self.len(),
+                self.len() - 1
+            ),
+        })
+    }
+
+    /// `base` with point `index`'s overrides applied (not yet validated).
+    pub fn apply(&self, base: &TrainConfig, index: usize) -> Result<TrainConfig> {
+        let origin = format!("{} (point {index})", self.origin);
+        let err = |message: String| Error::ConfigParse {
+            origin: origin.clone(),
+            message,
+        };
+        let mut value = toml::Value::try_from(base).map_err(|e| err(e.to_string()))?;
+        for (key, v) in self.point(index)? {
+            let mut parts = key.split('.').peekable();
+            let mut table = value
+                .as_table_mut()
+                .ok_or_else(|| err("config is not a table".into()))?;
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    table.insert(part.to_string(), v.clone());
+                } else {
+                    table = table
+                        .entry(part.to_string())
+                        .or_insert_with(|| toml::Value::Table(Default::default()))
+                        .as_table_mut()
+                        .ok_or_else(|| err(format!("`{key}`: `{part}` is not a section")))?;
+                }
+            }
+        }
+        value
+            .try_into::<TrainConfig>()
+            .map_err(|e| err(e.to_string().trim_end().to_string()))
+    }
+
+    /// What to record in the point's metadata.
+    pub fn info(&self, index: usize) -> Result<SweepInfo> {
+        let overrides = self
+            .point(index)?
+            .iter()
+            .map(|(k, v)| {
+                let json = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+                (k.clone(), json)
+            })
+            .collect();
+        Ok(SweepInfo {
+            index,
+            points: self.len(),
+            overrides,
+        })
+    }
+}
+
+/// The directory of point `index` under a sweep's output directory.
+pub fn point_dir(root: &Path, index: usize) -> PathBuf {
+    root.join(format!("point-{index:03}"))
+}
+
+/// How points are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RankBy {
+    /// Test accuracy, higher first (ties: lower test loss).
+    TestAccuracy,
+    /// Test loss, lower first.
+    TestLoss,
+    /// Macro-averaged test F1, higher first.
+    TestF1,
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportRow {
+    /// 1 is best.
+    pub rank: usize,
+    /// The point's index.
+    pub index: usize,
+    /// Its model directory.
+    pub dir: String,
+    /// Its overrides.
+    pub overrides: BTreeMap<String, serde_json::Value>,
+    /// Test accuracy.
+    pub test_accuracy: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Macro-averaged test F1.
+    pub test_macro_f1: f64,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Training seconds.
+    pub duration_s: f64,
+}
+
+/// A ranked sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The metric that ranks.
+    pub ranked_by: String,
+    /// Points found, best first.
+    pub rows: Vec<ReportRow>,
+    /// Indices of the sweep with no finished model (failed or not run yet).
+    pub missing: Vec<usize>,
+}
+
+/// Collects the finished points under `root` and ranks them.
+pub fn report(root: &Path, rank_by: RankBy) -> Result<Report> {
+    let entries = std::fs::read_dir(root).map_err(|e| Error::model(root, e.to_string()))?;
+    let mut metas: Vec<(PathBuf, Metadata)> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("point-") || !entry.path().is_dir() {
+            continue;
+        }
+        if let Ok(meta) = ModelDir::new(entry.path()).read_metadata()
+            && meta.sweep.is_some()
+        {
+            metas.push((entry.path(), meta));
+        }
+    }
+    if metas.is_empty() {
+        return Err(Error::model(
+            root,
+            "holds no finished sweep points (point-NNN directories with a model.json); run the sweep first",
+        ));
+    }
+    let total = metas
+        .iter()
+        .filter_map(|(_, m)| m.sweep.as_ref().map(|s| s.points))
+        .max()
+        .unwrap_or(0);
+    let mut rows: Vec<ReportRow> = metas
+        .into_iter()
+        .filter_map(|(dir, m)| {
+            let s = m.sweep?;
+            Some(ReportRow {
+                rank: 0,
+                index: s.index,
+                dir: dir.display().to_string(),
+                overrides: s.overrides,
+                test_accuracy: m.metrics.test.accuracy,
+                test_loss: m.metrics.test.loss,
+                test_macro_f1: m.metrics.test.macro_f1,
+                epochs_run: m.metrics.epochs_run,
+                duration_s: m.duration_s,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let primary = match rank_by {
+            RankBy::TestAccuracy => b.test_accuracy.total_cmp(&a.test_accuracy),
+            RankBy::TestLoss => a.test_loss.total_cmp(&b.test_loss),
+            RankBy::TestF1 => b.test_macro_f1.total_cmp(&a.test_macro_f1),
+        };
+        primary
+            .then(a.test_loss.total_cmp(&b.test_loss))
+            .then(a.index.cmp(&b.index))
+    });
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.rank = i + 1;
+    }
+    let found: Vec<usize> = rows.iter().map(|r| r.index).collect();
+    let missing = (0..total).filter(|i| !found.contains(i)).collect();
+    let ranked_by = match rank_by {
+        RankBy::TestAccuracy => "test_accuracy",
+        RankBy::TestLoss => "test_loss",
+        RankBy::TestF1 => "test_macro_f1",
+    };
+    Ok(Report {
+        ranked_by: ranked_by.into(),
+        rows,
+        missing,
+    })
+}
+
+fn overrides_text(o: &BTreeMap<String, serde_json::Value>) -> String {
+    o.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Report {
+    /// A Markdown table, best first.
+    pub fn markdown(&self) -> String {
+        let mut s = String::from(
+            "| rank | point | overrides | test accuracy | test loss | test macro-F1 | epochs | seconds |\n\
+             |---:|---:|---|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &self.rows {
+            s += &format!(
+                "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} | {:.2} |\n",
+                r.rank,
+                r.index,
+                overrides_text(&r.overrides).replace('|', "\\|"),
+                r.test_accuracy,
+                r.test_loss,
+                r.test_macro_f1,
+                r.epochs_run,
+                r.duration_s
+            );
+        }
+        if !self.missing.is_empty() {
+            s += &format!("\nmissing points (failed or not run): {:?}\n", self.missing);
+        }
+        s
+    }
+
+    /// CSV with a header, best first.
+    pub fn csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record([
+            "rank",
+            "point",
+            "overrides",
+            "test_accuracy",
+            "test_loss",
+            "test_macro_f1",
+            "epochs_run",
+            "duration_s",
+            "dir",
+        ]);
+        for r in &self.rows {
+            let _ = w.write_record([
+                r.rank.to_string(),
+                r.index.to_string(),
+                overrides_text(&r.overrides),
+                r.test_accuracy.to_string(),
+                r.test_loss.to_string(),
+                r.test_macro_f1.to_string(),
+                r.epochs_run.to_string(),
+                r.duration_s.to_string(),
+                r.dir.clone(),
+            ]);
+        }
+        String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned()
+    }
+
+    /// Pretty JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_expands_in_key_order_then_points_follow() {
+        let s = Sweep::from_toml_str(
+            "[grid]\n\"training.learning_rate\" = [0.1, 0.2]\n\"model.hidden\" = [[4], [8, 4]]\n\
+             [[points]]\n\"training.epochs\" = 5\n",
+            "s.toml",
+        )
+        .unwrap();
+        assert_eq!(s.len(), 5);
+        let c = s.apply(&TrainConfig::default(), 1).unwrap();
+        // Keys are sorted: model.hidden varies slowest, learning_rate fastest.
+        assert_eq!(c.model.hidden, [4]);
+        assert_eq!(c.training.learning_rate, 0.2);
+        let c = s.apply(&TrainConfig::default(), 2).unwrap();
+        assert_eq!(c.model.hidden, [8, 4]);
+        assert_eq!(c.training.learning_rate, 0.1);
+        let c = s.apply(&TrainConfig::default(), 4).unwrap();
+        assert_eq!(c.training.epochs, 5);
+        assert_eq!(c.training.learning_rate, 0.01);
+    }
+
+    #[test]
+    fn bad_sweeps_are_refused_with_the_key_named() {
+        let bad = |text: &str, needle: &str| {
+            let m = Sweep::from_toml_str(text, "s.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(m.contains(needle) && m.contains("s.toml"), "{text}: {m}");
+        };
+        bad("", "no points");
+        bad("[grid]\n\"training.epoch\" = [1]\n", "epoch");
+        bad("[grid]\n\"training.epochs\" = [\"x\"]\n", "epochs");
+        bad("[grid]\n\"training.epochs\" = []\n", "no values");
+        bad("[grd]\n", "grd");
+        let s = Sweep::from_toml_str("[[points]]\n\"training.seed\" = 1\n", "s.toml").unwrap();
+        let m = s.point(3).unwrap_err().to_string();
+        assert!(m.contains("the sweep has 1 points (0 to 0)"), "{m}");
+    }
+}
