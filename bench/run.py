@@ -231,10 +231,11 @@ for tag in ("iris-trainer:0.1.0", "iris-trainer:0.1.0-gpu"):
     results["images"][tag] = int(r.stdout.strip()) / 1e6 if r.returncode == 0 else None
 if a.images:
     section("CPU image: cold and code-change builds")
-    build = engine_cmd + ["build"] + (["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                                       "--pull=never"] if engine == "podman" else []) + ["-t", "iris-trainer:bench", "."]
+    opts = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--pull=never"] if engine == "podman" else []
+    build = engine_cmd + ["build"] + opts + ["-t", "iris-trainer:bench", "."]
+    cold = engine_cmd + ["build", "--no-cache"] + opts + ["-t", "iris-trainer:bench", "."]
     start = time.time()
-    subprocess.run(build[:2] + build[2:3] + ["--no-cache"] + build[3:], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(cold, cwd=ROOT, check=True, capture_output=True)
     results["images"]["cold_build_s"] = time.time() - start
     main_rs = ROOT / "src" / "main.rs"
     original = main_rs.read_text()

@@ -532,15 +532,12 @@ impl Metadata {
             "train:     accuracy {:.4}, loss {:.4}",
             self.metrics.train.accuracy, self.metrics.train.loss
         );
-        let _ = writeln!(
-            s,
-            "test:      {}",
-            self.metrics
-                .test
-                .report(&self.classes)
-                .trim_end()
-                .replace('\n', "\n           ")
-        );
+        let report = self.metrics.test.report(&self.classes);
+        let mut lines = report.trim_end().lines();
+        let _ = writeln!(s, "test:      {}", lines.next().unwrap_or_default());
+        for line in lines {
+            let _ = writeln!(s, "{}", format!("           {line}").trim_end());
+        }
         let _ = writeln!(
             s,
             "record:    {} (sha256 {})",

@@ -124,17 +124,12 @@ pub fn init(require_gpu: bool) -> Result<Selected> {
             init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default())
         });
         std::panic::set_hook(hook);
-        let setup = setup.map_err(|panic| {
-            let detail = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown error");
-            format!(
-                "no GPU adapter found ({detail}). On a GPU host install the driver's Vulkan ICD; \
-                 in a container run with `--gpus all` and NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics; \
-                 without a GPU use the CPU build (default features)"
-            )
+        let setup = setup.map_err(|_| {
+            "no GPU adapter found: wgpu sees no Vulkan, Metal or DX12 device. On a GPU host install \
+             the driver's Vulkan ICD; in a container run with `--gpus all` and \
+             NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics; without a GPU use the CPU build \
+             (default features)"
+                .to_string()
         })?;
         let a = setup.adapter.get_info();
         let device_type = format!("{:?}", a.device_type);

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::common::{Server, bin, get, json, post, shared_model};
+use crate::common::{Server, bin, get, json, post, predict_json, shared_model};
 
 #[test]
 fn workshop_request_and_post_predict_agree_with_the_cli() {
@@ -250,19 +250,7 @@ fn hundreds_of_concurrent_requests_all_succeed_with_identical_answers() {
     ];
     // The reference answers, from the CLI.
     let input: String = rows.iter().map(|r| r.join(",") + "\n").collect();
-    let out = bin()
-        .args(["predict", "-f", "json", "--input", "-", "-m"])
-        .arg(shared_model())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(input.as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let expected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let expected = expected["predictions"].as_array().unwrap().clone();
+    let expected = predict_json(bin(), shared_model(), &input);
 
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..100)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::common::{bin, metadata, shared_model};
+use crate::common::{bin, metadata, predict_json, shared_model};
 
 /// Builds the binary with `--features wgpu` once per test run.
 fn wgpu_bin() -> &'static PathBuf {
@@ -84,34 +84,9 @@ fn wgpu_build_trains_reports_its_adapter_and_models_cross_backends() {
     // the same classes and probabilities to within float rounding.
     let rows = "5.1,3.5,1.4,0.2\n6.0,2.9,4.5,1.5\n6.7,3.0,5.2,2.3\n";
     for model in [out_dir.as_path(), shared_model()] {
-        let predict = |mut c: Command| {
-            let out = c
-                .args(["predict", "-f", "json", "--input", "-", "-m"])
-                .arg(model)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .and_then(|mut child| {
-                    use std::io::Write;
-                    child.stdin.take().unwrap().write_all(rows.as_bytes())?;
-                    child.wait_with_output()
-                })
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-        };
-        let (cpu, gpu) = (predict(bin()), predict(wgpu()));
-        for (a, b) in cpu["predictions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(gpu["predictions"].as_array().unwrap())
-        {
+        let (cpu, gpu) = (predict_json(bin(), model, rows), predict_json(wgpu(), model, rows));
+        assert_eq!(cpu.len(), 3);
+        for (a, b) in cpu.iter().zip(&gpu) {
             assert_eq!(a["species"], b["species"]);
             for (pa, pb) in a["probabilities"]
                 .as_object()

@@ -190,3 +190,24 @@ pub fn post(url: &str, body: &str) -> (u16, String) {
 pub fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
+
+/// Runs `predict --format json --input -` with `command` (a CPU or wgpu binary) on CSV `rows`,
+/// asserting success, and returns the `predictions` array.
+pub fn predict_json(mut command: Command, model: &Path, rows: &str) -> Vec<Value> {
+    use std::io::Write;
+    let out = command
+        .args(["predict", "-f", "json", "--input", "-", "-m"])
+        .arg(model)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(rows.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["predictions"].as_array().unwrap().clone()
+}
