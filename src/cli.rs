@@ -458,7 +458,7 @@ fn train_command(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
         sweep: sweep_info,
     };
     let metrics_csv = history_csv(&fitted.history)?;
-    // A signal that arrives from here on is acted on after the save completes.
+    // Training is done: a signal from here on no longer stops anything, the save completes.
     let saved = out.save(
         &lock,
         fitted.model,
@@ -489,9 +489,6 @@ fn train_command(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
         t.loss,
         out.path().display()
     ))?;
-    if let Some(signal) = stop() {
-        return Err(Error::Interrupted { signal });
-    }
     Ok(())
 }
 
@@ -732,19 +729,21 @@ fn evaluate_command(a: EvaluateArgs, g: &GlobalArgs) -> Result<()> {
         Some(p) => (data::read_limited(p)?, p.display().to_string()),
         None => (data::IRIS_CSV.to_vec(), data::EMBEDDED_IRIS.to_string()),
     };
-    // Columns by the model's names when the file has them; by position otherwise.
-    let named = DataConfig {
-        label: Some(ColumnRef::Name(meta.label.clone())),
-        features: Some(meta.features.iter().cloned().map(ColumnRef::Name).collect()),
-        ..DataConfig::default()
-    };
-    let table = match Table::from_csv(&bytes, &source, &named) {
-        Ok(t) => t,
-        Err(Error::Data { message, .. }) if message.contains("not found") => {
-            Table::from_csv(&bytes, &source, &DataConfig::default())?
+    // Columns by the model's names when the header has them all; by position otherwise.
+    let header = data::first_row(&bytes);
+    let named = std::iter::once(&meta.label)
+        .chain(&meta.features)
+        .all(|name| header.contains(name));
+    let columns = if named {
+        DataConfig {
+            label: Some(ColumnRef::Name(meta.label.clone())),
+            features: Some(meta.features.iter().cloned().map(ColumnRef::Name).collect()),
+            ..DataConfig::default()
         }
-        Err(e) => return Err(e),
+    } else {
+        DataConfig::default()
     };
+    let table = Table::from_csv(&bytes, &source, &columns)?;
     if table.width() != meta.features.len() {
         return Err(Error::Data {
             source_name: source,

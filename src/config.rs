@@ -195,6 +195,17 @@ const MAX_LAYERS: usize = 64;
 
 impl TrainConfig {
     /// Parses TOML text; `origin` names where it came from in error messages.
+    ///
+    /// ```
+    /// use iris_trainer::config::TrainConfig;
+    ///
+    /// let c = TrainConfig::from_toml_str("[training]\nepochs = 50\n", "example.toml").unwrap();
+    /// assert_eq!(c.training.epochs, 50);
+    /// assert_eq!(c.model.hidden, [16]); // every other key keeps its default
+    ///
+    /// let err = TrainConfig::from_toml_str("[training]\nepoch = 50\n", "example.toml").unwrap_err();
+    /// assert!(err.to_string().contains("unknown field `epoch`"));
+    /// ```
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| Error::ConfigParse {
             origin: origin.to_string(),

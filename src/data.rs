@@ -284,6 +284,24 @@ fn read_records(bytes: &[u8], source: &str) -> Result<Vec<(u64, Vec<String>)>> {
     Ok(out)
 }
 
+/// The trimmed fields of the first non-blank row (a header, if the file has one); empty when
+/// the bytes are not readable CSV.
+pub fn first_row(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let mut rec = csv::StringRecord::new();
+    while reader.read_record(&mut rec).unwrap_or(false) {
+        if rec.iter().any(|f| !f.is_empty()) {
+            return rec.iter().map(String::from).collect();
+        }
+    }
+    Vec::new()
+}
+
 /// Parses one feature value, refusing empty, non-numeric and non-finite values.
 pub fn parse_value(s: &str, line: u64, column: &str) -> std::result::Result<f32, String> {
     if s.is_empty() {

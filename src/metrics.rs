@@ -63,6 +63,17 @@ pub fn argmax_rows(values: &[f32], classes: usize) -> Vec<usize> {
 
 impl Evaluation {
     /// Scores row-major `logits` (`labels.len() * class_names.len()` values) against `labels`.
+    ///
+    /// ```
+    /// use iris_trainer::metrics::Evaluation;
+    ///
+    /// let classes = ["cat".to_string(), "dog".to_string()];
+    /// // Two rows: the first predicts cat (correct), the second cat too (wrong: it is a dog).
+    /// let e = Evaluation::from_logits(&[2.0, 0.0, 1.0, 0.0], &[0, 1], &classes);
+    /// assert_eq!(e.accuracy, 0.5);
+    /// assert_eq!(e.confusion, vec![vec![1, 0], vec![1, 0]]);
+    /// assert_eq!(e.per_class[1].recall, 0.0);
+    /// ```
     pub fn from_logits(logits: &[f32], labels: &[usize], class_names: &[String]) -> Self {
         let k = class_names.len();
         let probs = softmax_rows(logits, k);

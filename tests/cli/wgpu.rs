@@ -84,7 +84,10 @@ fn wgpu_build_trains_reports_its_adapter_and_models_cross_backends() {
     // the same classes and probabilities to within float rounding.
     let rows = "5.1,3.5,1.4,0.2\n6.0,2.9,4.5,1.5\n6.7,3.0,5.2,2.3\n";
     for model in [out_dir.as_path(), shared_model()] {
-        let (cpu, gpu) = (predict_json(bin(), model, rows), predict_json(wgpu(), model, rows));
+        let (cpu, gpu) = (
+            predict_json(bin(), model, rows),
+            predict_json(wgpu(), model, rows),
+        );
         assert_eq!(cpu.len(), 3);
         for (a, b) in cpu.iter().zip(&gpu) {
             assert_eq!(a["species"], b["species"]);

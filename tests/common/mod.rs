@@ -207,7 +207,11 @@ pub fn predict_json(mut command: Command, model: &Path, rows: &str) -> Vec<Value
             child.wait_with_output()
         })
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["predictions"].as_array().unwrap().clone()
 }
