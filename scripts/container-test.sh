@@ -130,18 +130,19 @@ for f in model.mpk model.json metrics.csv model.txt; do
     [ "$(stat -c %u:%g "$ART/$f")" = "$ME" ] || fail "$f is not owned by the host user"
 done
 
-step "predict: docker run ... $CPU_IMAGE predict --model /artifacts 5.1 3.5 1.4 0.2"
-out=$(run --user "$ME" -v "$ART:/artifacts" "$CPU_IMAGE" predict --model /artifacts 5.1 3.5 1.4 0.2)
+step "predict: docker run --rm -v \$PWD/artifacts:/artifacts:ro $CPU_IMAGE predict --model /artifacts 5.1 3.5 1.4 0.2"
+out=$(run -v "$ART:/artifacts:ro" "$CPU_IMAGE" predict --model /artifacts 5.1 3.5 1.4 0.2)
 echo "$out"
 [[ "$out" == setosa* ]] || fail "expected setosa, got: $out"
 
 step "mounted config and data, read-only root filesystem"
 mkdir -p "$WORK/configs" "$WORK/data" "$WORK/ro-artifacts"
-printf '[training]\nepochs = 50\n' >"$WORK/configs/mlp.toml"
 cp data/iris.csv "$WORK/data/iris.csv"
+# As in the README: the config's relative `output.dir = "artifacts"` lands in /artifacts.
+printf '[training]\nepochs = 50\n[output]\ndir = "artifacts"\n' >"$WORK/configs/mlp.toml"
 run --read-only --user "$ME" -v "$WORK/configs:/configs:ro" -v "$WORK/data:/data:ro" \
     -v "$WORK/ro-artifacts:/artifacts" "$CPU_IMAGE" \
-    --config /configs/mlp.toml --data /data/iris.csv --out /artifacts --quiet | tee "$WORK/ro.out"
+    --config /configs/mlp.toml --data /data/iris.csv | tee "$WORK/ro.out"
 grep -q "(50 epochs)" "$WORK/ro.out" || fail "mounted config not used"
 grep -q '"source": "/data/iris.csv"' "$WORK/ro-artifacts/model.json" || fail "mounted data not used"
 
@@ -156,7 +157,7 @@ step "serve: docker run -p 5000:5000 ... $CPU_IMAGE serve --model /artifacts"
 port=$(( (RANDOM % 20000) + 30000 ))
 name="iris-trainer-serve-$$"
 CONTAINERS+=("$name")
-"${ENGINE[@]}" run -d --name "$name" "${RUN_OPTS[@]}" --read-only --user "$ME" \
+"${ENGINE[@]}" run -d --name "$name" "${RUN_OPTS[@]}" --read-only \
     -v "$ART:/artifacts:ro" -p "127.0.0.1:$port:5000" "$CPU_IMAGE" serve --model /artifacts >/dev/null
 for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break

@@ -49,16 +49,12 @@ pub enum Error {
     /// Training was stopped by a signal before it finished.
     #[error("interrupted by {signal}: training stopped, previous model left untouched")]
     Interrupted { signal: &'static str },
-    /// Training diverged (non-finite loss).
+    /// Training diverged (non-finite outputs or loss).
     #[error(
-        "training diverged at epoch {epoch}: the loss became {loss}; lower `training.learning_rate` \
-         (now {learning_rate}) or check the data for extreme values"
+        "training diverged at epoch {epoch}: the network's outputs are no longer finite; lower \
+         `training.learning_rate` (now {learning_rate}) or check the data for extreme values"
     )]
-    Diverged {
-        epoch: usize,
-        loss: f32,
-        learning_rate: f64,
-    },
+    Diverged { epoch: usize, learning_rate: f64 },
     /// Some points of a local sweep failed.
     #[error("{0}")]
     SweepFailed(String),

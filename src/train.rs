@@ -269,8 +269,9 @@ pub fn fit<B: AutodiffBackend>(
         if batch < n {
             order.shuffle(&mut rng);
         }
-        let mut losses = Vec::with_capacity(n.div_ceil(batch));
-        let mut correct = Vec::with_capacity(n.div_ceil(batch));
+        // The training logits of the epoch go to the host in one read, and the loss and
+        // accuracy are computed there: far fewer tensor operations than reducing on the device.
+        let mut epoch_logits = Vec::with_capacity(n.div_ceil(batch));
         for chunk in order.chunks(batch) {
             let (x, y) = if batch == n {
                 (x_train.clone(), y_train.clone())
@@ -284,26 +285,26 @@ pub fn fit<B: AutodiffBackend>(
                 )
             };
             let logits = model.forward(x);
-            let loss = loss_fn.forward(logits.clone(), y.clone());
-            correct.push(
-                logits
-                    .inner()
-                    .argmax(1)
-                    .squeeze_dim::<1>(1)
-                    .equal(y.inner())
-                    .int()
-                    .sum(),
-            );
-            losses.push(loss.clone().inner() * (chunk.len() as f32));
+            let loss = loss_fn.forward(logits.clone(), y);
+            epoch_logits.push(logits.inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(t.learning_rate, model, grads);
         }
-        let train_loss = scalar(Tensor::cat(losses, 0).sum()) / n as f64;
-        let train_accuracy = scalar(Tensor::cat(correct, 0).sum()) / n as f64;
-        if !train_loss.is_finite() {
+        let logits = Tensor::cat(epoch_logits, 0)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap_or_default();
+        // Rows in the order they were trained on.
+        let labels: Vec<usize> = order.iter().map(|&i| train.labels[i]).collect();
+        let train_eval = Evaluation::from_logits(&logits, &labels, &train.class_names);
+        let (train_loss, train_accuracy) = (train_eval.loss, train_eval.accuracy);
+        if logits.len() != n * train.class_names.len()
+            || logits.iter().any(|v| !v.is_finite())
+            || !train_loss.is_finite()
+        {
             return Err(Error::Diverged {
                 epoch,
-                loss: train_loss as f32,
                 learning_rate: t.learning_rate,
             });
         }
@@ -375,12 +376,4 @@ pub fn fit<B: AutodiffBackend>(
         test: test_eval,
         duration: started.elapsed(),
     })
-}
-
-fn scalar<B: Backend, K: burn::tensor::BasicOps<B>>(t: Tensor<B, 1, K>) -> f64
-where
-    K::Elem: burn::tensor::ElementConversion,
-{
-    use burn::tensor::ElementConversion;
-    t.into_scalar().elem::<f64>()
 }
