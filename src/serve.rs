@@ -1,6 +1,5 @@
 //! The HTTP service: routes, request validation, limits, Prometheus metrics, graceful shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -703,18 +702,6 @@ pub fn openapi_document(features: &[String], classes: &[String], max_instances: 
     })
 }
 
-/// Query-string helper for tests: which workshop parameters map to which features.
-pub fn workshop_mapping(features: &[String]) -> HashMap<&'static str, String> {
-    if features.len() != WORKSHOP_PARAMS.len() {
-        return HashMap::new();
-    }
-    WORKSHOP_PARAMS
-        .iter()
-        .copied()
-        .zip(features.iter().cloned())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,6 +725,39 @@ mod tests {
             parse_predict_body(br#"{"instances":[[1,2],{"b":4,"a":3}]}"#, &f, 10).unwrap(),
             (vec![1.0, 2.0, 3.0, 4.0], true)
         );
+    }
+
+    #[test]
+    fn openapi_document_is_valid_openapi_3_1_for_the_model() {
+        let doc = openapi_document(&names(), &["x".to_string(), "y".to_string()], 7);
+        let spec: oas3::Spec = serde_json::from_value(doc.clone()).expect("valid OpenAPI 3.1");
+        assert_eq!(spec.openapi, "3.1.0");
+        let paths = spec.paths.expect("paths");
+        for p in [
+            "/prediction",
+            "/predict",
+            "/health",
+            "/metadata",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(paths.contains_key(p), "{p}");
+        }
+        // The model's own names and limits are in the schemas.
+        let instance = &doc["components"]["schemas"]["Instance"]["oneOf"][0];
+        assert_eq!(instance["required"], serde_json::json!(["a", "b"]));
+        assert_eq!(
+            doc["components"]["schemas"]["Prediction"]["properties"]["species"]["enum"],
+            serde_json::json!(["x", "y"])
+        );
+        let batch = &doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["oneOf"][1];
+        assert_eq!(batch["properties"]["instances"]["maxItems"], 7);
+        // Not 4 features: the workshop names do not apply, the feature names are the parameters.
+        let params = doc["paths"]["/prediction"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        assert_eq!(params[0]["name"], "a");
     }
 
     #[test]
