@@ -65,8 +65,10 @@ standin_rootfs() { # DIR [extra packages]
 
 WORK=$(mktemp -d /var/tmp/iris-container-test.XXXXXX)
 CONTAINERS=()
+VOLUMES=()
 cleanup() {
     for c in "${CONTAINERS[@]}"; do "${ENGINE[@]}" rm -f "$c" >/dev/null 2>&1 || true; done
+    for v in "${VOLUMES[@]}"; do "${ENGINE[@]}" volume rm -f "$v" >/dev/null 2>&1 || true; done
     rm -rf "$WORK"
     if [ -z "${KEEP_IMAGES:-}" ]; then
         "${ENGINE[@]}" rmi -f iris-trainer-gpu-lavapipe:test >/dev/null 2>&1 || true
@@ -150,8 +152,9 @@ step "default user (65532) with a named volume"
 vol="iris-trainer-test-$$"
 "${ENGINE[@]}" volume create "$vol" >/dev/null
 run -v "$vol:/artifacts" "$CPU_IMAGE" --quiet --epochs 20 >/dev/null || fail "training as the image's user"
-run -v "$vol:/artifacts" "$CPU_IMAGE" info | grep -q "20 epochs" || fail "model not in the volume"
-"${ENGINE[@]}" volume rm -f "$vol" >/dev/null
+VOLUMES+=("$vol")
+info=$(run -v "$vol:/artifacts" "$CPU_IMAGE" info)
+grep -q "20 epochs" <<<"$info" || fail "model not in the volume"
 
 step "serve: docker run -p 5000:5000 ... $CPU_IMAGE serve --model /artifacts"
 port=$(( (RANDOM % 20000) + 30000 ))
@@ -168,7 +171,8 @@ grep -q '"status":"ok"' "$WORK/health.json" || fail "/health"
 curl -fsS "http://127.0.0.1:$port/prediction?slength=5.1&swidth=3.5&plength=1.4&pwidth=0.2" | tee "$WORK/pred.json"; echo
 grep -q '"species":"setosa"' "$WORK/pred.json" || fail "/prediction"
 "${ENGINE[@]}" stop -t 10 "$name" >/dev/null
-"${ENGINE[@]}" logs "$name" 2>&1 | grep -q "shut down cleanly" || fail "no graceful shutdown on stop"
+logs=$("${ENGINE[@]}" logs "$name" 2>&1)
+grep -q "shut down cleanly" <<<"$logs" || fail "no graceful shutdown on stop"
 
 # --- GPU image -----------------------------------------------------------------------------
 step "GPU image without a GPU: a clear error"

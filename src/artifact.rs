@@ -35,7 +35,11 @@ pub const METRICS_FILE: &str = "metrics.csv";
 pub const SUMMARY_FILE: &str = "model.txt";
 /// Files in commit order: the metadata, which names the record's hash, goes last.
 const FILES: [&str; 4] = [METRICS_FILE, SUMMARY_FILE, RECORD_FILE, METADATA_FILE];
+/// Held (exclusively) by the one run that writes the directory, for the whole run.
 const LOCK_FILE: &str = ".lock";
+/// Held exclusively while files are moved into place, shared while a reader reads them, so a
+/// reader never sees the metadata of one model with the record of another.
+const COMMIT_LOCK_FILE: &str = ".commit-lock";
 const STAGING_PREFIX: &str = ".staging-";
 const COMMIT_MARKER: &str = "COMPLETE";
 /// Larger metadata files are refused unread.
@@ -134,9 +138,20 @@ impl Metadata {
                 m.widths()
             ));
         }
+        if !(m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout)) {
+            return Err(format!("dropout {} is outside [0, 1)", m.dropout));
+        }
         if m.num_params() > MAX_PARAMETERS || m.hidden.len() > 64 {
             return Err(format!(
                 "architecture {:?} has {} parameters; at most {MAX_PARAMETERS} are accepted",
+                m.widths(),
+                m.num_params()
+            ));
+        }
+        if self.parameters != m.num_params() {
+            return Err(format!(
+                "`parameters` is {}, but the architecture {:?} has {}",
+                self.parameters,
                 m.widths(),
                 m.num_params()
             ));
@@ -219,14 +234,23 @@ impl ModelDir {
             .write(true)
             .open(self.path.join(LOCK_FILE))
             .map_err(|e| out(&e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(out(
-                    &"another iris-trainer run is writing this directory; wait for it or choose another --out",
-                ));
+        // A reader finishing an interrupted save holds the lock for a moment: retry briefly
+        // before concluding that another run is writing.
+        let mut attempts = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if attempts < 20 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(out(
+                        &"another iris-trainer run is writing this directory; wait for it or choose another --out",
+                    ));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(out(&e)),
             }
-            Err(fs::TryLockError::Error(e)) => return Err(out(&e)),
         }
         recover(&self.path).map_err(|e| out(&e))?;
         // A directory can be writable for create but not for the files in it: probe once.
@@ -319,13 +343,35 @@ impl ModelDir {
         write_synced(&staging.path().join(COMMIT_MARKER), b"")
             .map_err(|e| out(&format!("writing {COMMIT_MARKER}: {e}")))?;
         sync_dir(staging.path()).map_err(|e| out(&e))?;
-        commit(staging.path(), &self.path).map_err(|e| out(&e))?;
+        {
+            let commit_lock = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.path.join(COMMIT_LOCK_FILE))
+                .map_err(|e| out(&e))?;
+            commit_lock.lock().map_err(|e| out(&e))?;
+            commit(staging.path(), &self.path).map_err(|e| out(&e))?;
+        }
         staging.close().map_err(|e| out(&e))
+    }
+
+    /// A shared hold on the commit lock while a reader reads several files (none if the
+    /// directory has no lock file, as one written by hand or copied without hidden files).
+    fn read_guard(&self) -> Option<File> {
+        let file = File::open(self.path.join(COMMIT_LOCK_FILE)).ok()?;
+        file.lock_shared().ok()?;
+        Some(file)
     }
 
     /// Reads and checks `model.json` only.
     pub fn read_metadata(&self) -> Result<Metadata> {
         self.try_recover();
+        self.read_metadata_as_is()
+    }
+
+    /// [`Self::read_metadata`] without first finishing an interrupted save.
+    fn read_metadata_as_is(&self) -> Result<Metadata> {
         let err = |m: String| Error::model(&self.path, m);
         if !self.path.is_dir() {
             return Err(err(if self.path.exists() {
@@ -366,13 +412,16 @@ impl ModelDir {
 
     /// Loads the metadata and the network, checking the record against the metadata.
     pub fn load<B: Backend>(&self, device: &B::Device) -> Result<(Metadata, Mlp<B>)> {
-        let meta = self.read_metadata()?;
+        self.try_recover();
+        let guard = self.read_guard();
+        let meta = self.read_metadata_as_is()?;
         let err = |m: String| Error::model(&self.path, m);
         // Each float is about 4 bytes plus a little framing per tensor; anything much larger is
         // not this model's record.
-        let limit = (meta.parameters as u64).saturating_mul(8) + (1 << 20);
+        let limit = (meta.model.num_params() as u64).saturating_mul(8) + (1 << 20);
         let bytes = read_capped(&self.path.join(RECORD_FILE), limit)
             .map_err(|m| err(format!("{RECORD_FILE}: {m}")))?;
+        drop(guard);
         if sha256_hex(&bytes) != meta.record.sha256 {
             return Err(err(format!(
                 "{RECORD_FILE} does not match the SHA-256 in {METADATA_FILE} (truncated, corrupt \
@@ -467,6 +516,12 @@ fn recover(dir: &Path) -> std::io::Result<()> {
         }
         let staging = entry.path();
         if staging.join(COMMIT_MARKER).exists() {
+            let commit_lock = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(COMMIT_LOCK_FILE))?;
+            commit_lock.lock()?;
             commit(&staging, dir)?;
         }
         fs::remove_dir_all(&staging)?;

@@ -394,6 +394,26 @@ fn train_command(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
     config.validate(&origin)?;
 
     let table = Table::load(&config.data)?;
+    let params = crate::model::MlpConfig {
+        inputs: table.width(),
+        hidden: config.model.hidden.clone(),
+        outputs: table.class_names.len(),
+        activation: config.model.activation,
+        dropout: config.model.dropout,
+    }
+    .num_params();
+    if params > crate::artifact::MAX_PARAMETERS {
+        // Refused now: the saved model would be refused by every command that loads it.
+        return Err(Error::ConfigValue {
+            origin,
+            key: "model.hidden".into(),
+            value: format!("{:?}", config.model.hidden),
+            reason: format!(
+                "makes {params} parameters for this data; at most {} are supported",
+                crate::artifact::MAX_PARAMETERS
+            ),
+        });
+    }
     let out = ModelDir::new(&config.output.dir);
     let lock = out.lock_for_writing()?;
     let selected = init_device(g)?;
@@ -560,14 +580,21 @@ fn sweep_command(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
             });
         }
     });
-    let report = sweep::report(&root, a.rank_by)?;
-    write_reports(&root, &report)?;
-    emit(&report.markdown())?;
     let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort();
+    let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
+    match sweep::report(&root, a.rank_by, Some(sweep.len()), &failed) {
+        Ok(report) => {
+            write_reports(&root, &report)?;
+            emit(&report.markdown())?;
+        }
+        // Nothing finished: the failures below say why.
+        Err(_) if !failures.is_empty() => {}
+        Err(e) => return Err(e),
+    }
     if failures.is_empty() {
         return Ok(());
     }
-    failures.sort();
     Err(Error::SweepFailed(format!(
         "{} of {} sweep points failed:\n{}",
         failures.len(),
@@ -593,7 +620,7 @@ fn write_reports(root: &Path, report: &sweep::Report) -> Result<()> {
 }
 
 fn sweep_report_command(a: SweepReportArgs) -> Result<()> {
-    let report = sweep::report(&a.dir, a.rank_by)?;
+    let report = sweep::report(&a.dir, a.rank_by, None, &[])?;
     write_reports(&a.dir, &report)?;
     emit(&match a.format {
         TableFormat::Markdown => report.markdown(),
@@ -642,9 +669,15 @@ fn predict_command(a: PredictArgs, g: &GlobalArgs) -> Result<()> {
             let (bytes, source) = if path.as_os_str() == "-" {
                 let mut buf = Vec::new();
                 std::io::stdin()
-                    .take(data::MAX_CSV_BYTES)
+                    .take(data::MAX_CSV_BYTES + 1)
                     .read_to_end(&mut buf)
                     .map_err(|e| Error::Input(format!("cannot read standard input: {e}")))?;
+                if buf.len() as u64 > data::MAX_CSV_BYTES {
+                    return Err(Error::Input(format!(
+                        "standard input is over {} bytes; split it into smaller batches",
+                        data::MAX_CSV_BYTES
+                    )));
+                }
                 (buf, "standard input".to_string())
             } else {
                 (

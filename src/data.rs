@@ -183,14 +183,12 @@ impl Table {
                 class_names[0], names[label_col]
             )));
         }
-        let labels = raw_labels
+        let index: std::collections::HashMap<&str, usize> = class_names
             .iter()
-            .map(|l| {
-                class_names
-                    .binary_search_by(|c| class_cmp(c, l))
-                    .unwrap_or(0)
-            })
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
             .collect();
+        let labels = raw_labels.iter().map(|l| index[l.as_str()]).collect();
 
         Ok(Table {
             source: source.to_string(),
@@ -583,6 +581,14 @@ mod tests {
         let t = table("a,y\n1,10\n2,2\n3,1\n").unwrap();
         assert_eq!(t.class_names, ["1", "2", "10"]);
         assert_eq!(t.labels, [2, 1, 0]);
+    }
+
+    #[test]
+    fn mixed_text_and_number_labels_keep_their_rows() {
+        let t = table("a,y\n1,1\n2,10\n3,9\n4,a\n5,10\n").unwrap();
+        assert_eq!(t.class_names, ["1", "10", "9", "a"]);
+        assert_eq!(t.labels, [0, 1, 2, 3, 1]);
+        assert_eq!(t.class_counts(), [1, 2, 1, 1]);
     }
 
     #[test]

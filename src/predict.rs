@@ -97,11 +97,28 @@ impl<B: Backend> Predictor<B> {
         let rows = self.check_rows(values)?;
         let mut scaled = values.to_vec();
         self.meta.scaling.transform(&mut scaled);
+        let w = self.features().len();
+        if let Some(i) = scaled.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Input(format!(
+                "row {}, feature `{}`: {} is too large to use (it overflows once scaled)",
+                i / w + 1,
+                self.features()[i % w],
+                values[i]
+            )));
+        }
         let x = Tensor::<B, 2>::from_data(
             TensorData::new(scaled, [rows, self.features().len()]),
             &self.device,
         );
-        Ok(logits_of(&self.model, x))
+        let logits = logits_of(&self.model, x);
+        let k = self.classes().len();
+        if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Input(format!(
+                "row {}: the values are too extreme for this model (its outputs overflow)",
+                i / k + 1
+            )));
+        }
+        Ok(logits)
     }
 
     /// Predictions for raw (unscaled) row-major feature values, in one forward pass.

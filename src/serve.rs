@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use tower::limit::ConcurrencyLimitLayer;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::backend::Backend;
@@ -174,7 +174,7 @@ pub fn router(predictor: Predictor<Backend>, opts: &ServeOptions) -> Router {
             opts.max_body_bytes,
             refuse_oversized,
         ))
-        .layer(ConcurrencyLimitLayer::new(opts.max_concurrency))
+        .layer(GlobalConcurrencyLimitLayer::new(opts.max_concurrency))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             opts.timeout,
@@ -256,6 +256,13 @@ async fn refuse_oversized(State(limit): State<usize>, req: Request, next: Next) 
 async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
+    // Only standard methods get their own series: a client inventing methods must not grow
+    // the metrics without bound.
+    let method_label = match method.as_str() {
+        "GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH" => method.as_str(),
+        _ => "other",
+    }
+    .to_string();
     let path = req.uri().path().to_string();
     let route = req
         .extensions()
@@ -268,7 +275,7 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
         .metrics
         .requests
         .get_or_create(&RequestLabels {
-            method: method.to_string(),
+            method: method_label,
             route: route.clone(),
             status,
         })

@@ -236,7 +236,17 @@ pub struct Report {
 }
 
 /// Collects the finished points under `root` and ranks them.
-pub fn report(root: &Path, rank_by: RankBy) -> Result<Report> {
+///
+/// A point counts only if its directory name matches its recorded index; with `sweep_len`, only
+/// points of a sweep of that many points count (so leftovers of an earlier, different sweep do
+/// not), and the indices in `exclude` (points that just failed, whose directory may still hold an
+/// older model) are reported missing.
+pub fn report(
+    root: &Path,
+    rank_by: RankBy,
+    sweep_len: Option<usize>,
+    exclude: &[usize],
+) -> Result<Report> {
     let entries = std::fs::read_dir(root).map_err(|e| Error::model(root, e.to_string()))?;
     let mut metas: Vec<(PathBuf, Metadata)> = Vec::new();
     for entry in entries.flatten() {
@@ -245,7 +255,10 @@ pub fn report(root: &Path, rank_by: RankBy) -> Result<Report> {
             continue;
         }
         if let Ok(meta) = ModelDir::new(entry.path()).read_metadata()
-            && meta.sweep.is_some()
+            && let Some(s) = &meta.sweep
+            && name == format!("point-{:03}", s.index)
+            && sweep_len.is_none_or(|n| s.points == n)
+            && !exclude.contains(&s.index)
         {
             metas.push((entry.path(), meta));
         }
@@ -256,11 +269,13 @@ pub fn report(root: &Path, rank_by: RankBy) -> Result<Report> {
             "holds no finished sweep points (point-NNN directories with a model.json); run the sweep first",
         ));
     }
-    let total = metas
-        .iter()
-        .filter_map(|(_, m)| m.sweep.as_ref().map(|s| s.points))
-        .max()
-        .unwrap_or(0);
+    let total = sweep_len.unwrap_or_else(|| {
+        metas
+            .iter()
+            .filter_map(|(_, m)| m.sweep.as_ref().map(|s| s.points))
+            .max()
+            .unwrap_or(0)
+    });
     let mut rows: Vec<ReportRow> = metas
         .into_iter()
         .filter_map(|(dir, m)| {

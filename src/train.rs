@@ -352,13 +352,21 @@ pub fn fit<B: AutodiffBackend>(
     // Final scores use the kept weights, without dropout, on the whole training split.
     let mut train_all = table.subset(&split.train);
     standardizer.transform(&mut train_all.features);
-    let train_eval = Evaluation::from_logits(
-        &logits_of(&model, features_tensor(&train_all, device)),
-        &train_all.labels,
-        &table.class_names,
-    );
-    let test_eval =
-        Evaluation::from_logits(&logits_of(&model, x_test), &test.labels, &table.class_names);
+    let train_logits = logits_of(&model, features_tensor(&train_all, device));
+    let test_logits = logits_of(&model, x_test);
+    // The last optimiser step is checked here: a model with non-finite outputs is never saved.
+    if train_logits
+        .iter()
+        .chain(&test_logits)
+        .any(|v| !v.is_finite())
+    {
+        return Err(Error::Diverged {
+            epoch: history.len(),
+            learning_rate: t.learning_rate,
+        });
+    }
+    let train_eval = Evaluation::from_logits(&train_logits, &train_all.labels, &table.class_names);
+    let test_eval = Evaluation::from_logits(&test_logits, &test.labels, &table.class_names);
 
     Ok(Fitted {
         model,

@@ -105,6 +105,7 @@ fn predict_bad_input_names_the_problem() {
     );
     run(&["1", "NaN", "3", "4"], "", 4, "not a finite number");
     run(&["1", "inf", "3", "4"], "", 4, "not a finite number");
+    run(&["3e38", "3.5", "1.4", "0.2"], "", 4, "too large to use");
     run(&["--input", "-"], "1,2,3\n", 4, "line 1 has 3 fields");
     run(&["--input", "-"], "1,2,3,4\n5,6,seven,8\n", 4, "line 2");
     run(&["--input", "-"], "", 4, "no rows");
@@ -265,12 +266,26 @@ fn damaged_model_directories_are_refused() {
         "format version 99",
     );
     refused(
-        |d| edit_json(d, |v| v["model"]["hidden"] = serde_json::json!([32])),
+        |d| {
+            edit_json(d, |v| {
+                // A consistent description of another architecture than the record's.
+                v["model"]["hidden"] = serde_json::json!([32]);
+                v["parameters"] = serde_json::json!(4 * 32 + 32 + 32 * 3 + 3);
+            })
+        },
         "model.mpk does not match model.json: layer 0 weight is [4, 16], expected [4, 32]",
     );
     refused(
         |d| edit_json(d, |v| v["classes"] = serde_json::json!(["a", "b"])),
         "2 class names for 3 model outputs",
+    );
+    refused(
+        |d| edit_json(d, |v| v["model"]["dropout"] = serde_json::json!(2.0)),
+        "dropout 2 is outside [0, 1)",
+    );
+    refused(
+        |d| edit_json(d, |v| v["parameters"] = serde_json::json!(u64::MAX)),
+        "`parameters` is 18446744073709551615, but the architecture",
     );
     refused(
         |d| {

@@ -159,6 +159,11 @@ fn bad_requests_get_json_4xx_and_the_service_keeps_serving() {
             400,
             "given twice",
         ),
+        (
+            format!("{q}slength=3e38&swidth=3.5&plength=1.4&pwidth=0.2"),
+            400,
+            "too large to use",
+        ),
         ("/nowhere".to_string(), 404, "no route GET /nowhere"),
     ];
     for (path, code, needle) in gets {

@@ -190,6 +190,20 @@ fn local_sweep_ranks_every_point_and_installs_the_best() {
         .assert()
         .success();
 
+    // A copied or leftover directory whose name does not match its recorded index is ignored.
+    let stray = root.join("point-009");
+    std::fs::create_dir(&stray).unwrap();
+    for f in ["model.mpk", "model.json", "metrics.csv", "model.txt"] {
+        std::fs::copy(root.join("point-000").join(f), stray.join(f)).unwrap();
+    }
+    let json = cmd()
+        .args(["sweep-report", "--format", "json"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 5);
+
     // A missing point is reported as missing.
     std::fs::remove_dir_all(root.join("point-002")).unwrap();
     let json = cmd()

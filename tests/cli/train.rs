@@ -370,6 +370,12 @@ fn bad_configs_are_clear_errors() {
         &["`training.learning_rate` = -1", "command-line"],
     );
     fails(&["--hidden", "16,0"], 3, &["model.hidden"]);
+    // A network the loader would refuse is refused before training, not after.
+    fails(
+        &["--hidden", "8000,8000"],
+        3,
+        &["model.hidden", "parameters", "at most 50000000"],
+    );
     // clap's own usage errors exit 2.
     fails(&["--epochs", "many"], 2, &["--epochs"]);
     fails(&["--no-such-flag"], 2, &["--no-such-flag"]);
