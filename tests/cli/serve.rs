@@ -343,3 +343,29 @@ fn serve_refuses_a_missing_model_and_a_busy_port() {
         "{err}"
     );
 }
+
+#[test]
+fn model_dir_and_port_come_from_the_environment() {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = bin()
+        .env("MODEL_DIR", shared_model())
+        .env("PORT", port.to_string())
+        .args(["serve", "--quiet", "--addr", "127.0.0.1:1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), format!("listening on http://127.0.0.1:{port}"));
+    let (status, body) = get(&format!("http://127.0.0.1:{port}/health"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{body}");
+}
