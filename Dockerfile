@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# iris-trainer, CPU image: one static binary on an empty base (about 6 MB).
+# iris-trainer, CPU image: one static binary on an empty base (about 10 MB).
 #
 #   docker build -t iris-trainer:0.1.0 .
 #   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/artifacts:/artifacts" iris-trainer:0.1.0
