@@ -668,27 +668,16 @@ mod tests {
     #[test]
     fn split_is_stratified_seeded_and_disjoint() {
         let t = Table::load(&DataConfig::default()).unwrap();
-        let s1 = Split::stratified(
-            &t.labels,
-            &t.class_names,
-            0.2,
-            &mut ChaCha8Rng::seed_from_u64(1),
-        )
-        .unwrap();
-        let s2 = Split::stratified(
-            &t.labels,
-            &t.class_names,
-            0.2,
-            &mut ChaCha8Rng::seed_from_u64(1),
-        )
-        .unwrap();
-        let s3 = Split::stratified(
-            &t.labels,
-            &t.class_names,
-            0.2,
-            &mut ChaCha8Rng::seed_from_u64(2),
-        )
-        .unwrap();
+        let split = |seed| {
+            Split::stratified(
+                &t.labels,
+                &t.class_names,
+                0.2,
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            )
+            .unwrap()
+        };
+        let (s1, s2, s3) = (split(1), split(1), split(2));
         assert_eq!(s1, s2);
         assert_ne!(s1, s3);
         assert_eq!((s1.train.len(), s1.test.len()), (120, 30));

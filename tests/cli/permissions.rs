@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{cmd, copy_model, shared_model, snapshot};
+use crate::common::{copy_model, shared_model, snapshot, train_into};
 
 fn is_root() -> bool {
     let out = Command::new("id").arg("-u").output().unwrap();
@@ -144,11 +144,7 @@ fn unreadable_inputs_are_named() {
 fn a_full_disk_during_the_save_keeps_the_previous_model() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
-    cmd()
-        .args(["--quiet", "--epochs", "5", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    train_into(&out, 5);
     let before = snapshot(&out);
     // 8 KiB per file: model.mpk fits, metrics.csv of 300 epochs (about 20 KiB) does not.
     let result = Command::new("prlimit")

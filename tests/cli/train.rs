@@ -3,7 +3,7 @@
 use predicates::prelude::*;
 use predicates::str::contains;
 
-use crate::common::{bin, cmd, metadata, snapshot, write};
+use crate::common::{bin, cmd, metadata, snapshot, train_into, write};
 
 #[test]
 fn help_and_version() {
@@ -398,11 +398,7 @@ fn unwritable_output_is_refused_before_training() {
 fn a_failed_run_leaves_the_previous_model_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
-    cmd()
-        .args(["--quiet", "--epochs", "20", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    train_into(&out, 20);
     let before = snapshot(&out);
     let bad = write(dir.path(), "bad.csv", "a,y\n1,x\nzz,y\n");
     bin()
@@ -450,11 +446,7 @@ fn signals_during_training_keep_the_previous_model() {
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
-    cmd()
-        .args(["--quiet", "--epochs", "10", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    train_into(&out, 10);
     let before = snapshot(&out);
     for (sig, code) in [("INT", Some(130)), ("TERM", Some(143)), ("KILL", None)] {
         let mut child = bin()
@@ -492,11 +484,7 @@ fn signals_during_training_keep_the_previous_model() {
         assert_eq!(before, after, "SIG{sig} changed the model");
     }
     // Whatever SIGKILL left behind is cleaned by the next writer.
-    cmd()
-        .args(["--quiet", "--epochs", "5", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    train_into(&out, 5);
     assert!(
         !snapshot(&out)
             .iter()

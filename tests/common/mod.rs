@@ -45,6 +45,15 @@ pub fn shared_model() -> &'static Path {
     .path()
 }
 
+/// Trains quietly for `epochs` epochs into `out`, asserting success.
+pub fn train_into(out: &Path, epochs: u32) {
+    cmd()
+        .args(["--quiet", "--epochs", &epochs.to_string(), "--out"])
+        .arg(out)
+        .assert()
+        .success();
+}
+
 /// Copies a model directory's files into a fresh temporary directory.
 pub fn copy_model(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
