@@ -476,14 +476,88 @@ fn truncate_json(v: &Value) -> String {
     }
 }
 
+/// A JSON value whose objects may not repeat a key (plain `serde_json::Value` keeps the last one,
+/// which would silently answer for a value the client did not mean).
+struct StrictJson(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StrictJson;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<StrictJson, E> {
+                Ok(StrictJson(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<StrictJson, E> {
+                Ok(StrictJson(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<StrictJson, E> {
+                Ok(StrictJson(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<StrictJson, E> {
+                Ok(StrictJson(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StrictJson, E> {
+                Ok(StrictJson(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<StrictJson, E> {
+                Ok(StrictJson(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<StrictJson, E> {
+                Ok(StrictJson(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<StrictJson, E> {
+                Ok(StrictJson(Value::Null))
+            }
+            fn visit_some<D2: serde::Deserializer<'de>>(
+                self,
+                d: D2,
+            ) -> Result<StrictJson, D2::Error> {
+                serde::Deserialize::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StrictJson, A::Error> {
+                let mut items = Vec::new();
+                while let Some(StrictJson(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(StrictJson(Value::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StrictJson, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if object.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "field `{key}` is given twice"
+                        )));
+                    }
+                    let StrictJson(v) = map.next_value()?;
+                    object.insert(key, v);
+                }
+                Ok(StrictJson(Value::Object(object)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Parses a `POST /predict` body into row-major values; `Ok((values, batched))`.
 pub fn parse_predict_body(
     body: &[u8],
     features: &[String],
     max_instances: usize,
 ) -> Result<(Vec<f32>, bool), String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let v = serde_json::from_slice::<StrictJson>(body)
+        .map_err(|e| format!("body is not valid JSON: {e}"))?
+        .0;
     let mut out = Vec::new();
     let as_api = |e: ApiError| e.message;
     match &v {
@@ -770,10 +844,11 @@ mod tests {
     #[test]
     fn bad_bodies_say_what_is_wrong() {
         let f = names();
-        let cases: [(&[u8], &str); 10] = [
+        let cases: [(&[u8], &str); 11] = [
             (b"{", "not valid JSON"),
             (br#"{"a":1}"#, "missing field `b`"),
             (br#"{"a":1,"b":2,"c":3}"#, "unknown field `c`"),
+            (br#"{"a":1,"b":2,"a":3}"#, "field `a` is given twice"),
             (b"[1]", "expected 2 values"),
             (br#"[1,"x"]"#, "expected a number"),
             (b"[1,1e39]", "out of range"),

@@ -192,6 +192,11 @@ fn bad_requests_get_json_4xx_and_the_service_keeps_serving() {
             400,
             "unknown field `x`",
         ),
+        (
+            r#"{"sepal_length":1,"sepal_width":1,"petal_length":1,"petal_width":1,"sepal_length":9}"#,
+            400,
+            "field `sepal_length` is given twice",
+        ),
         (r#"{"instances":[]}"#, 400, "`instances` is empty"),
         (
             r#"{"instances":[[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4]]}"#,
