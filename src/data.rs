@@ -240,18 +240,24 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(read_err)
 }
 
+/// The one way this crate reads CSV: no header assumed (it is detected), rows of any length
+/// (checked by the caller, with line numbers), fields trimmed, a UTF-8 byte-order mark skipped.
+fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes)
+}
+
 /// Reads CSV records as trimmed UTF-8 strings with their 1-based line numbers.
 fn read_records(bytes: &[u8], source: &str) -> Result<Vec<(u64, Vec<String>)>> {
     let err = |message: String| Error::Data {
         source_name: source.to_string(),
         message,
     };
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
+    let mut reader = csv_reader(bytes);
     let mut out = Vec::new();
     let mut rec = csv::ByteRecord::new();
     loop {
@@ -285,12 +291,7 @@ fn read_records(bytes: &[u8], source: &str) -> Result<Vec<(u64, Vec<String>)>> {
 /// The trimmed fields of the first non-blank row (a header, if the file has one); empty when
 /// the bytes are not readable CSV.
 pub fn first_row(bytes: &[u8]) -> Vec<String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
+    let mut reader = csv_reader(bytes);
     let mut rec = csv::StringRecord::new();
     while reader.read_record(&mut rec).unwrap_or(false) {
         if rec.iter().any(|f| !f.is_empty()) {
