@@ -10,8 +10,11 @@ use sha2::{Digest, Sha256};
 use crate::config::{ColumnRef, DataConfig};
 use crate::error::{Error, Result};
 
+pub mod csv;
+pub mod table;
+
 /// Fisher's Iris (the values R and scikit-learn distribute), with a header row.
-pub const IRIS_CSV: &[u8] = include_bytes!("../data/iris.csv");
+pub const IRIS_CSV: &[u8] = include_bytes!("../../data/iris.csv");
 
 /// The name used for the embedded data in messages and metadata.
 pub const EMBEDDED_IRIS: &str = "embedded:iris.csv";
@@ -242,12 +245,12 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
 
 /// The one way this crate reads CSV: no header assumed (it is detected), rows of any length
 /// (checked by the caller, with line numbers), fields trimmed, a UTF-8 byte-order mark skipped.
-fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+fn csv_reader(bytes: &[u8]) -> ::csv::Reader<&[u8]> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    csv::ReaderBuilder::new()
+    ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .trim(csv::Trim::All)
+        .trim(::csv::Trim::All)
         .from_reader(bytes)
 }
 
@@ -259,7 +262,7 @@ fn read_records(bytes: &[u8], source: &str) -> Result<Vec<(u64, Vec<String>)>> {
     };
     let mut reader = csv_reader(bytes);
     let mut out = Vec::new();
-    let mut rec = csv::ByteRecord::new();
+    let mut rec = ::csv::ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut rec) {
             Ok(false) => break,
@@ -292,7 +295,7 @@ fn read_records(bytes: &[u8], source: &str) -> Result<Vec<(u64, Vec<String>)>> {
 /// the bytes are not readable CSV.
 pub fn first_row(bytes: &[u8]) -> Vec<String> {
     let mut reader = csv_reader(bytes);
-    let mut rec = csv::StringRecord::new();
+    let mut rec = ::csv::StringRecord::new();
     while reader.read_record(&mut rec).unwrap_or(false) {
         if rec.iter().any(|f| !f.is_empty()) {
             return rec.iter().map(String::from).collect();
