@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::data::sha256_hex;
 use crate::error::{Error, Result};
-use crate::metadata::{FORMAT_VERSION, Metadata, RecordInfo};
+use crate::metadata::{Metadata, READABLE_VERSIONS, RecordInfo};
 use crate::model::{Mlp, MlpRecord};
 
 /// The record file's name (Burn's named MessagePack, full precision).
@@ -235,10 +235,10 @@ impl ModelDir {
                 "{METADATA_FILE} is not iris-trainer metadata ({e}); retrain to recreate it"
             ))
         })?;
-        if version.format_version != FORMAT_VERSION {
+        if !READABLE_VERSIONS.contains(&version.format_version) {
             return Err(err(format!(
-                "{METADATA_FILE} has format version {}, this iris-trainer ({}) reads version \
-                 {FORMAT_VERSION}; use a matching iris-trainer or retrain",
+                "{METADATA_FILE} has format version {}, this iris-trainer ({}) reads versions \
+                 {READABLE_VERSIONS:?}; use a matching iris-trainer or retrain",
                 version.format_version,
                 env!("CARGO_PKG_VERSION")
             )));

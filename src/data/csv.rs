@@ -126,7 +126,9 @@ impl CsvError {
 
 impl std::fmt::Display for CsvError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line > 0 {
+        if self.line > 0 && self.message.starts_with("has ") {
+            write!(f, "line {} {}", self.line, self.message)
+        } else if self.line > 0 {
             write!(f, "line {}, {}", self.line, self.message)
         } else {
             f.write_str(&self.message)
@@ -791,7 +793,7 @@ impl BlockParser {
                 return Err(CsvError::new(
                     rec.start_line(line),
                     format!(
-                        "the row has {} fields, expected {ncols} like the first row",
+                        "has {} fields, expected {ncols} like the first row",
                         rec.len()
                     ),
                 ));

@@ -1,17 +1,30 @@
-//! Reading tabular CSV data: the embedded Iris set, `Table`, the stratified split and scaling.
+//! Tabular data: readers (CSV, gzip-compressed CSV, Parquet) that fill typed columns in
+//! bounded chunks, the [`Schema`] (roles, types, task), seeded splits and the [`Preprocessor`]
+//! fitted on the training rows. Training reads a whole [`Dataset`]; `predict` and `evaluate`
+//! stream [`read_rows`] chunk by chunk.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{ColumnRef, DataConfig};
+use crate::config::{DataConfig, TrainConfig};
 use crate::error::{Error, Result};
 
 pub mod csv;
+pub mod parquet;
+pub mod preprocess;
+pub mod schema;
+pub mod split;
 pub mod table;
+
+pub use csv::{ColumnKind, MissingValues};
+pub use preprocess::{Encoder, Encoding, Preprocessor, Standardizer, Unseen};
+pub use schema::{ColumnPlan, FeatureType, Schema, Task};
+pub use split::Split;
+pub use table::{Column, ColumnData, MISSING, Table, TableBuilder};
 
 /// Fisher's Iris (the values R and scikit-learn distribute), with a header row.
 pub const IRIS_CSV: &[u8] = include_bytes!("../../data/iris.csv");
@@ -19,292 +32,19 @@ pub const IRIS_CSV: &[u8] = include_bytes!("../../data/iris.csv");
 /// The name used for the embedded data in messages and metadata.
 pub const EMBEDDED_IRIS: &str = "embedded:iris.csv";
 
-/// Largest CSV accepted, so a wrong path (a disk image, a log) fails fast instead of filling memory.
+/// Largest prediction input read from standard input in one go by older callers.
 pub const MAX_CSV_BYTES: u64 = 1 << 30;
 
-/// A labelled table of numeric features.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Table {
-    /// Where the rows came from (a path or [`EMBEDDED_IRIS`]).
-    pub source: String,
-    /// SHA-256 of the raw bytes, hex.
-    pub sha256: String,
-    /// Feature column names, in model input order.
-    pub feature_names: Vec<String>,
-    /// The label column's name.
-    pub label_name: String,
-    /// Distinct labels, in a deterministic order (numeric if all labels are numbers, else lexical).
-    pub class_names: Vec<String>,
-    /// Row-major features, `rows * feature_names.len()` values.
-    pub features: Vec<f32>,
-    /// Class index of each row.
-    pub labels: Vec<usize>,
+/// Hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
-impl Table {
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Number of features per row.
-    pub fn width(&self) -> usize {
-        self.feature_names.len()
-    }
-
-    /// The features of one row.
-    pub fn row(&self, i: usize) -> &[f32] {
-        let w = self.width();
-        &self.features[i * w..(i + 1) * w]
-    }
-
-    /// Rows per class, in `class_names` order.
-    pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.class_names.len()];
-        for &l in &self.labels {
-            counts[l] += 1;
-        }
-        counts
-    }
-
-    /// Loads the CSV named by the config, or the embedded Iris data when there is none.
-    pub fn load(config: &DataConfig) -> Result<Self> {
-        match &config.path {
-            None => Self::from_csv(IRIS_CSV, EMBEDDED_IRIS, config),
-            Some(path) => {
-                let bytes = read_limited(path)?;
-                Self::from_csv(&bytes, &path.display().to_string(), config)
-            }
-        }
-    }
-
-    /// Parses CSV bytes; `source` names them in errors.
-    pub fn from_csv(bytes: &[u8], source: &str, config: &DataConfig) -> Result<Self> {
-        let err = |message: String| Error::Data {
-            source_name: source.to_string(),
-            message,
-        };
-        let records = read_records(bytes, source)?;
-        let Some((first_line, first)) = records.first() else {
-            return Err(err(
-                "the file is empty: expected a header and data rows".into()
-            ));
-        };
-        let ncols = first.len();
-        let has_header = config
-            .has_header
-            .unwrap_or_else(|| looks_like_header(first, records.get(1).map(|(_, r)| r)));
-        let names: Vec<String> = if has_header {
-            first.clone()
-        } else {
-            (0..ncols).map(|i| format!("column_{i}")).collect()
-        };
-        if let Some(dup) = first_duplicate(&names).filter(|_| has_header) {
-            return Err(err(format!(
-                "line {first_line}: the header names column `{dup}` twice"
-            )));
-        }
-        if ncols < 2 {
-            return Err(err(format!(
-                "line {first_line} has {ncols} column: expected at least one feature column and a label column"
-            )));
-        }
-        let data = if has_header {
-            &records[1..]
-        } else {
-            &records[..]
-        };
-        if data.is_empty() {
-            return Err(err("no data rows after the header".into()));
-        }
-
-        let resolve = |c: &ColumnRef, what: &str| -> Result<usize> {
-            match c {
-                ColumnRef::Index(i) if *i < ncols => Ok(*i),
-                ColumnRef::Index(i) => Err(err(format!(
-                    "{what} column index {i} is out of range: the file has {ncols} columns (0 to {})",
-                    ncols - 1
-                ))),
-                ColumnRef::Name(n) => names.iter().position(|x| x == n).ok_or_else(|| {
-                    err(format!(
-                        "{what} column `{n}` not found; the columns are: {}",
-                        names.join(", ")
-                    ))
-                }),
-            }
-        };
-        let label_col = match &config.label {
-            Some(c) => resolve(c, "label")?,
-            None => ncols - 1,
-        };
-        let feature_cols: Vec<usize> = match &config.features {
-            Some(cs) => cs
-                .iter()
-                .map(|c| resolve(c, "feature"))
-                .collect::<Result<_>>()?,
-            None => (0..ncols).filter(|&i| i != label_col).collect(),
-        };
-        if feature_cols.contains(&label_col) {
-            return Err(err(format!(
-                "`{}` is both the label and a feature; remove it from `data.features`",
-                names[label_col]
-            )));
-        }
-        if let Some(dup) = first_duplicate(&feature_cols) {
-            return Err(err(format!(
-                "feature column `{}` is listed twice in `data.features`",
-                names[dup]
-            )));
-        }
-
-        let mut features = Vec::with_capacity(data.len() * feature_cols.len());
-        let mut raw_labels = Vec::with_capacity(data.len());
-        for (line, rec) in data {
-            if rec.len() != ncols {
-                return Err(err(format!(
-                    "line {line} has {} fields, expected {ncols} like line {first_line}",
-                    rec.len()
-                )));
-            }
-            for &c in &feature_cols {
-                features.push(parse_value(&rec[c], *line, &names[c]).map_err(&err)?);
-            }
-            let label = rec[label_col].as_str();
-            if label.is_empty() {
-                return Err(err(format!(
-                    "line {line}, column `{}`: the label is empty",
-                    names[label_col]
-                )));
-            }
-            raw_labels.push(label.to_string());
-        }
-
-        let class_names = class_order(&raw_labels);
-        if class_names.len() < 2 {
-            return Err(err(format!(
-                "only one class (`{}`) in column `{}`: a classifier needs at least two",
-                class_names[0], names[label_col]
-            )));
-        }
-        let index: std::collections::HashMap<&str, usize> = class_names
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.as_str(), i))
-            .collect();
-        let labels = raw_labels.iter().map(|l| index[l.as_str()]).collect();
-
-        Ok(Table {
-            source: source.to_string(),
-            sha256: sha256_hex(bytes),
-            feature_names: feature_cols.iter().map(|&c| names[c].clone()).collect(),
-            label_name: names[label_col].clone(),
-            class_names,
-            features,
-            labels,
-        })
-    }
-
-    /// A new table holding the given rows, in that order.
-    pub fn subset(&self, rows: &[usize]) -> Table {
-        let mut features = Vec::with_capacity(rows.len() * self.width());
-        for &r in rows {
-            features.extend_from_slice(self.row(r));
-        }
-        Table {
-            features,
-            labels: rows.iter().map(|&r| self.labels[r]).collect(),
-            ..self.clone()
-        }
-    }
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads a file, refusing directories and files over [`MAX_CSV_BYTES`].
-pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    let read_err = |source| Error::DataRead {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.is_dir() {
-        return Err(Error::Data {
-            source_name: path.display().to_string(),
-            message: "is a directory; give the path of a CSV file".into(),
-        });
-    }
-    if meta.len() > MAX_CSV_BYTES {
-        return Err(Error::Data {
-            source_name: path.display().to_string(),
-            message: format!(
-                "is {} bytes; files over {MAX_CSV_BYTES} bytes are refused",
-                meta.len()
-            ),
-        });
-    }
-    std::fs::read(path).map_err(read_err)
-}
-
-/// The one way this crate reads CSV: no header assumed (it is detected), rows of any length
-/// (checked by the caller, with line numbers), fields trimmed, a UTF-8 byte-order mark skipped.
-fn csv_reader(bytes: &[u8]) -> ::csv::Reader<&[u8]> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .from_reader(bytes)
-}
-
-/// Reads CSV records as trimmed UTF-8 strings with their 1-based line numbers.
-fn read_records(bytes: &[u8], source: &str) -> Result<Vec<(u64, Vec<String>)>> {
-    let err = |message: String| Error::Data {
-        source_name: source.to_string(),
-        message,
-    };
-    let mut reader = csv_reader(bytes);
-    let mut out = Vec::new();
-    let mut rec = ::csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(err(format!("not valid CSV: {e}"))),
-        }
-        let line = rec.position().map_or(0, |p| p.line());
-        // A line holding only separators or whitespace is treated as blank.
-        if rec.iter().all(|f| f.is_empty()) {
-            continue;
-        }
-        let fields = rec
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                String::from_utf8(f.to_vec()).map_err(|_| {
-                    err(format!(
-                        "line {line}, field {}: not UTF-8 text; save the file as UTF-8",
-                        i + 1
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        out.push((line, fields));
-    }
-    Ok(out)
-}
-
-/// The trimmed fields of the first non-blank row (a header, if the file has one); empty when
-/// the bytes are not readable CSV.
-pub fn first_row(bytes: &[u8]) -> Vec<String> {
-    let mut reader = csv_reader(bytes);
-    let mut rec = ::csv::StringRecord::new();
-    while reader.read_record(&mut rec).unwrap_or(false) {
-        if rec.iter().any(|f| !f.is_empty()) {
-            return rec.iter().map(String::from).collect();
-        }
-    }
-    Vec::new()
-}
-
-/// Why a field is not a usable feature value; the caller says where it was.
+/// Why a field is not a usable number; the caller says where it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadValue {
     /// The field is empty.
@@ -318,460 +58,1095 @@ pub enum BadValue {
     NotFinite(String),
 }
 
-/// Parses one feature value, refusing empty, non-numeric and non-finite values.
+/// Parses one number, refusing empty, non-numeric and non-finite values.
 pub fn parse_number(s: &str) -> std::result::Result<f32, BadValue> {
     if s.is_empty() {
         return Err(BadValue::Missing);
     }
-    match s.parse::<f32>() {
-        Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(BadValue::NotFinite(truncate(s, 40))),
-        Err(_) => Err(BadValue::NotANumber(truncate(s, 40))),
-    }
-}
-
-/// [`parse_number`] for a CSV field, with its line and column in the message.
-pub fn parse_value(s: &str, line: u64, column: &str) -> std::result::Result<f32, String> {
-    parse_number(s).map_err(|e| format!("line {line}, column `{column}`: {e}"))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
+    let shown = || match s.char_indices().nth(40) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
+    };
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(BadValue::NotFinite(shown())),
+        Err(_) => Err(BadValue::NotANumber(shown())),
     }
 }
 
-fn is_number(s: &str) -> bool {
-    s.parse::<f64>().is_ok()
+/// Reads a whole file, refusing directories.
+pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    check_file(path)?;
+    std::fs::read(path).map_err(|source| Error::DataRead {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-/// A first row is a header when some column is non-numeric there but numeric in the second row
-/// (or, with a single row, when no field is numeric).
-fn looks_like_header(first: &[String], second: Option<&Vec<String>>) -> bool {
-    match second {
-        Some(second) => first
-            .iter()
-            .zip(second)
-            .any(|(a, b)| !is_number(a) && is_number(b)),
-        None => !first.iter().any(|f| is_number(f)),
-    }
-}
-
-fn first_duplicate<T: PartialEq + Clone>(items: &[T]) -> Option<T> {
-    items
-        .iter()
-        .enumerate()
-        .find(|(i, x)| items[..*i].contains(x))
-        .map(|(_, x)| x.clone())
-}
-
-/// Orders class names: numerically when every label is a number, otherwise lexically.
-fn class_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
-        _ => a.cmp(b),
-    }
-}
-
-fn class_order(labels: &[String]) -> Vec<String> {
-    let mut names: Vec<String> = labels.to_vec();
-    let numeric = names.iter().all(|n| is_number(n));
-    names.sort_by(|a, b| if numeric { class_cmp(a, b) } else { a.cmp(b) });
-    names.dedup();
-    names
-}
-
-/// Hex SHA-256 of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Row indices of a stratified split.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Split {
-    /// Rows to fit on, ascending.
-    pub train: Vec<usize>,
-    /// Held-out rows, ascending.
-    pub test: Vec<usize>,
-}
-
-impl Split {
-    /// Holds out `fraction` of each class (rounded, at least one row, and at least one row kept).
-    pub fn stratified(
-        labels: &[usize],
-        class_names: &[String],
-        fraction: f64,
-        rng: &mut ChaCha8Rng,
-    ) -> std::result::Result<Split, String> {
-        let mut train = Vec::new();
-        let mut test = Vec::new();
-        for (class, name) in class_names.iter().enumerate() {
-            let mut rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-            if rows.len() < 2 {
-                return Err(format!(
-                    "class `{name}` has {} row(s); every class needs at least 2 to appear on both sides of the split",
-                    rows.len()
-                ));
-            }
-            rows.shuffle(rng);
-            let n_test = ((rows.len() as f64 * fraction).round() as usize).clamp(1, rows.len() - 1);
-            test.extend_from_slice(&rows[..n_test]);
-            train.extend_from_slice(&rows[n_test..]);
-        }
-        train.sort_unstable();
-        test.sort_unstable();
-        Ok(Split { train, test })
-    }
-}
-
-/// Per-feature standardisation, `(x - mean) / std`, fitted on the training split only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Standardizer {
-    /// Mean of each feature.
-    pub mean: Vec<f32>,
-    /// Population standard deviation of each feature (1 where a feature is constant).
-    pub std: Vec<f32>,
-}
-
-impl Standardizer {
-    /// Fits on every row of `table`.
-    pub fn fit(table: &Table) -> Self {
-        let (n, w) = (table.rows().max(1) as f64, table.width());
-        let mut mean = vec![0f64; w];
-        for r in 0..table.rows() {
-            for (m, &x) in mean.iter_mut().zip(table.row(r)) {
-                *m += f64::from(x);
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n);
-        let mut var = vec![0f64; w];
-        for r in 0..table.rows() {
-            for ((v, &x), m) in var.iter_mut().zip(table.row(r)).zip(&mean) {
-                *v += (f64::from(x) - m).powi(2);
-            }
-        }
-        let std = var
-            .iter()
-            .map(|v| {
-                let s = (v / n).sqrt();
-                if s > 1e-12 { s as f32 } else { 1.0 }
-            })
-            .collect();
-        Standardizer {
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            std,
-        }
-    }
-
-    /// Scales row-major values in place.
-    pub fn transform(&self, values: &mut [f32]) {
-        let w = self.mean.len();
-        for row in values.chunks_mut(w) {
-            for ((x, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-                *x = (*x - m) / s;
-            }
-        }
-    }
-}
-
-/// Reads rows of features for prediction, matching columns to the model's `feature_names`.
-///
-/// With a header, columns are matched by name and others (such as the label) are ignored.
-/// Without one, each row holds the features in model order, optionally followed by a label.
-pub fn read_feature_rows(bytes: &[u8], source: &str, feature_names: &[String]) -> Result<Vec<f32>> {
-    let err = |message: String| Error::Input(format!("{source}: {message}"));
-    let records = read_records(bytes, source).map_err(|e| match e {
-        Error::Data { message, .. } => err(message),
-        other => other,
+fn check_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::DataRead {
+        path: path.to_path_buf(),
+        source,
     })?;
-    let Some((_, first)) = records.first() else {
-        return Err(err("no rows to predict".into()));
-    };
-    let w = feature_names.len();
-    let header = looks_like_header(first, records.get(1).map(|(_, r)| r))
-        || first.iter().any(|f| feature_names.contains(f));
-    let (cols, rows): (Vec<usize>, &[(u64, Vec<String>)]) = if header {
-        let cols = feature_names
-            .iter()
-            .map(|n| {
-                first.iter().position(|f| f == n).ok_or_else(|| {
-                    err(format!(
-                        "the header has no column `{n}`; the model needs {}",
-                        feature_names.join(", ")
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?;
-        (cols, &records[1..])
-    } else {
-        ((0..w).collect(), &records[..])
-    };
-    if rows.is_empty() {
-        return Err(err("no rows to predict after the header".into()));
+    if meta.is_dir() {
+        return Err(Error::Data {
+            source_name: path.display().to_string(),
+            message: "is a directory; give the path of a CSV or Parquet file".into(),
+        });
     }
-    let mut out = Vec::with_capacity(rows.len() * w);
-    for (line, rec) in rows {
-        let ok = if header {
-            rec.len() == first.len()
-        } else {
-            rec.len() == w || rec.len() == w + 1
+    Ok(())
+}
+
+/// Where a table comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The Iris data embedded in the binary.
+    Embedded,
+    /// A file: CSV, gzip-compressed CSV or Parquet, recognised by its first bytes.
+    Path(PathBuf),
+    /// Standard input (CSV or gzip-compressed CSV).
+    Stdin,
+}
+
+impl Source {
+    /// The name used in messages and metadata.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Embedded => EMBEDDED_IRIS.to_string(),
+            Source::Path(p) => p.display().to_string(),
+            Source::Stdin => "standard input".to_string(),
+        }
+    }
+}
+
+/// Hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hasher.lock() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// The file format found from the first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Gzip,
+    Parquet,
+}
+
+/// An opened input: its format, a reader of its (decompressed) bytes and the hash of its raw
+/// bytes so far.
+struct Opened {
+    name: String,
+    format: Format,
+    path: Option<PathBuf>,
+    reader: Box<dyn Read + Send>,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+fn open(source: &Source) -> Result<Opened> {
+    let name = source.name();
+    let hasher = Arc::new(Mutex::new(Sha256::new()));
+    let (raw, path): (Box<dyn Read + Send>, Option<PathBuf>) = match source {
+        Source::Embedded => (Box::new(IRIS_CSV), None),
+        Source::Path(p) => {
+            check_file(p)?;
+            let f = std::fs::File::open(p).map_err(|source| Error::DataRead {
+                path: p.clone(),
+                source,
+            })?;
+            (Box::new(f), Some(p.clone()))
+        }
+        Source::Stdin => (Box::new(std::io::stdin()), None),
+    };
+    let mut raw: Box<dyn Read + Send> = Box::new(Hashing {
+        inner: raw,
+        hasher: Arc::clone(&hasher),
+    });
+    let mut magic = Vec::with_capacity(4);
+    (&mut raw)
+        .take(4)
+        .read_to_end(&mut magic)
+        .map_err(|e| read_error(&name, path.as_deref(), e))?;
+    let format = if magic == b"PAR1" {
+        Format::Parquet
+    } else if magic.starts_with(&[0x1f, 0x8b]) {
+        Format::Gzip
+    } else {
+        Format::Csv
+    };
+    let rejoined: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(magic).chain(raw));
+    let reader: Box<dyn Read + Send> = match format {
+        Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(rejoined)),
+        _ => rejoined,
+    };
+    Ok(Opened {
+        name,
+        format,
+        path,
+        reader,
+        hasher,
+    })
+}
+
+fn read_error(name: &str, path: Option<&Path>, e: std::io::Error) -> Error {
+    match path {
+        Some(p)
+            if e.kind() != std::io::ErrorKind::InvalidData
+                && e.kind() != std::io::ErrorKind::InvalidInput =>
+        {
+            Error::DataRead {
+                path: p.to_path_buf(),
+                source: e,
+            }
+        }
+        _ => Error::Data {
+            source_name: name.to_string(),
+            message: format!("cannot be read: {e}"),
+        },
+    }
+}
+
+/// Options for reading a table.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// CSV delimiter; `None` detects it.
+    pub delimiter: Option<u8>,
+    /// Whether a CSV's first row is a header; `None` detects it.
+    pub has_header: Option<bool>,
+    /// Missing-value markers.
+    pub missing: Vec<String>,
+    /// Parsing threads (0: every core).
+    pub threads: usize,
+}
+
+impl ReadOptions {
+    /// The options `config` sets.
+    pub fn from_config(config: &DataConfig) -> Self {
+        ReadOptions {
+            delimiter: config.delimiter_byte().ok().flatten(),
+            has_header: config.has_header,
+            missing: config.missing_values.clone(),
+            threads: 0,
+        }
+    }
+}
+
+/// A table reader whose column names are known; [`TableReader::chunks`] reads the rows.
+pub struct TableReader {
+    /// Column names, in file order.
+    pub names: Vec<String>,
+    /// How the file was read, for messages (`CSV, delimiter ',', header`).
+    pub format: String,
+    name: String,
+    inner: ReaderKind,
+    hasher: Arc<Mutex<Sha256>>,
+    as_input: bool,
+}
+
+enum ReaderKind {
+    Csv(csv::CsvFile),
+    Parquet(parquet::ParquetFile),
+}
+
+impl std::fmt::Debug for TableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("names", &self.names)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Chunks of rows in file order.
+pub struct Chunks {
+    inner: Box<dyn Iterator<Item = std::result::Result<csv::Chunk, csv::ReadError>> + Send>,
+    name: String,
+    as_input: bool,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl std::fmt::Debug for Chunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunks")
+            .field("source", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chunks {
+    /// The hex SHA-256 of the raw bytes read so far (of the whole file once every chunk is read).
+    pub fn sha256(&self) -> String {
+        self.hasher
+            .lock()
+            .map(|h| hex(&h.clone().finalize()))
+            .unwrap_or_default()
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Result<csv::Chunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner
+            .next()
+            .map(|r| r.map_err(|e| wrap(&self.name, e, self.as_input)))
+    }
+}
+
+fn wrap(name: &str, e: csv::ReadError, as_input: bool) -> Error {
+    let message = match e {
+        csv::ReadError::Csv(e) => e.to_string(),
+        csv::ReadError::Io(e) => format!("cannot be read: {e}"),
+    };
+    if as_input {
+        Error::Input(format!("{name}: {message}"))
+    } else {
+        Error::Data {
+            source_name: name.to_string(),
+            message,
+        }
+    }
+}
+
+impl TableReader {
+    /// Opens `source`, reading a CSV's header (detecting delimiter and header) or a Parquet
+    /// file's schema. `known_names` make a CSV's first row a header when it holds one of them.
+    /// With `as_input`, errors are prediction-input errors rather than data-file errors.
+    pub fn open(
+        source: &Source,
+        options: &ReadOptions,
+        known_names: &[String],
+        as_input: bool,
+    ) -> Result<Self> {
+        let opened = open(source)?;
+        let name = opened.name.clone();
+        let fail = |e: csv::ReadError| wrap(&name, e, as_input);
+        match opened.format {
+            Format::Parquet => {
+                let Some(path) = opened.path.clone() else {
+                    return Err(wrap(
+                        &name,
+                        csv::ReadError::Csv(csv::CsvError {
+                            line: 0,
+                            message:
+                                "Parquet can be read from a file only, not from standard input"
+                                    .into(),
+                        }),
+                        as_input,
+                    ));
+                };
+                drop(opened.reader);
+                let bytes = std::fs::read(&path).map_err(|e| read_error(&name, Some(&path), e))?;
+                if let Ok(mut h) = opened.hasher.lock() {
+                    *h = Sha256::new();
+                    h.update(&bytes);
+                }
+                let file = parquet::ParquetFile::open(bytes, &options.missing).map_err(fail)?;
+                Ok(TableReader {
+                    names: file.names.clone(),
+                    format: "Parquet".into(),
+                    name,
+                    inner: ReaderKind::Parquet(file),
+                    hasher: opened.hasher,
+                    as_input,
+                })
+            }
+            Format::Csv | Format::Gzip => {
+                let csv_options = csv::CsvOptions {
+                    delimiter: options.delimiter,
+                    has_header: options.has_header,
+                    known_names: known_names.to_vec(),
+                    missing: MissingValues::new(&options.missing),
+                    threads: options.threads,
+                    block_bytes: csv::BLOCK_BYTES,
+                };
+                let file = csv::CsvFile::open(opened.reader, csv_options).map_err(fail)?;
+                let delimiter = match file.delimiter {
+                    b'\t' => "tab".to_string(),
+                    d => format!("'{}'", d as char),
+                };
+                let format = format!(
+                    "{}CSV, delimiter {delimiter}, {}",
+                    if opened.format == Format::Gzip {
+                        "gzip-compressed "
+                    } else {
+                        ""
+                    },
+                    if file.has_header {
+                        "header"
+                    } else {
+                        "no header"
+                    }
+                );
+                Ok(TableReader {
+                    names: file.names.clone(),
+                    format,
+                    name,
+                    inner: ReaderKind::Csv(file),
+                    hasher: opened.hasher,
+                    as_input,
+                })
+            }
+        }
+    }
+
+    /// Whether a CSV's first row was a header (Parquet always names its columns).
+    pub fn has_header(&self) -> bool {
+        match &self.inner {
+            ReaderKind::Csv(f) => f.has_header,
+            ReaderKind::Parquet(_) => true,
+        }
+    }
+
+    /// Renames the columns (for a headerless CSV whose layout is known).
+    pub fn rename(&mut self, names: Vec<String>) {
+        if let ReaderKind::Csv(f) = &mut self.inner {
+            f.names = names.clone();
+        }
+        self.names = names;
+    }
+
+    /// The name used in messages.
+    pub fn source_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads the rows in chunks; `kinds` has one entry per column of [`TableReader::names`].
+    pub fn chunks(self, kinds: &[ColumnKind]) -> Result<Chunks> {
+        let name = self.name.clone();
+        let as_input = self.as_input;
+        let inner: Box<dyn Iterator<Item = _> + Send> = match self.inner {
+            ReaderKind::Csv(f) => Box::new(f.chunks(kinds).map_err(|e| wrap(&name, e, as_input))?),
+            ReaderKind::Parquet(f) => {
+                Box::new(f.chunks(kinds).map_err(|e| wrap(&name, e, as_input))?)
+            }
         };
-        if !ok {
-            let expected = if header {
-                first.len().to_string()
-            } else {
-                format!("{w} (or {} with a label)", w + 1)
-            };
-            return Err(err(format!(
-                "line {line} has {} fields, expected {expected}",
-                rec.len()
+        Ok(Chunks {
+            inner,
+            name,
+            as_input,
+            hasher: self.hasher,
+        })
+    }
+
+    /// Reads every row into one table; returns it with the SHA-256 of the file's bytes.
+    pub fn read_all(self, kinds: &[ColumnKind]) -> Result<(Table, String)> {
+        let name = self.name.clone();
+        let mut chunks = self.chunks(kinds)?;
+        let mut builder = TableBuilder::new();
+        for chunk in chunks.by_ref() {
+            builder
+                .push(chunk?.table)
+                .map_err(|c| Error::Internal(format!("{name}: chunks disagree on column `{c}`")))?;
+        }
+        // Drain what the reader did not need (a trailing remainder), so the hash covers the file.
+        Ok((builder.finish(), chunks.sha256()))
+    }
+}
+
+/// What a model predicts for each row of its training data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Class indices into `names`.
+    Classes {
+        /// Class names, in output order.
+        names: Vec<String>,
+        /// One class index per row.
+        labels: Vec<usize>,
+    },
+    /// Numbers.
+    Numbers(Vec<f32>),
+}
+
+/// A labelled table, its schema decided: what training reads.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// A path, or `embedded:iris.csv`.
+    pub source: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// How the file was read, for messages.
+    pub format: String,
+    /// The feature columns (rows with a missing label removed).
+    pub table: Table,
+    /// Roles, types and the task.
+    pub schema: Schema,
+    /// The label of each row.
+    pub target: Target,
+    /// Rows dropped because their label was missing.
+    pub dropped: usize,
+    /// Missing-value markers used.
+    pub missing_values: Vec<String>,
+}
+
+impl Dataset {
+    /// Reads the table `config` names (or the embedded Iris data) and decides its schema.
+    pub fn load(config: &DataConfig, max_categories: usize) -> Result<Self> {
+        let source = match &config.path {
+            None => Source::Embedded,
+            Some(p) => Source::Path(p.clone()),
+        };
+        let reader = TableReader::open(&source, &ReadOptions::from_config(config), &[], false)?;
+        let name = reader.source_name().to_string();
+        let data_err = |message: String| Error::Data {
+            source_name: name.clone(),
+            message,
+        };
+        let format = reader.format.clone();
+        let plan = ColumnPlan::new(&reader.names, config).map_err(&data_err)?;
+        let (table, sha256) = reader.read_all(&plan.kinds())?;
+        if table.rows() == 0 {
+            return Err(data_err("no data rows after the header".into()));
+        }
+        let schema = Schema::infer(&plan, &table, max_categories).map_err(&data_err)?;
+        let label = table
+            .column(&schema.label)
+            .ok_or_else(|| data_err(format!("label `{}` was not read", schema.label)))?;
+        let keep: Vec<usize> = (0..table.rows())
+            .filter(|&i| !label.data.is_missing(i))
+            .collect();
+        let dropped = table.rows() - keep.len();
+        if keep.is_empty() {
+            return Err(data_err(format!(
+                "every row's label (`{}`) is missing",
+                schema.label
             )));
         }
-        for (&c, name) in cols.iter().zip(feature_names) {
-            out.push(parse_value(&rec[c], *line, name).map_err(&err)?);
+        let table = if dropped > 0 {
+            table.select(&keep)
+        } else {
+            table
+        };
+        let label = &table
+            .column(&schema.label)
+            .ok_or_else(|| data_err("label column lost".into()))?
+            .data;
+        let target = match schema.task {
+            Task::Classification => {
+                let mut names: Vec<String> = (0..label.len())
+                    .filter_map(|i| label.text(i))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                schema::sort_levels(&mut names);
+                if names.len() < 2 {
+                    return Err(data_err(format!(
+                        "only one class (`{}`) in column `{}`: a classifier needs at least two",
+                        names.first().cloned().unwrap_or_default(),
+                        schema.label
+                    )));
+                }
+                let index: std::collections::HashMap<&str, usize> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.as_str(), i))
+                    .collect();
+                let labels = match label {
+                    ColumnData::Text { codes, levels } => {
+                        let map: Vec<usize> = levels
+                            .iter()
+                            .map(|l| index.get(l.as_str()).copied().unwrap_or(0))
+                            .collect();
+                        codes.iter().map(|&c| map[c as usize]).collect()
+                    }
+                    ColumnData::Numeric(_) => (0..label.len())
+                        .map(|i| {
+                            label
+                                .text(i)
+                                .and_then(|t| index.get(t.as_str()).copied())
+                                .unwrap_or(0)
+                        })
+                        .collect(),
+                };
+                Target::Classes { names, labels }
+            }
+            Task::Regression => match label {
+                ColumnData::Numeric(v) => {
+                    let first = v[0];
+                    if v.iter().all(|&x| x == first) {
+                        return Err(data_err(format!(
+                            "the label `{}` is {first} in every row: there is nothing to predict",
+                            schema.label
+                        )));
+                    }
+                    Target::Numbers(v.clone())
+                }
+                ColumnData::Text { .. } => {
+                    return Err(data_err(format!(
+                        "the label `{}` holds text; regression needs numbers (use --task classification)",
+                        schema.label
+                    )));
+                }
+            },
+        };
+        let mut table = table;
+        table.columns.retain(|c| c.name != schema.label);
+        Ok(Dataset {
+            source: name,
+            sha256,
+            format,
+            table,
+            schema,
+            target,
+            dropped,
+            missing_values: config.missing_values.clone(),
+        })
+    }
+
+    /// Number of rows with a label.
+    pub fn rows(&self) -> usize {
+        self.table.rows()
+    }
+
+    /// Class names (empty for regression).
+    pub fn class_names(&self) -> &[String] {
+        match &self.target {
+            Target::Classes { names, .. } => names,
+            Target::Numbers(_) => &[],
         }
     }
-    Ok(out)
+
+    /// Rows per class, in class order (empty for regression).
+    pub fn class_counts(&self) -> Vec<usize> {
+        match &self.target {
+            Target::Classes { names, labels } => {
+                let mut counts = vec![0; names.len()];
+                for &l in labels {
+                    counts[l] += 1;
+                }
+                counts
+            }
+            Target::Numbers(_) => Vec::new(),
+        }
+    }
+
+    /// The schema as a compact table, with the file, its format and dropped rows: what the
+    /// trainer prints at start.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "data: {} ({}; {} rows{})\n",
+            self.source,
+            self.format,
+            self.rows(),
+            if self.dropped > 0 {
+                format!(
+                    "; {} row(s) with a missing label `{}` dropped",
+                    self.dropped, self.schema.label
+                )
+            } else {
+                String::new()
+            }
+        );
+        let mut t = self.table.clone();
+        // The label column is gone from the features; show it from the target.
+        match &self.target {
+            Target::Numbers(v) => t.columns.push(Column {
+                name: self.schema.label.clone(),
+                data: ColumnData::Numeric(v.clone()),
+            }),
+            Target::Classes { names, labels } => t.columns.push(Column {
+                name: self.schema.label.clone(),
+                data: ColumnData::Text {
+                    codes: labels.iter().map(|&l| l as u32).collect(),
+                    levels: names.clone(),
+                },
+            }),
+        }
+        s.push_str(&self.schema.describe(&t));
+        s
+    }
+}
+
+/// Labels of one split.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labels {
+    /// Class indices.
+    Classes(Vec<usize>),
+    /// Targets standardised with [`Prepared::target_scaling`].
+    Numbers(Vec<f32>),
+}
+
+/// One split's encoded rows.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Row-major inputs, `rows * width`.
+    pub x: Vec<f32>,
+    /// Number of rows.
+    pub rows: usize,
+    /// Their labels.
+    pub y: Labels,
+}
+
+/// Mean and standard deviation of a regression target, fitted on the training rows.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TargetScaling {
+    /// Mean.
+    pub mean: f32,
+    /// Population standard deviation (1 when constant).
+    pub std: f32,
+}
+
+/// A dataset split, its preprocessor fitted on the training rows, every split encoded.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Classification or regression.
+    pub task: Task,
+    /// Class names (empty for regression).
+    pub classes: Vec<String>,
+    /// The transform from raw columns to inputs.
+    pub preprocessor: Preprocessor,
+    /// Scaling of a regression target.
+    pub target_scaling: Option<TargetScaling>,
+    /// Rows the optimiser sees.
+    pub train: Part,
+    /// Rows that decide early stopping (carved out of the training split).
+    pub valid: Option<Part>,
+    /// Held-out rows, reported, never used for a decision.
+    pub test: Part,
+    /// The whole training split (train + valid) when there is a validation split.
+    pub train_all: Option<Part>,
+}
+
+impl Prepared {
+    /// Number of inputs.
+    pub fn width(&self) -> usize {
+        self.preprocessor.width()
+    }
+
+    /// Splits `data` (seeded by `rng`: stratified for classes, random for numbers), holds out a
+    /// validation split when early stopping is on, fits the preprocessor on the rows the
+    /// optimiser sees and encodes every split.
+    pub fn new(data: &Dataset, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Result<Self> {
+        let data_err = |message: String| Error::Data {
+            source_name: data.source.clone(),
+            message,
+        };
+        let split_of = |rows: &[usize], fraction: f64, rng: &mut ChaCha8Rng| match &data.target {
+            Target::Classes { names, labels } => {
+                let sub: Vec<usize> = rows.iter().map(|&r| labels[r]).collect();
+                Split::stratified(&sub, names, fraction, rng).map(|s| s.within(rows))
+            }
+            Target::Numbers(_) => Split::random(rows.len(), fraction, rng).map(|s| s.within(rows)),
+        };
+        let all: Vec<usize> = (0..data.rows()).collect();
+        let outer = split_of(&all, config.data.test_fraction, rng)
+            .map_err(|m| data_err(format!("cannot split into train and test: {m}")))?;
+        let (fit_rows, valid_rows) = if config.training.early_stopping_patience.is_some() {
+            let inner =
+                split_of(&outer.train, config.training.validation_fraction, rng).map_err(|m| {
+                    data_err(format!(
+                        "cannot hold out a validation split for early stopping: {m}"
+                    ))
+                })?;
+            (inner.train, Some(inner.test))
+        } else {
+            (outer.train.clone(), None)
+        };
+        let (preprocessor, x_train) = Preprocessor::fit(
+            &data.table,
+            &data.schema,
+            &fit_rows,
+            &config.preprocess,
+            &data.missing_values,
+        )
+        .map_err(&data_err)?;
+        let target_scaling = match &data.target {
+            Target::Numbers(v) => {
+                let n = fit_rows.len() as f64;
+                let mean = fit_rows.iter().map(|&r| f64::from(v[r])).sum::<f64>() / n;
+                let var = fit_rows
+                    .iter()
+                    .map(|&r| (f64::from(v[r]) - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let std = var.sqrt();
+                Some(TargetScaling {
+                    mean: mean as f32,
+                    std: if std > 1e-12 { std as f32 } else { 1.0 },
+                })
+            }
+            Target::Classes { .. } => None,
+        };
+        let labels = |rows: &[usize]| match &data.target {
+            Target::Classes { labels, .. } => {
+                Labels::Classes(rows.iter().map(|&r| labels[r]).collect())
+            }
+            Target::Numbers(v) => {
+                let s = target_scaling.unwrap_or(TargetScaling {
+                    mean: 0.0,
+                    std: 1.0,
+                });
+                Labels::Numbers(rows.iter().map(|&r| (v[r] - s.mean) / s.std).collect())
+            }
+        };
+        let encode = |rows: &[usize]| -> Result<Part> {
+            let (x, _) = preprocessor
+                .encode(&data.table, Some(rows))
+                .map_err(|e| data_err(e.to_string()))?;
+            Ok(Part {
+                x,
+                rows: rows.len(),
+                y: labels(rows),
+            })
+        };
+        let train = Part {
+            x: x_train,
+            rows: fit_rows.len(),
+            y: labels(&fit_rows),
+        };
+        let valid = valid_rows.as_deref().map(encode).transpose()?;
+        let train_all = if valid.is_some() {
+            Some(encode(&outer.train)?)
+        } else {
+            None
+        };
+        let test = encode(&outer.test)?;
+        Ok(Prepared {
+            task: data.schema.task,
+            classes: data.class_names().to_vec(),
+            preprocessor,
+            target_scaling,
+            train,
+            valid,
+            test,
+            train_all,
+        })
+    }
+}
+
+/// Opens a file of rows for a model whose features `encoding` describes (and whose label is
+/// `label`), matching columns by header name; a headerless file is taken to be laid out like
+/// the training file, or as the features in order (optionally followed by the label).
+///
+/// Returns the reader, renamed, and the kind each column must be read as. Feature columns the
+/// file lacks are an error naming them.
+pub fn open_rows(
+    source: &Source,
+    encoding: &Encoding,
+    label: &str,
+    task: Task,
+    as_input: bool,
+) -> Result<(TableReader, Vec<ColumnKind>)> {
+    let features = encoding.feature_names();
+    let mut known = features.clone();
+    known.push(label.to_string());
+    let options = ReadOptions {
+        delimiter: None,
+        has_header: None,
+        missing: encoding.missing_values.clone(),
+        threads: 0,
+    };
+    let mut reader = TableReader::open(source, &options, &known, as_input)?;
+    let name = reader.source_name().to_string();
+    let fail = |message: String| {
+        if as_input {
+            Error::Input(format!("{name}: {message}"))
+        } else {
+            Error::Data {
+                source_name: name.clone(),
+                message,
+            }
+        }
+    };
+    if !reader.has_header() {
+        let n = reader.names.len();
+        let names = if n == encoding.source_columns.len() && n != features.len() {
+            encoding.source_columns.clone()
+        } else if n == features.len() {
+            features.clone()
+        } else if n == features.len() + 1 {
+            known.clone()
+        } else {
+            let mut expected = format!(
+                "{} (or {} with a label)",
+                features.len(),
+                features.len() + 1
+            );
+            if !encoding.source_columns.is_empty()
+                && encoding.source_columns.len() != features.len() + 1
+            {
+                expected.push_str(&format!(
+                    " or {} like the training file",
+                    encoding.source_columns.len()
+                ));
+            }
+            return Err(fail(format!("line 1 has {n} fields, expected {expected}")));
+        };
+        reader.rename(names);
+    }
+    let missing: Vec<&String> = features
+        .iter()
+        .filter(|f| !reader.names.contains(f))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(fail(format!(
+            "the header has no column `{first}`; the model needs {}",
+            features.join(", ")
+        )));
+    }
+    let kinds = reader
+        .names
+        .iter()
+        .map(|n| {
+            if let Some(e) = encoding.columns.iter().find(|e| e.name() == n) {
+                match e.kind() {
+                    FeatureType::Numeric => ColumnKind::Numeric,
+                    _ => ColumnKind::Text,
+                }
+            } else if n == label {
+                match task {
+                    Task::Classification => ColumnKind::Text,
+                    Task::Regression => ColumnKind::Numeric,
+                }
+            } else {
+                ColumnKind::Skip
+            }
+        })
+        .collect();
+    Ok((reader, kinds))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ColumnRef;
     use rand::SeedableRng;
 
-    fn table(csv: &str) -> Result<Table> {
-        Table::from_csv(csv.as_bytes(), "t.csv", &DataConfig::default())
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
     }
 
-    fn data_err(csv: &str) -> String {
-        table(csv).unwrap_err().to_string()
+    fn load(path: &Path, cfg: DataConfig) -> Result<Dataset> {
+        Dataset::load(
+            &DataConfig {
+                path: Some(path.to_path_buf()),
+                ..cfg
+            },
+            100,
+        )
     }
 
     #[test]
     fn embedded_iris_is_150_by_4_with_50_per_class() {
-        let t = Table::load(&DataConfig::default()).unwrap();
-        assert_eq!((t.rows(), t.width()), (150, 4));
-        assert_eq!(t.class_names, ["setosa", "versicolor", "virginica"]);
-        assert_eq!(t.class_counts(), [50, 50, 50]);
-        assert_eq!(
-            t.feature_names,
-            ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-        );
-        assert_eq!(t.label_name, "species");
+        let d = Dataset::load(&DataConfig::default(), 100).unwrap();
+        assert_eq!((d.rows(), d.schema.features.len()), (150, 4));
+        assert_eq!(d.class_names(), ["setosa", "versicolor", "virginica"]);
+        assert_eq!(d.class_counts(), [50, 50, 50]);
+        assert_eq!(d.schema.label, "species");
+        assert_eq!(d.sha256, sha256_hex(IRIS_CSV));
+        let x = match &d.table.column("sepal_width").unwrap().data {
+            ColumnData::Numeric(v) => v.clone(),
+            _ => panic!(),
+        };
         // Fisher's values, not UCI's: samples 35 and 38 per UCI's errata.
-        assert_eq!(t.row(34), [4.9, 3.1, 1.5, 0.2]);
-        assert_eq!(t.row(37), [4.9, 3.6, 1.4, 0.1]);
+        assert_eq!((x[34], x[37]), (3.1, 3.6));
     }
 
     #[test]
-    fn headerless_uci_layout() {
-        let t = table("5.1,3.5,1.4,0.2,Iris-setosa\n7.0,3.2,4.7,1.4,Iris-versicolor\n").unwrap();
-        assert_eq!(t.rows(), 2);
+    fn penguin_like_file_with_label_first_blanks_and_categories() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("species,island,bill,sex,year\n");
+        for i in 0..40 {
+            let species = ["Adelie", "Gentoo"][i % 2];
+            let bill = if i % 7 == 3 {
+                "NA".to_string()
+            } else {
+                format!("{}.5", 35 + i % 2 * 10 + i % 3)
+            };
+            let sex = ["male", "female", ""][i % 3];
+            text.push_str(&format!(
+                "{species},{},{bill},{sex},{}\n",
+                ["Biscoe", "Dream"][i % 3 % 2],
+                2007 + i % 3
+            ));
+        }
+        text.push_str("NA,Biscoe,40.1,male,2008\n");
+        let p = write(dir.path(), "p.csv", text.as_bytes());
+        let d = load(
+            &p,
+            DataConfig {
+                label: Some(ColumnRef::Name("species".into())),
+                ignore: vec![ColumnRef::Name("year".into())],
+                ..DataConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(d.dropped, 1);
+        assert_eq!(d.rows(), 40);
+        assert_eq!(d.schema.task, Task::Classification);
+        assert_eq!(d.class_names(), ["Adelie", "Gentoo"]);
+        let kinds: Vec<_> = d
+            .schema
+            .features
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind))
+            .collect();
         assert_eq!(
-            t.feature_names,
-            ["column_0", "column_1", "column_2", "column_3"]
+            kinds,
+            [
+                ("island", FeatureType::Categorical),
+                ("bill", FeatureType::Numeric),
+                ("sex", FeatureType::Categorical)
+            ]
         );
-        assert_eq!(t.class_names, ["Iris-setosa", "Iris-versicolor"]);
-        assert_eq!(t.labels, [0, 1]);
-    }
-
-    #[test]
-    fn label_and_features_by_name_and_index() {
-        let cfg = DataConfig {
-            label: Some(ColumnRef::Name("y".into())),
-            features: Some(vec![ColumnRef::Index(2), ColumnRef::Name("a".into())]),
-            ..DataConfig::default()
-        };
-        let t = Table::from_csv(b"y,a,b\nx,1,2\nz,3,4\n", "t", &cfg).unwrap();
-        assert_eq!(t.feature_names, ["b", "a"]);
-        assert_eq!(t.features, [2.0, 1.0, 4.0, 3.0]);
-        assert_eq!(t.labels, [0, 1]);
-    }
-
-    #[test]
-    fn numeric_labels_sort_numerically() {
-        let t = table("a,y\n1,10\n2,2\n3,1\n").unwrap();
-        assert_eq!(t.class_names, ["1", "2", "10"]);
-        assert_eq!(t.labels, [2, 1, 0]);
-    }
-
-    #[test]
-    fn mixed_text_and_number_labels_keep_their_rows() {
-        let t = table("a,y\n1,1\n2,10\n3,9\n4,a\n5,10\n").unwrap();
-        assert_eq!(t.class_names, ["1", "10", "9", "a"]);
-        assert_eq!(t.labels, [0, 1, 2, 3, 1]);
-        assert_eq!(t.class_counts(), [1, 2, 1, 1]);
-    }
-
-    #[test]
-    fn bad_values_name_line_and_column() {
-        let m = data_err("a,b,y\n1,2,x\n1,oops,z\n");
         assert!(
-            m.contains("line 3") && m.contains("`b`") && m.contains("oops"),
-            "{m}"
+            d.describe().contains("1 row(s) with a missing label"),
+            "{}",
+            d.describe()
         );
-        let m = data_err("a,b,y\n1,2,x\nNaN,1,z\n");
-        assert!(
-            m.contains("line 3") && m.contains("`a`") && m.contains("finite"),
-            "{m}"
-        );
-        let m = data_err("a,b,y\n1,inf,x\n1,2,z\n");
-        assert!(m.contains("line 2") && m.contains("finite"), "{m}");
-        let m = data_err("a,b,y\n1,,x\n1,2,z\n");
-        assert!(m.contains("line 2") && m.contains("missing"), "{m}");
-        let m = data_err("a,b,y\n1,1e39,x\n1,2,z\n");
-        assert!(m.contains("finite"), "{m}");
+        let config = TrainConfig::default();
+        let p = Prepared::new(&d, &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert_eq!(p.train.rows + p.test.rows, 40);
+        assert_eq!(p.width(), 2 + 1 + 3);
+        assert!(p.train.x.iter().chain(&p.test.x).all(|v| v.is_finite()));
     }
 
     #[test]
-    fn ragged_rows_are_refused() {
-        let m = data_err("a,b,y\n1,2,x\n1,2\n");
-        assert!(m.contains("line 3 has 2 fields, expected 3"), "{m}");
-    }
-
-    #[test]
-    fn empty_and_header_only_files_are_refused() {
-        assert!(data_err("").contains("empty"));
-        assert!(data_err("\n\n").contains("empty"));
-        assert!(data_err("a,b,y\n").contains("no data rows"));
-    }
-
-    #[test]
-    fn one_class_is_refused() {
-        let m = data_err("a,y\n1,x\n2,x\n");
-        assert!(m.contains("only one class") && m.contains("`x`"), "{m}");
-    }
-
-    #[test]
-    fn missing_column_lists_the_columns() {
-        let cfg = DataConfig {
-            label: Some(ColumnRef::Name("species".into())),
-            ..DataConfig::default()
-        };
-        let m = Table::from_csv(b"a,b\n1,x\n2,y\n", "t", &cfg)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            m.contains("`species` not found") && m.contains("a, b"),
-            "{m}"
-        );
-    }
-
-    #[test]
-    fn label_as_feature_is_refused() {
-        let cfg = DataConfig {
-            features: Some(vec![ColumnRef::Index(1)]),
-            ..DataConfig::default()
-        };
-        let m = Table::from_csv(b"a,y\n1,x\n2,y\n", "t", &cfg)
-            .unwrap_err()
-            .to_string();
-        assert!(m.contains("both the label and a feature"), "{m}");
-    }
-
-    #[test]
-    fn binary_garbage_is_an_error() {
-        let m = Table::from_csv(b"\xff\xfe\x00a,b\n\x80,1\n", "g", &DataConfig::default())
-            .unwrap_err()
-            .to_string();
-        assert!(m.contains("UTF-8"), "{m}");
-    }
-
-    #[test]
-    fn split_is_stratified_seeded_and_disjoint() {
-        let t = Table::load(&DataConfig::default()).unwrap();
-        let split = |seed| {
-            Split::stratified(
-                &t.labels,
-                &t.class_names,
-                0.2,
-                &mut ChaCha8Rng::seed_from_u64(seed),
-            )
-            .unwrap()
-        };
-        let (s1, s2, s3) = (split(1), split(1), split(2));
-        assert_eq!(s1, s2);
-        assert_ne!(s1, s3);
-        assert_eq!((s1.train.len(), s1.test.len()), (120, 30));
-        let test = t.subset(&s1.test);
-        assert_eq!(test.class_counts(), [10, 10, 10]);
-        assert!(s1.test.iter().all(|i| !s1.train.contains(i)));
-    }
-
-    #[test]
-    fn split_needs_two_rows_per_class() {
-        let labels = [0, 0, 1];
-        let names = ["a".to_string(), "b".to_string()];
-        let m =
-            Split::stratified(&labels, &names, 0.2, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
-        assert!(m.contains("class `b` has 1 row"), "{m}");
-    }
-
-    #[test]
-    fn standardizer_centres_and_scales() {
-        let t = table("a,b,y\n1,5,x\n3,5,y\n").unwrap();
-        let s = Standardizer::fit(&t);
-        assert_eq!(s.mean, [2.0, 5.0]);
-        assert_eq!(s.std, [1.0, 1.0]); // b is constant: scale 1, not a division by zero
-        let mut v = t.features.clone();
-        s.transform(&mut v);
-        assert_eq!(v, [-1.0, 0.0, 1.0, 0.0]);
-    }
-
-    #[test]
-    fn feature_rows_with_header_ignore_label_and_reorder() {
-        let names: Vec<String> = ["a", "b"].map(String::from).to_vec();
-        let v = read_feature_rows(b"b,y,a\n2,x,1\n4,z,3\n", "in", &names).unwrap();
-        assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
-        let v = read_feature_rows(b"1,2\n3,4,label\n", "in", &names).unwrap();
-        assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
-        let m = read_feature_rows(b"1,2,3,4\n", "in", &names)
-            .unwrap_err()
-            .to_string();
-        assert!(m.contains("line 1 has 4 fields"), "{m}");
-        let m = read_feature_rows(b"1,x\n", "in", &names)
-            .unwrap_err()
-            .to_string();
-        assert!(m.contains("`x` is not a number"), "{m}");
-    }
-
-    mod properties {
-        use super::*;
-        use proptest::prelude::*;
-
-        fn names() -> Vec<String> {
-            ["a", "b"].map(String::from).to_vec()
+    fn regression_targets_are_standardised_on_the_training_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("x;y\n");
+        for i in 0..50 {
+            text.push_str(&format!("{i};{}\n", i as f32 * 2.5 + 1.0));
         }
+        let p = write(dir.path(), "r.csv", text.as_bytes());
+        let d = load(&p, DataConfig::default()).unwrap();
+        assert_eq!(d.schema.task, Task::Regression);
+        assert!(d.format.contains("delimiter ';'"), "{}", d.format);
+        let prep = Prepared::new(
+            &d,
+            &TrainConfig::default(),
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
+        let Labels::Numbers(y) = &prep.train.y else {
+            panic!()
+        };
+        let mean: f32 = y.iter().sum::<f32>() / y.len() as f32;
+        assert!(mean.abs() < 1e-5, "{mean}");
+        assert_eq!((prep.train.rows, prep.test.rows), (40, 10));
+        assert!(prep.target_scaling.is_some());
+    }
 
-        proptest! {
-            /// Arbitrary bytes never panic the CSV readers; errors always say something.
-            #[test]
-            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-                if let Err(e) = Table::from_csv(&bytes, "p.csv", &DataConfig::default()) {
-                    prop_assert!(e.to_string().starts_with("invalid data in p.csv: "));
-                }
-                let _ = read_feature_rows(&bytes, "p.csv", &names());
-            }
+    #[test]
+    fn gzip_is_read_by_content() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(IRIS_CSV).unwrap();
+        let bytes = gz.finish().unwrap();
+        let p = write(dir.path(), "iris.csv.gz", &bytes);
+        let d = load(&p, DataConfig::default()).unwrap();
+        assert_eq!(d.rows(), 150);
+        assert_eq!(d.sha256, sha256_hex(&bytes));
+        assert!(d.format.starts_with("gzip-compressed CSV"), "{}", d.format);
+        let bad = write(dir.path(), "bad.gz", &bytes[..bytes.len() / 2]);
+        let e = load(&bad, DataConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("bad.gz"), "{e}");
+    }
 
-            /// CSV-like text (numbers, words, quotes, separators) never panics, and what parses
-            /// is consistent: every row has every feature and a valid label.
-            #[test]
-            fn csv_like_text_is_read_consistently(text in "([0-9]{1,3}(\\.[0-9])?|[a-z]{1,3}|nan|inf|-|\"|,|\n| ){0,80}") {
-                if let Ok(t) = Table::from_csv(text.as_bytes(), "p.csv", &DataConfig::default()) {
-                    prop_assert_eq!(t.features.len(), t.rows() * t.width());
-                    prop_assert!(t.features.iter().all(|x| x.is_finite()));
-                    prop_assert!(t.labels.iter().all(|&l| l < t.class_names.len()));
-                    prop_assert!(t.class_names.len() >= 2);
-                }
-                if let Ok(v) = read_feature_rows(text.as_bytes(), "p.csv", &names()) {
-                    prop_assert_eq!(v.len() % 2, 0);
-                    prop_assert!(v.iter().all(|x| x.is_finite()));
-                }
-            }
-        }
+    #[test]
+    fn bad_tables_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |name: &str, text: &str, cfg: DataConfig| {
+            let p = write(dir.path(), name, text.as_bytes());
+            load(&p, cfg).unwrap_err().to_string()
+        };
+        let m = err("one.csv", "a,y\n1,x\n2,x\n", DataConfig::default());
+        assert!(m.contains("only one class (`x`)"), "{m}");
+        let m = err("h.csv", "a,b,y\n", DataConfig::default());
+        assert!(m.contains("no data rows"), "{m}");
+        let m = err(
+            "missing.csv",
+            "a,y\n1,x\n2,z\n",
+            DataConfig {
+                label: Some(ColumnRef::Name("species".into())),
+                ..DataConfig::default()
+            },
+        );
+        assert!(
+            m.contains("`species` not found") && m.contains("a, y"),
+            "{m}"
+        );
+        let m = err(
+            "reg.csv",
+            "a,y\n1,x\n2,z\n",
+            DataConfig {
+                task: Some(Task::Regression),
+                ..DataConfig::default()
+            },
+        );
+        assert!(
+            m.contains("line 2") && m.contains("`x` is not a number"),
+            "{m}"
+        );
+        let m = err(
+            "const.csv",
+            "a,y\n1,2.5\n2,2.5\n",
+            DataConfig {
+                task: Some(Task::Regression),
+                ..DataConfig::default()
+            },
+        );
+        assert!(m.contains("nothing to predict"), "{m}");
+        let e = load(dir.path(), DataConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn rows_for_a_model_are_matched_by_name_or_layout() {
+        let d = Dataset::load(&DataConfig::default(), 100).unwrap();
+        let (p, _) = Preprocessor::fit(
+            &d.table,
+            &d.schema,
+            &(0..150).collect::<Vec<_>>(),
+            &Default::default(),
+            &d.missing_values,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let read = |text: &str| -> Result<Table> {
+            let path = write(dir.path(), "in.csv", text.as_bytes());
+            let (r, kinds) = open_rows(
+                &Source::Path(path),
+                &p.encoding,
+                "species",
+                Task::Classification,
+                true,
+            )?;
+            Ok(r.read_all(&kinds)?.0)
+        };
+        let t = read(
+            "petal_width,species,sepal_length,petal_length,sepal_width\n0.2,setosa,5.1,1.4,3.5\n",
+        )
+        .unwrap();
+        assert_eq!(t.rows(), 1);
+        assert!(t.column("species").is_some());
+        let t = read("5.1,3.5,1.4,0.2\n6,3,4,1\n").unwrap();
+        assert_eq!(t.rows(), 2);
+        let t = read("5.1,3.5,1.4,0.2,setosa\n").unwrap();
+        assert_eq!(
+            t.column("species").unwrap().data.text(0).as_deref(),
+            Some("setosa")
+        );
+        let m = read("1,2,3\n").unwrap_err().to_string();
+        assert!(m.contains("line 1 has 3 fields"), "{m}");
+        let m = read("a,b,c,d\n").unwrap_err().to_string();
+        assert!(m.contains("no column `sepal_length`"), "{m}");
+        let m = read("1,2,3,4\n5,6,seven,8\n").unwrap_err().to_string();
+        assert!(m.contains("line 2") && m.contains("seven"), "{m}");
     }
 }
