@@ -91,6 +91,9 @@ pub struct CsvOptions {
     pub threads: usize,
     /// Bytes per block.
     pub block_bytes: usize,
+    /// Accept rows with one field more than the first row, ignoring it (a headerless file of
+    /// features where some rows also hold the label).
+    pub extra_trailing_field: bool,
 }
 
 impl Default for CsvOptions {
@@ -102,6 +105,7 @@ impl Default for CsvOptions {
             missing: MissingValues::default(),
             threads: 0,
             block_bytes: BLOCK_BYTES,
+            extra_trailing_field: false,
         }
     }
 }
@@ -462,6 +466,11 @@ fn next_block(
 pub const SAMPLE_BYTES: usize = 1 << 20;
 
 impl CsvFile {
+    /// Accepts rows with one extra trailing field (ignored) from now on.
+    pub fn allow_extra_trailing_field(&mut self) {
+        self.options.extra_trailing_field = true;
+    }
+
     /// Reads the start of `input`, detects the delimiter and header, and reads the names.
     pub fn open(mut input: Box<dyn Read + Send>, options: CsvOptions) -> Result<Self, ReadError> {
         let mut carry = Vec::new();
@@ -515,9 +524,11 @@ impl CsvFile {
             }
         }
         let Some((after_first, line_after_first)) = first_end else {
-            return Err(
-                CsvError::new(0, "the file is empty: expected a header and data rows").into(),
-            );
+            return Err(CsvError::new(
+                0,
+                "the file is empty: no rows; expected a header and data rows",
+            )
+            .into());
         };
         let first = &rows[0];
         let has_header = options
@@ -607,6 +618,7 @@ impl CsvFile {
             names: self.names.clone(),
             kinds,
             missing: self.options.missing.clone(),
+            extra_trailing_field: self.options.extra_trailing_field,
         });
         let block_bytes = self.options.block_bytes.max(1);
         let (pending, next) = if self.eof && rows.len() <= block_bytes {
@@ -746,6 +758,7 @@ struct BlockParser {
     names: Vec<String>,
     kinds: Vec<ColumnKind>,
     missing: MissingValues,
+    extra_trailing_field: bool,
 }
 
 /// A parsed block: its rows and the newlines it held.
@@ -789,7 +802,7 @@ impl BlockParser {
             .collect();
         let mut rec = Records::new(block, self.delimiter);
         while let Some(line) = rec.next()? {
-            if rec.len() != ncols {
+            if rec.len() != ncols && !(self.extra_trailing_field && rec.len() == ncols + 1) {
                 return Err(CsvError::new(
                     rec.start_line(line),
                     format!(

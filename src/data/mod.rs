@@ -369,6 +369,7 @@ impl TableReader {
                     missing: MissingValues::new(&options.missing),
                     threads: options.threads,
                     block_bytes: csv::BLOCK_BYTES,
+                    extra_trailing_field: false,
                 };
                 let file = csv::CsvFile::open(opened.reader, csv_options).map_err(fail)?;
                 let delimiter = match file.delimiter {
@@ -405,6 +406,13 @@ impl TableReader {
         match &self.inner {
             ReaderKind::Csv(f) => f.has_header,
             ReaderKind::Parquet(_) => true,
+        }
+    }
+
+    /// Accepts rows with one extra trailing field, ignored (CSV only).
+    pub fn allow_extra_trailing_field(&mut self) {
+        if let ReaderKind::Csv(f) = &mut self.inner {
+            f.allow_extra_trailing_field();
         }
     }
 
@@ -863,6 +871,8 @@ pub fn open_rows(
         let names = if n == encoding.source_columns.len() && n != features.len() {
             encoding.source_columns.clone()
         } else if n == features.len() {
+            // Some rows may also hold the label, after the features.
+            reader.allow_extra_trailing_field();
             features.clone()
         } else if n == features.len() + 1 {
             known.clone()
@@ -880,7 +890,11 @@ pub fn open_rows(
                     encoding.source_columns.len()
                 ));
             }
-            return Err(fail(format!("line 1 has {n} fields, expected {expected}")));
+            return Err(fail(format!(
+                "line 1 has {n} fields, expected {expected}: the model takes {} features ({})",
+                features.len(),
+                features.join(", ")
+            )));
         };
         reader.rename(names);
     }

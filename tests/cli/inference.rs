@@ -103,7 +103,14 @@ fn predict_bad_input_names_the_problem() {
         4,
         "`sepal_width`: `x` is not a number",
     );
-    run(&["1", "NaN", "3", "4"], "", 4, "not a finite number");
+    // `NaN` (like `NA`, `?` and an empty value) means "missing" and is imputed; infinity is an
+    // error.
+    cmd()
+        .args(["predict", "-m"])
+        .arg(m)
+        .args(["1", "NaN", "3", "4"])
+        .assert()
+        .success();
     run(&["1", "inf", "3", "4"], "", 4, "not a finite number");
     run(&["3e38", "3.5", "1.4", "0.2"], "", 4, "too large to use");
     run(&["--input", "-"], "1,2,3\n", 4, "line 1 has 3 fields");

@@ -78,7 +78,7 @@ fn health_metadata_metrics_and_openapi() {
     assert_eq!(status, 200);
     let meta = json(&body);
     assert_eq!(meta["classes"][0], "setosa");
-    assert_eq!(meta["format_version"], 1);
+    assert_eq!(meta["format_version"], 2);
     let (status, body) = get(&server.url("/openapi.json"));
     assert_eq!(status, 200);
     let api = json(&body);

@@ -40,7 +40,10 @@ fn default_training_writes_a_complete_accurate_model() {
     assert!(stderr.contains("epoch   300/300"), "{stderr}");
 
     let m = metadata(&out);
-    assert_eq!(m["format_version"], 1);
+    // Version 2: version 1's fields, plus the task and how raw columns become inputs.
+    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["task"], "classification");
+    assert_eq!(m["preprocess"]["columns"][0]["type"], "numeric");
     assert_eq!(
         m["classes"],
         serde_json::json!(["setosa", "versicolor", "virginica"])
@@ -284,12 +287,17 @@ fn bad_data_files_are_clear_errors() {
             vec!["cannot read data file", "missing.csv"],
         ),
         (
-            p("text.csv", "a,b,y\n1,2,x\n3,oops,y\n"),
-            vec!["line 3", "`b`", "`oops` is not a number"],
-        ),
-        (
-            p("nan.csv", "a,b,y\n1,2,x\nNaN,1,y\n"),
-            vec!["line 3", "`a`", "not a finite number"],
+            // A word among numbers: a typo, not a category (NaN, NA, ? and blanks are missing).
+            p(
+                "text.csv",
+                &format!(
+                    "a,b,y\n{}3,oops,y\n",
+                    (0..30)
+                        .map(|i| format!("{i},{i}.5,{}\n", ["x", "y"][i % 2]))
+                        .collect::<String>()
+                ),
+            ),
+            vec!["line 32", "`b`", "`oops` is not a number"],
         ),
         (
             p("inf.csv", "a,b,y\n1,-inf,x\n3,1,y\n"),
