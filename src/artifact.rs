@@ -351,7 +351,13 @@ impl ModelDir {
                 .open(self.path.join(COMMIT_LOCK_FILE))
                 .map_err(|e| out(&e))?;
             commit_lock.lock().map_err(|e| out(&e))?;
-            commit(staging.path(), &self.path).map_err(|e| out(&e))?;
+            if let Err(e) = commit(staging.path(), &self.path) {
+                // Some files may be in place already: keep the complete staging directory, so
+                // the next reader or writer finishes the commit instead of leaving two models
+                // mixed.
+                let _ = staging.keep();
+                return Err(out(&e));
+            }
         }
         staging.close().map_err(|e| out(&e))
     }
@@ -601,3 +607,6 @@ impl Metadata {
         s
     }
 }
+
+#[cfg(test)]
+mod tests;
