@@ -48,13 +48,13 @@ fn ndarray() -> Command {
     c
 }
 
-/// A model trained once by the wgpu build (30 epochs), with what it printed on stderr.
+/// A model trained once by the wgpu build (10 epochs), with what it printed on stderr.
 fn wgpu_model() -> &'static (tempfile::TempDir, String) {
     static MODEL: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
     MODEL.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = wgpu()
-            .args(["--epochs", "30", "--out"])
+            .args(["--epochs", "10", "--out"])
             .arg(dir.path())
             .output()
             .unwrap();
@@ -75,7 +75,7 @@ fn wgpu_build_trains_on_its_adapter_and_says_which() {
     assert!(stderr.contains("using backend wgpu, device "), "{stderr}");
     let m = metadata(dir.path());
     assert_eq!(m["device"]["backend"], "wgpu");
-    assert_eq!(m["metrics"]["epochs_run"], 30);
+    assert_eq!(m["metrics"]["epochs_run"], 10);
     let scratch = tempfile::tempdir().unwrap();
     let mut strict = wgpu();
     strict
@@ -102,9 +102,11 @@ fn wgpu_build_trains_on_its_adapter_and_says_which() {
 
 #[test]
 fn models_cross_between_the_wgpu_and_ndarray_builds() {
+    // First the wgpu model, so that a machine without an adapter fails before building.
+    let gpu_model = wgpu_model().0.path();
     let cpu_model = tempfile::tempdir().unwrap();
     let out = ndarray()
-        .args(["--quiet", "--epochs", "30", "--out"])
+        .args(["--quiet", "--epochs", "10", "--out"])
         .arg(cpu_model.path())
         .output()
         .unwrap();
@@ -118,7 +120,7 @@ fn models_cross_between_the_wgpu_and_ndarray_builds() {
     // The wgpu-trained model in the ndarray build, and the ndarray-trained one in the wgpu
     // build: the same classes and probabilities to within float rounding.
     let rows = "5.1,3.5,1.4,0.2\n6.0,2.9,4.5,1.5\n6.7,3.0,5.2,2.3\n";
-    for model in [wgpu_model().0.path(), cpu_model.path()] {
+    for model in [gpu_model, cpu_model.path()] {
         let cpu = predict_json(ndarray(), model, rows);
         let gpu = predict_json(wgpu(), model, rows);
         assert_eq!((cpu.len(), gpu.len()), (3, 3));
