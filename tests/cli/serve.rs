@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::common::{Server, bin, get, json, post, predict_json, shared_model};
+use crate::common::{Fails, Server, bin, get, json, post, predict_json, shared_model};
 
 #[test]
 fn workshop_request_and_post_predict_agree_with_the_cli() {
@@ -327,26 +327,16 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
 #[test]
 fn serve_refuses_a_missing_model_and_a_busy_port() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
+    bin()
         .args(["serve", "--addr", "127.0.0.1:0", "-m"])
         .arg(dir.path().join("none"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+        .fails(5, &["does not exist"]);
     let server = Server::start(shared_model(), &[]);
     let port = server.base.rsplit(':').next().unwrap().to_string();
-    let out = bin()
+    bin()
         .args(["serve", "--addr", "127.0.0.1:1", "--port", &port, "-m"])
         .arg(shared_model())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("cannot serve on 127.0.0.1:{port}")),
-        "{err}"
-    );
+        .fails(1, &[&format!("cannot serve on 127.0.0.1:{port}")]);
 }
 
 #[test]
