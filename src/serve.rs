@@ -366,8 +366,8 @@ async fn workshop_prediction(
                 features[idx]
             )));
         }
-        let v = crate::data::parse_value(raw.trim(), 0, key)
-            .map_err(|m| ApiError::bad(m.replacen("line 0, column", "parameter", 1)))?;
+        let v = crate::data::parse_number(raw.trim())
+            .map_err(|e| ApiError::bad(format!("parameter `{key}`: {e}")))?;
         values[idx] = Some(v);
         // Echo the number as sent, not its 32-bit rounding.
         echo.insert(
