@@ -259,6 +259,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:5000")]
     addr: SocketAddr,
+    /// The model's name on the Open Inference Protocol routes (/v2/models/NAME/...).
+    #[arg(long, value_name = "NAME", default_value = crate::serve::DEFAULT_MODEL_NAME,
+          value_parser = |s: &str| crate::serve::check_model_name(s).map(|()| s.to_string()))]
+    model_name: String,
     /// Port to listen on, replacing the port of --addr.
     #[arg(long, env = "PORT")]
     port: Option<u16>,
@@ -852,6 +856,7 @@ fn serve_command(a: ServeArgs, g: &GlobalArgs) -> Result<()> {
         predictor,
         ServeOptions {
             addr,
+            model_name: a.model_name,
             max_instances: a.max_instances,
             max_body_bytes: a.max_body_bytes,
             timeout: std::time::Duration::from_secs(a.timeout.max(1)),

@@ -1,0 +1,473 @@
+//! MLflow's scoring protocol, as `mlflow models serve` answers it
+//! (`mlflow/pyfunc/scoring_server`): `POST /invocations`, `GET /ping`, `GET /version`.
+//!
+//! Requests: JSON with exactly one of `dataframe_split` (pandas `to_dict(orient="split")`, what
+//! MLflow's own client sends), `dataframe_records` (`orient="records"`), `instances` or
+//! `inputs` (rows as arrays in feature order or as records; `inputs` also as columns
+//! `{feature: [values]}`), and an optional `params`; or `text/csv` with a header. Columns are
+//! matched to the model's features by name; other columns (a pandas index, the label) are
+//! ignored, as MLflow ignores inputs its signature does not name.
+//!
+//! Answers: `{"predictions": [...]}`: each row's label, or with
+//! `"params": {"predict_method": "predict_proba"}` (MLflow's scikit-learn convention) each
+//! row's class probabilities. Errors: `{"error_code": "BAD_REQUEST", "message": ...}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::json::{cut, feature_value, truncate};
+use super::limits::{self, MediaType};
+use super::{ApiError, Shared, Task};
+use crate::predict::Prediction;
+
+/// The JSON input fields of MLflow's scoring protocol.
+pub const FORMATS: [&str; 4] = [
+    "dataframe_split",
+    "dataframe_records",
+    "instances",
+    "inputs",
+];
+
+/// What `predict` answers, as `params.predict_method` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictMethod {
+    /// Each row's label (MLflow's default).
+    Predict,
+    /// Each row's class probabilities.
+    PredictProba,
+}
+
+/// A parsed scoring request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    /// Rows in the batch.
+    pub rows: usize,
+    /// Feature values, row-major `[rows, features]`.
+    pub values: Vec<f32>,
+    /// What to answer.
+    pub method: PredictMethod,
+}
+
+/// Rows collected in the model's feature order.
+struct Rows<'a> {
+    features: &'a [String],
+    max_rows: usize,
+    values: Vec<f32>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(features: &'a [String], max_rows: usize, rows: usize) -> Result<Self, String> {
+        limits::check_rows(rows, max_rows)?;
+        Ok(Rows {
+            features,
+            max_rows,
+            values: Vec::with_capacity(rows.saturating_mul(features.len())),
+        })
+    }
+
+    fn value(&mut self, v: &Value, at: &str, column: &str) -> Result<(), String> {
+        let x = feature_value(v).map_err(|e| format!("{at}, column `{column}`: {e}"))?;
+        self.values.push(x);
+        Ok(())
+    }
+
+    /// A record keyed by column name; columns the model does not use are ignored.
+    fn record(&mut self, v: &Value, at: &str) -> Result<(), String> {
+        let Value::Object(map) = v else {
+            return Err(format!(
+                "{at}: expected a record (an object keyed by column name), got {}",
+                truncate(v)
+            ));
+        };
+        for name in self.features {
+            let x = map.get(name).ok_or_else(|| {
+                format!(
+                    "{at}: missing column `{name}`; the model's features are {}",
+                    self.features.join(", ")
+                )
+            })?;
+            self.value(x, at, name)?;
+        }
+        Ok(())
+    }
+
+    /// A row of values at the given positions of the features.
+    fn row(
+        &mut self,
+        v: &Value,
+        at: &str,
+        positions: &[usize],
+        width: usize,
+    ) -> Result<(), String> {
+        let Value::Array(cells) = v else {
+            return Err(format!(
+                "{at}: expected a row (an array), got {}",
+                truncate(v)
+            ));
+        };
+        if cells.len() != width {
+            return Err(format!(
+                "{at}: expected {width} values, got {}",
+                cells.len()
+            ));
+        }
+        for (&p, name) in positions.iter().zip(self.features) {
+            self.value(&cells[p], at, name)?;
+        }
+        Ok(())
+    }
+
+    /// Rows as arrays in feature order or as records, all of one kind.
+    fn rows_or_records(&mut self, items: &[Value], field: &str) -> Result<(), String> {
+        let positions: Vec<usize> = (0..self.features.len()).collect();
+        let records = items.first().is_some_and(Value::is_object);
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            if records {
+                self.record(item, &at)?;
+            } else {
+                self.row(item, &at, &positions, self.features.len())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn done(self, method: PredictMethod) -> Invocation {
+        let rows = self.values.len() / self.features.len().max(1);
+        debug_assert!(rows <= self.max_rows);
+        Invocation {
+            rows,
+            values: self.values,
+            method,
+        }
+    }
+}
+
+/// `dataframe_split`: `{"columns": [...], "data": [[...]], "index": [...]}`.
+fn dataframe_split<'a>(
+    v: &Value,
+    features: &'a [String],
+    max_rows: usize,
+) -> Result<Rows<'a>, String> {
+    let Value::Object(map) = v else {
+        return Err(format!(
+            "`dataframe_split` must be an object with `columns` and `data` (pandas \
+             `to_dict(orient=\"split\")`), got {}",
+            truncate(v)
+        ));
+    };
+    if let Some(k) = map
+        .keys()
+        .find(|k| !["columns", "data", "index"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field `{}` in `dataframe_split`; expected columns, data, index",
+            cut(k, 40)
+        ));
+    }
+    let Some(Value::Array(data)) = map.get("data") else {
+        return Err("`dataframe_split.data` must be an array of rows".into());
+    };
+    let (positions, width) = match map.get("columns") {
+        // No column names: the rows hold the features in the model's order.
+        None => ((0..features.len()).collect(), features.len()),
+        Some(Value::Array(columns)) => {
+            let names = columns
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Option<Vec<&str>>>()
+                .ok_or("`dataframe_split.columns` must be an array of column names")?;
+            if let Some((i, dup)) = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| names[..*i].contains(n))
+            {
+                return Err(format!(
+                    "`dataframe_split.columns[{i}]`: column `{}` appears twice",
+                    cut(dup, 40)
+                ));
+            }
+            (column_positions(&names, features)?, names.len())
+        }
+        Some(other) => {
+            return Err(format!(
+                "`dataframe_split.columns` must be an array of column names, got {}",
+                truncate(other)
+            ));
+        }
+    };
+    let mut rows = Rows::new(features, max_rows, data.len())?;
+    for (i, row) in data.iter().enumerate() {
+        rows.row(
+            row,
+            &format!("dataframe_split.data[{i}]"),
+            &positions,
+            width,
+        )?;
+    }
+    Ok(rows)
+}
+
+/// Where each feature is among `columns`.
+fn column_positions(columns: &[&str], features: &[String]) -> Result<Vec<usize>, String> {
+    let missing: Vec<&str> = features
+        .iter()
+        .filter(|f| !columns.contains(&f.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing column(s) {}; the model's features are {}",
+            missing.join(", "),
+            features.join(", ")
+        ));
+    }
+    Ok(features
+        .iter()
+        .filter_map(|f| columns.iter().position(|c| c == f))
+        .collect())
+}
+
+/// `inputs` as columns: `{feature: [values]}`.
+fn columns<'a>(
+    map: &Map<String, Value>,
+    features: &'a [String],
+    max_rows: usize,
+) -> Result<Rows<'a>, String> {
+    let mut cols: Vec<&Vec<Value>> = Vec::with_capacity(features.len());
+    for name in features {
+        match map.get(name) {
+            Some(Value::Array(values)) => cols.push(values),
+            Some(other) => {
+                return Err(format!(
+                    "inputs.{name}: expected an array of values, got {}",
+                    truncate(other)
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "inputs: missing column `{name}`; the model's features are {}",
+                    features.join(", ")
+                ));
+            }
+        }
+    }
+    let n = cols.first().map_or(0, |c| c.len());
+    if let Some((name, c)) = features.iter().zip(&cols).find(|(_, c)| c.len() != n) {
+        return Err(format!(
+            "inputs.{name} has {} values but inputs.{} has {n}; every column needs the same rows",
+            c.len(),
+            features[0]
+        ));
+    }
+    let mut rows = Rows::new(features, max_rows, n)?;
+    for r in 0..n {
+        for (c, name) in cols.iter().zip(features) {
+            rows.value(&c[r], &format!("inputs.{name}[{r}]"), name)?;
+        }
+    }
+    Ok(rows)
+}
+
+fn predict_method(params: Option<&Value>) -> Result<PredictMethod, String> {
+    let map = match params {
+        None => return Ok(PredictMethod::Predict),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(format!(
+                "`params` must be an object, got {}",
+                truncate(other)
+            ));
+        }
+    };
+    if let Some(k) = map.keys().find(|k| *k != "predict_method") {
+        return Err(format!(
+            "unknown parameter `{}`; this model takes `predict_method` (predict or predict_proba)",
+            cut(k, 40)
+        ));
+    }
+    match map.get("predict_method") {
+        None => Ok(PredictMethod::Predict),
+        Some(Value::String(s)) if s == "predict" => Ok(PredictMethod::Predict),
+        Some(Value::String(s)) if s == "predict_proba" => Ok(PredictMethod::PredictProba),
+        Some(other) => Err(format!(
+            "`predict_method` must be \"predict\" or \"predict_proba\", got {}",
+            truncate(other)
+        )),
+    }
+}
+
+/// Parses a JSON scoring request for a model with these features.
+pub fn parse_json(body: &[u8], features: &[String], max_rows: usize) -> Result<Invocation, String> {
+    let v = super::json::parse(body)?;
+    let Value::Object(map) = &v else {
+        let got = match &v {
+            Value::Array(_) => "a list".to_string(),
+            other => truncate(other),
+        };
+        return Err(format!(
+            "the input must be a JSON object with exactly one of the input fields {}; got {got}",
+            FORMATS.join(", ")
+        ));
+    };
+    if let Some(k) = map
+        .keys()
+        .find(|k| *k != "params" && !FORMATS.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field `{}`; the input must be a JSON object with exactly one of the input \
+             fields {} (and optionally `params`)",
+            cut(k, 40),
+            FORMATS.join(", ")
+        ));
+    }
+    let given: Vec<&str> = FORMATS
+        .iter()
+        .copied()
+        .filter(|f| map.contains_key(*f))
+        .collect();
+    let [format] = given[..] else {
+        return Err(format!(
+            "the input must be a JSON object with exactly one of the input fields {}; got {}",
+            FORMATS.join(", "),
+            if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(", ")
+            }
+        ));
+    };
+    let method = predict_method(map.get("params"))?;
+    let data = &map[format];
+    let rows = match (format, data) {
+        ("dataframe_split", v) => dataframe_split(v, features, max_rows)?,
+        ("dataframe_records", Value::Array(items)) => {
+            let mut rows = Rows::new(features, max_rows, items.len())?;
+            for (i, item) in items.iter().enumerate() {
+                rows.record(item, &format!("dataframe_records[{i}]"))?;
+            }
+            rows
+        }
+        ("inputs", Value::Object(cols)) => columns(cols, features, max_rows)?,
+        ("instances" | "inputs", Value::Array(items)) => {
+            let mut rows = Rows::new(features, max_rows, items.len())?;
+            rows.rows_or_records(items, format)?;
+            rows
+        }
+        (_, other) => {
+            return Err(format!(
+                "`{format}` must be {}, got {}",
+                if format == "inputs" {
+                    "an array of rows or an object of columns"
+                } else {
+                    "an array"
+                },
+                truncate(other)
+            ));
+        }
+    };
+    Ok(rows.done(method))
+}
+
+/// Parses a scoring request of either content type.
+pub fn parse_invocation(
+    body: &[u8],
+    content_type: Option<&str>,
+    features: &[String],
+    max_rows: usize,
+) -> Result<Invocation, ApiError> {
+    let expected = "Content-Type must be application/json or text/csv";
+    let Some(ct) = content_type.map(MediaType::parse) else {
+        return Err(ApiError::unsupported_media_type(format!(
+            "{expected}; none was sent"
+        )));
+    };
+    ct.require_utf8()?;
+    if let Some((k, _)) = ct.params.iter().find(|(k, _)| k != "charset") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "unknown Content-Type parameter `{}` in `{}`",
+            cut(k, 40),
+            ct.text
+        )));
+    }
+    match ct.essence.as_str() {
+        "application/json" => parse_json(body, features, max_rows).map_err(ApiError::bad_request),
+        "text/csv" => {
+            let values = crate::data::read_feature_rows(body, "CSV body", features)?;
+            let rows = values.len() / features.len().max(1);
+            limits::check_rows(rows, max_rows).map_err(ApiError::bad_request)?;
+            Ok(Invocation {
+                rows,
+                values,
+                method: PredictMethod::Predict,
+            })
+        }
+        _ => Err(ApiError::unsupported_media_type(format!(
+            "{expected}, got `{}`",
+            ct.text
+        ))),
+    }
+}
+
+/// The answer's `predictions`, by the model's task.
+fn predictions_json(task: &Task, method: PredictMethod, predictions: &[Prediction]) -> Value {
+    match task {
+        Task::Classification { .. } => match method {
+            PredictMethod::Predict => {
+                json!(predictions.iter().map(|p| &p.species).collect::<Vec<_>>())
+            }
+            PredictMethod::PredictProba => {
+                json!(
+                    predictions
+                        .iter()
+                        .map(|p| &p.probabilities)
+                        .collect::<Vec<_>>()
+                )
+            }
+        },
+    }
+}
+
+/// `POST /invocations`.
+pub async fn invocations(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = limits::body(body)?;
+    limits::identity_encoding(&headers)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| ApiError::unsupported_media_type("Content-Type is not readable text"))?;
+    let invocation = parse_invocation(
+        &body,
+        content_type,
+        state.predictor.features(),
+        state.max_instances,
+    )?;
+    let predictions = super::run_predictions(&state, invocation.values).await?;
+    Ok(Json(json!({
+        "predictions": predictions_json(&state.task, invocation.method, &predictions)
+    })))
+}
+
+/// `GET /ping`: 200 once the model is loaded (which it is before the server listens).
+pub async fn ping() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], "\n").into_response()
+}
+
+/// `GET /version`: the server's version, as text.
+pub async fn version() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        env!("CARGO_PKG_VERSION"),
+    )
+        .into_response()
+}
