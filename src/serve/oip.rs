@@ -837,10 +837,14 @@ pub async fn infer(
     let body = limits::body(body)?;
     limits::identity_encoding(&headers)?;
     if let Some(ct) = limits::media_type(&headers)? {
-        if !matches!(
-            ct.essence.as_str(),
-            "application/json" | "application/octet-stream"
-        ) {
+        // `curl -d` sends a form type unless told otherwise; Triton and KServe read such a body
+        // as JSON too.
+        let accepted = [
+            "application/json",
+            "application/octet-stream",
+            "application/x-www-form-urlencoded",
+        ];
+        if !accepted.contains(&ct.essence.as_str()) {
             return Err(ApiError::unsupported_media_type(format!(
                 "Content-Type must be application/json (or application/octet-stream with binary \
                  tensor data), got `{}`",
