@@ -9,7 +9,7 @@ use iris_trainer::backend::{self, Backend, TrainBackend};
 use iris_trainer::config::{Activation, DataConfig, TrainConfig};
 use iris_trainer::data::{IRIS_CSV, Table};
 use iris_trainer::model::MlpConfig;
-use iris_trainer::train::{self, ProgressMode, logits_of};
+use iris_trainer::train::{self, Interrupter};
 
 fn benches(c: &mut Criterion) {
     let data = DataConfig::default();
@@ -25,7 +25,7 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(100));
     g.bench_function("100 epochs, iris, full batch (elements = epochs)", |b| {
         b.iter(|| {
-            train::fit::<TrainBackend>(&table, &config, &device, ProgressMode::Quiet, &|| None)
+            train::fit::<TrainBackend>(&table, &config, &device, &mut (), &Interrupter::new())
                 .unwrap()
         })
     });
@@ -47,7 +47,7 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let x =
                     Tensor::<Backend, 2>::from_data(TensorData::new(v.clone(), [rows, 4]), &device);
-                logits_of(&model, x)
+                model.logits_to_host(x)
             })
         });
     }

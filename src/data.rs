@@ -301,23 +301,35 @@ pub fn first_row(bytes: &[u8]) -> Vec<String> {
     Vec::new()
 }
 
+/// Why a field is not a usable feature value; the caller says where it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    /// The field is empty.
+    #[error("missing value (empty field)")]
+    Missing,
+    /// The field is not a number.
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    /// The field parses to NaN or infinity.
+    #[error("`{0}` is not a finite number (NaN, infinity or out of range)")]
+    NotFinite(String),
+}
+
 /// Parses one feature value, refusing empty, non-numeric and non-finite values.
-pub fn parse_value(s: &str, line: u64, column: &str) -> std::result::Result<f32, String> {
+pub fn parse_number(s: &str) -> std::result::Result<f32, BadValue> {
     if s.is_empty() {
-        return Err(format!(
-            "line {line}, column `{column}`: missing value (empty field)"
-        ));
+        return Err(BadValue::Missing);
     }
     match s.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(format!(
-            "line {line}, column `{column}`: `{s}` is not a finite number (NaN, infinity or out of range)"
-        )),
-        Err(_) => Err(format!(
-            "line {line}, column `{column}`: `{}` is not a number",
-            truncate(s, 40)
-        )),
+        Ok(_) => Err(BadValue::NotFinite(truncate(s, 40))),
+        Err(_) => Err(BadValue::NotANumber(truncate(s, 40))),
     }
+}
+
+/// [`parse_number`] for a CSV field, with its line and column in the message.
+pub fn parse_value(s: &str, line: u64, column: &str) -> std::result::Result<f32, String> {
+    parse_number(s).map_err(|e| format!("line {line}, column `{column}`: {e}"))
 }
 
 fn truncate(s: &str, max: usize) -> String {

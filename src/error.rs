@@ -8,30 +8,45 @@ pub enum Error {
     /// A configuration file could not be read.
     #[error("cannot read config file {path}: {source}")]
     ConfigRead {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// A configuration file is not valid TOML or has unknown/mistyped keys.
     #[error("invalid config {origin}: {message}")]
-    ConfigParse { origin: String, message: String },
+    ConfigParse {
+        /// The file (or `command line`).
+        origin: String,
+        /// What is wrong, with its line where known.
+        message: String,
+    },
     /// A configuration value is out of range.
     #[error("invalid config {origin}: `{key}` = {value}: {reason}")]
     ConfigValue {
+        /// Where the value came from: a file, flags, a sweep point.
         origin: String,
+        /// The dotted key or flag.
         key: String,
+        /// The value as given.
         value: String,
+        /// Why it is refused and what would be accepted.
         reason: String,
     },
     /// A data file could not be read.
     #[error("cannot read data file {path}: {source}")]
     DataRead {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// A data file was read but its contents are unusable.
     #[error("invalid data in {source_name}: {message}")]
     Data {
+        /// The file (or `embedded:iris.csv`).
         source_name: String,
+        /// What is wrong, with line and column where known.
         message: String,
     },
     /// Input for prediction (CLI values, CSV rows, HTTP bodies) is unusable.
@@ -39,29 +54,60 @@ pub enum Error {
     Input(String),
     /// The model directory is missing, incomplete, corrupt or from an unknown format.
     #[error("model directory {dir}: {message}")]
-    Model { dir: PathBuf, message: String },
+    Model {
+        /// The model directory.
+        dir: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// The output directory cannot be written.
     #[error("cannot write model directory {dir}: {message}")]
-    Output { dir: PathBuf, message: String },
+    Output {
+        /// The directory.
+        dir: PathBuf,
+        /// Why it cannot be written.
+        message: String,
+    },
     /// The compute device could not be initialised.
     #[error("{0}")]
     Device(String),
     /// Training was stopped by a signal before it finished.
     #[error("interrupted by {signal}: training stopped, previous model left untouched")]
-    Interrupted { signal: &'static str },
+    Interrupted {
+        /// The signal that stopped it.
+        signal: Signal,
+    },
+    /// Results could not be written (standard output, a report file).
+    #[error("cannot write {what}: {source}")]
+    WriteOutput {
+        /// What was being written, e.g. `standard output`.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A bug: something the program should never do. The message is for the log, not for users.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Training diverged (non-finite outputs or loss).
     #[error(
         "training diverged at epoch {epoch}: the network's outputs are no longer finite; lower \
          `training.learning_rate` (now {learning_rate}) or check the data for extreme values"
     )]
-    Diverged { epoch: usize, learning_rate: f64 },
+    Diverged {
+        /// The epoch whose outputs were not finite.
+        epoch: usize,
+        /// The learning rate used.
+        learning_rate: f64,
+    },
     /// Some points of a local sweep failed.
     #[error("{0}")]
     SweepFailed(String),
     /// The HTTP service could not start.
     #[error("cannot serve on {addr}: {source}")]
     Serve {
+        /// The address it tried to listen on.
         addr: String,
+        /// Why it failed.
         source: std::io::Error,
     },
 }
@@ -78,7 +124,7 @@ pub mod exit_code {
     pub const DATA: u8 = 4;
     /// Missing, corrupt or incompatible model directory.
     pub const MODEL: u8 = 5;
-    /// Output directory cannot be written.
+    /// Output cannot be written: the model directory, report files or standard output.
     pub const OUTPUT: u8 = 6;
     /// No usable compute device (e.g. no GPU with `--require-gpu`).
     pub const DEVICE: u8 = 7;
@@ -99,17 +145,11 @@ impl Error {
             }
             Error::DataRead { .. } | Error::Data { .. } | Error::Input(_) => exit_code::DATA,
             Error::Model { .. } => exit_code::MODEL,
-            Error::Output { .. } => exit_code::OUTPUT,
+            Error::Output { .. } | Error::WriteOutput { .. } => exit_code::OUTPUT,
             Error::Device(_) => exit_code::DEVICE,
             Error::Diverged { .. } => exit_code::DIVERGED,
-            Error::Interrupted { signal } => {
-                if *signal == "SIGTERM" {
-                    exit_code::SIGTERM
-                } else {
-                    exit_code::SIGINT
-                }
-            }
-            Error::Serve { .. } | Error::SweepFailed(_) => exit_code::FAILURE,
+            Error::Interrupted { signal } => signal.exit_code(),
+            Error::Serve { .. } | Error::SweepFailed(_) | Error::Internal(_) => exit_code::FAILURE,
         }
     }
 
@@ -125,6 +165,34 @@ impl Error {
             dir: dir.to_path_buf(),
             message: message.to_string(),
         }
+    }
+}
+
+/// A signal that asks a run to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM (`kill`, `docker stop`, a Kubernetes eviction).
+    Terminate,
+}
+
+impl Signal {
+    /// The conventional exit code, 128 + the signal number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => exit_code::SIGINT,
+            Signal::Terminate => exit_code::SIGTERM,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        })
     }
 }
 

@@ -1,5 +1,7 @@
-//! The `iris-trainer` binary: everything lives in the library.
+//! The `iris-trainer` binary: parses the command line, calls the library, prints, exits.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    iris_trainer::cli::main()
+    cli::main()
 }

@@ -109,6 +109,12 @@ impl<B: Backend> Mlp<B> {
         }
         x
     }
+
+    /// [`Mlp::forward`], with the logits copied to the host as row-major `f32`s.
+    pub fn logits_to_host(&self, input: Tensor<B, 2>) -> Vec<f32> {
+        let data = self.forward(input).into_data();
+        data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
+    }
 }
 
 /// Checks a loaded record against the architecture before it replaces any weights.

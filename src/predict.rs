@@ -6,11 +6,13 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::artifact::{Metadata, ModelDir};
+use crate::artifact::ModelDir;
+use crate::config::{ColumnRef, DataConfig};
+use crate::data::{self, Table};
 use crate::error::{Error, Result};
-use crate::metrics::{argmax_rows, softmax_rows};
+use crate::metadata::Metadata;
+use crate::metrics::{Evaluation, argmax_rows, softmax_rows};
 use crate::model::Mlp;
-use crate::train::logits_of;
 
 /// Largest batch accepted in one call, so one request cannot exhaust memory.
 pub const MAX_BATCH_ROWS: usize = 1_000_000;
@@ -110,7 +112,7 @@ impl<B: Backend> Predictor<B> {
             TensorData::new(scaled, [rows, self.features().len()]),
             &self.device,
         );
-        let logits = logits_of(&self.model, x);
+        let logits = self.model.logits_to_host(x);
         let k = self.classes().len();
         if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
             return Err(Error::Input(format!(
@@ -137,4 +139,140 @@ impl<B: Backend> Predictor<B> {
             })
             .collect())
     }
+
+    /// One row from text values in the model's feature order (the command line's arguments).
+    pub fn parse_row(&self, values: &[String]) -> Result<Vec<f32>> {
+        let features = self.features();
+        if values.len() != features.len() {
+            return Err(Error::Input(format!(
+                "expected {} values ({}), got {}; or pass rows with --input FILE",
+                features.len(),
+                features.join(", "),
+                values.len()
+            )));
+        }
+        values
+            .iter()
+            .zip(features)
+            .map(|(v, name)| {
+                data::parse_number(v.trim())
+                    .map_err(|e| Error::Input(format!("column `{name}`: {e}")))
+            })
+            .collect()
+    }
+
+    /// Scores the model on labelled CSV bytes (`source` names them in messages).
+    ///
+    /// Columns are matched by the model's names when the header has them all, by position
+    /// otherwise; labels the model was not trained on are refused, naming them.
+    pub fn evaluate_csv(&self, bytes: &[u8], source: &str) -> Result<Evaluation> {
+        let meta = &self.meta;
+        let header = data::first_row(bytes);
+        let named = std::iter::once(&meta.label)
+            .chain(&meta.features)
+            .all(|name| header.contains(name));
+        let columns = if named {
+            DataConfig {
+                label: Some(ColumnRef::Name(meta.label.clone())),
+                features: Some(meta.features.iter().cloned().map(ColumnRef::Name).collect()),
+                ..DataConfig::default()
+            }
+        } else {
+            DataConfig::default()
+        };
+        let table = Table::from_csv(bytes, source, &columns)?;
+        let data_err = |message: String| Error::Data {
+            source_name: source.to_string(),
+            message,
+        };
+        if table.width() != meta.features.len() {
+            return Err(data_err(format!(
+                "{} feature columns, but the model takes {} ({})",
+                table.width(),
+                meta.features.len(),
+                meta.features.join(", ")
+            )));
+        }
+        let unknown: Vec<String> = table
+            .class_names
+            .iter()
+            .filter(|c| !meta.classes.contains(c))
+            .map(|c| format!("`{c}`"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(data_err(format!(
+                "labels the model was not trained on: {}; it knows {}",
+                unknown.join(", "),
+                meta.classes.join(", ")
+            )));
+        }
+        let labels: Vec<usize> = table
+            .labels
+            .iter()
+            .map(|&l| {
+                meta.classes
+                    .iter()
+                    .position(|c| *c == table.class_names[l])
+                    .unwrap_or(0)
+            })
+            .collect();
+        let logits = self.logits(&table.features)?;
+        Ok(Evaluation::from_logits(&logits, &labels, &meta.classes))
+    }
+}
+
+/// How [`format_predictions`] writes predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictionFormat {
+    /// `class<TAB>probability`, one line per row.
+    Text,
+    /// One JSON object: `{"predictions": [{"species", "probability", "probabilities": {..}}]}`.
+    Json,
+    /// CSV with a header: species, probability, then one column per class.
+    Csv,
+}
+
+/// Writes predictions as text, JSON or CSV; `classes` names the probability columns.
+pub fn format_predictions(
+    predictions: &[Prediction],
+    classes: &[String],
+    format: PredictionFormat,
+) -> Result<String> {
+    use serde_json::json;
+    Ok(match format {
+        PredictionFormat::Text => predictions
+            .iter()
+            .map(|p| format!("{}\t{:.4}\n", p.species, p.probability))
+            .collect(),
+        PredictionFormat::Json => {
+            let rows: Vec<_> = predictions
+                .iter()
+                .map(|p| {
+                    let probs: serde_json::Map<_, _> = classes
+                        .iter()
+                        .cloned()
+                        .zip(p.probabilities.iter().map(|&x| json!(x)))
+                        .collect();
+                    json!({"species": p.species, "probability": p.probability, "probabilities": probs})
+                })
+                .collect();
+            format!("{}\n", json!({ "predictions": rows }))
+        }
+        PredictionFormat::Csv => {
+            let csv_err =
+                |e: &dyn std::fmt::Display| Error::Internal(format!("formatting CSV: {e}"));
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let header = ["species".to_string(), "probability".to_string()]
+                .into_iter()
+                .chain(classes.iter().cloned());
+            w.write_record(header).map_err(|e| csv_err(&e))?;
+            for p in predictions {
+                let row = [p.species.clone(), p.probability.to_string()]
+                    .into_iter()
+                    .chain(p.probabilities.iter().map(f32::to_string));
+                w.write_record(row).map_err(|e| csv_err(&e))?;
+            }
+            String::from_utf8_lossy(&w.into_inner().map_err(|e| csv_err(&e))?).into_owned()
+        }
+    })
 }

@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{Metadata, ModelDir};
+use crate::artifact::ModelDir;
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
+use crate::metadata::{Metadata, SweepInfo};
 
 /// At most this many points: a grid that multiplies past it is more likely a mistake.
 pub const MAX_POINTS: usize = 10_000;
@@ -40,17 +41,6 @@ struct SweepFile {
 pub struct Sweep {
     origin: String,
     points: Vec<Point>,
-}
-
-/// Recorded in a point's `model.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepInfo {
-    /// This point's index.
-    pub index: usize,
-    /// Number of points in the sweep.
-    pub points: usize,
-    /// The overrides this point applied, by dotted key.
-    pub overrides: BTreeMap<String, serde_json::Value>,
 }
 
 impl Sweep {
@@ -167,6 +157,30 @@ impl Sweep {
             .map_err(|e| err(e.to_string().trim_end().to_string()))
     }
 
+    /// Point `index` of this sweep as a run: `base` with its overrides applied, writing into
+    /// its own directory under `base.output.dir`, and what to record in its metadata. The
+    /// returned origin names the sweep and point for messages; the config is not yet validated.
+    pub fn resolve(
+        &self,
+        base: &TrainConfig,
+        base_origin: &str,
+        index: usize,
+    ) -> Result<(TrainConfig, String, SweepInfo)> {
+        let mut config = self.apply(base, index)?;
+        config.output.dir = point_dir(&base.output.dir, index);
+        let origin = format!("{base_origin} and {} point {index}", self.origin);
+        Ok((config, origin, self.info(index)?))
+    }
+
+    /// Checks every point's config against `base` before any is trained.
+    pub fn validate_all(&self, base: &TrainConfig, base_origin: &str) -> Result<()> {
+        for i in 0..self.len() {
+            let (config, origin, _) = self.resolve(base, base_origin, i)?;
+            config.validate(&origin)?;
+        }
+        Ok(())
+    }
+
     /// What to record in the point's metadata.
     pub fn info(&self, index: usize) -> Result<SweepInfo> {
         let overrides = self
@@ -191,7 +205,7 @@ pub fn point_dir(root: &Path, index: usize) -> PathBuf {
 }
 
 /// How points are ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RankBy {
     /// Test accuracy, higher first (ties: lower test loss).
     TestAccuracy,
@@ -328,6 +342,31 @@ fn overrides_text(o: &BTreeMap<String, serde_json::Value>) -> String {
 }
 
 impl Report {
+    /// Writes `sweep-report.md`, `.csv` and `.json` into `root`.
+    pub fn write(&self, root: &Path) -> Result<()> {
+        for (name, text) in [
+            ("sweep-report.md", self.markdown()),
+            ("sweep-report.csv", self.csv()),
+            ("sweep-report.json", self.json()),
+        ] {
+            std::fs::write(root.join(name), text)
+                .map_err(|e| Error::output(root, format!("writing {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Copies the best point's model into the model directory `dest`, atomically.
+    pub fn install_best(&self, dest: &Path) -> Result<&ReportRow> {
+        let best = self
+            .rows
+            .first()
+            .ok_or_else(|| Error::Internal("a report always holds at least one point".into()))?;
+        let dest = ModelDir::new(dest);
+        let lock = dest.lock_for_writing()?;
+        dest.copy_from(&lock, &ModelDir::new(&best.dir))?;
+        Ok(best)
+    }
+
     /// A Markdown table, best first.
     pub fn markdown(&self) -> String {
         let mut s = String::from(

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::json::{cut, feature_value, truncate};
+use super::json::{feature_value, truncate};
 use super::{ApiError, AppState, Shared, limits};
 use crate::predict::Prediction;
 
@@ -34,24 +34,6 @@ fn prediction_json(state: &AppState, p: &Prediction) -> Value {
         .zip(p.probabilities.iter().map(|&x| json!(x)))
         .collect();
     json!({"species": p.species, "probability": p.probability, "probabilities": probs})
-}
-
-/// One query parameter's value: a finite 32-bit number.
-fn query_value(key: &str, raw: &str) -> Result<f32, ApiError> {
-    let s = raw.trim();
-    match s.parse::<f32>() {
-        Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(ApiError::bad_request(format!(
-            "parameter `{key}`: `{s}` is not a finite number (NaN, infinity or out of range)"
-        ))),
-        Err(_) if s.is_empty() => Err(ApiError::bad_request(format!(
-            "parameter `{key}`: missing value (empty)"
-        ))),
-        Err(_) => Err(ApiError::bad_request(format!(
-            "parameter `{key}`: `{}` is not a number",
-            cut(s, 40)
-        ))),
-    }
 }
 
 /// `GET /prediction?slength=&swidth=&plength=&pwidth=` (or the model's own feature names).
@@ -82,7 +64,8 @@ pub async fn workshop_prediction(
                 features[idx]
             )));
         }
-        let v = query_value(key, raw)?;
+        let v = crate::data::parse_number(raw.trim())
+            .map_err(|e| ApiError::bad_request(format!("parameter `{key}`: {e}")))?;
         values[idx] = Some(v);
         // Echo the number as sent, not its 32-bit rounding.
         echo.insert(
@@ -314,20 +297,6 @@ mod tests {
                 "{}: {m}",
                 String::from_utf8_lossy(body)
             );
-        }
-    }
-
-    #[test]
-    fn query_values_name_the_parameter() {
-        assert_eq!(query_value("a", " 1.5 ").unwrap(), 1.5);
-        for (raw, expected) in [
-            ("x", "parameter `a`: `x` is not a number"),
-            ("", "parameter `a`: missing value (empty)"),
-            ("NaN", "parameter `a`: `NaN` is not a finite number"),
-            ("1e39", "parameter `a`: `1e39` is not a finite number"),
-        ] {
-            let e = query_value("a", raw).unwrap_err();
-            assert!(e.message().starts_with(expected), "{raw}: {}", e.message());
         }
     }
 

@@ -346,3 +346,22 @@ fn sha256(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn a_full_standard_output_is_an_output_error_not_bad_data() {
+    let model = shared_model();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = bin()
+        .args(["predict", "--model"])
+        .arg(model)
+        .args(["5.1", "3.5", "1.4", "0.2"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("cannot write standard output"), "{stderr}");
+}

@@ -1,0 +1,354 @@
+//! One function per subcommand: turn the arguments into library calls, print, return errors.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use iris_trainer::artifact::ModelDir;
+use iris_trainer::backend::{self, Backend, DeviceKind, TrainBackend};
+use iris_trainer::config::TrainConfig;
+use iris_trainer::data;
+use iris_trainer::error::{Error, Result};
+use iris_trainer::predict::{Predictor, format_predictions};
+use iris_trainer::serve::ServeOptions;
+use iris_trainer::sweep::{self, Sweep};
+use iris_trainer::train::Interrupter;
+use iris_trainer::{TrainRun, evaluate as evaluate_model};
+use serde_json::json;
+
+use super::progress::{Progress, ProgressMode};
+use super::{
+    EvaluateArgs, GlobalArgs, InfoArgs, PredictArgs, ReportFormat, ServeArgs, SweepArgs,
+    SweepReportArgs, TableFormat, TrainArgs,
+};
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::WriteOutput {
+            what: "standard output".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn init_device(g: &GlobalArgs) -> Result<backend::Selected> {
+    let selected = backend::init(g.require_gpu)?;
+    if !g.quiet {
+        eprintln!("using {}", selected.info);
+        if selected.info.kind == DeviceKind::SoftwareGpu {
+            eprintln!(
+                "warning: no hardware GPU found; wgpu is running on a software adapter on the CPU, \
+                 which is much slower than the CPU build. Pass --require-gpu to make this an error."
+            );
+        }
+    }
+    Ok(selected)
+}
+
+/// Raises `interrupter` on SIGINT/SIGTERM so training stops between epochs; a second signal
+/// exits at once.
+fn stop_on_signals(interrupter: &Interrupter) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    // Past a file-size limit, let writes fail with EFBIG (an error we report, like ENOSPC)
+    // instead of the default SIGXFSZ, which would kill the process mid-save.
+    #[cfg(unix)]
+    let _ = flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    for sig in [SIGINT, SIGTERM] {
+        let already = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Order matters: the shutdown check runs before the flag is set by the same signal.
+        let _ = flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&already));
+        let _ = flag::register(sig, already);
+        let _ = flag::register_usize(sig, interrupter.flag(), sig as usize);
+    }
+}
+
+/// The config file (or the defaults) with the command-line overrides applied, not yet
+/// validated, and where it came from (for messages).
+fn resolve_config(a: &TrainArgs) -> Result<(TrainConfig, String)> {
+    let (mut config, origin) = match &a.config {
+        Some(path) => (TrainConfig::from_file(path)?, path.display().to_string()),
+        None => (TrainConfig::default(), "(built-in defaults)".to_string()),
+    };
+    config.apply(&a.overrides());
+    Ok((config, format!("{origin} with command-line overrides")))
+}
+
+pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
+    let (config, origin) = resolve_config(&a)?;
+    let (config, origin, sweep_info) = match &a.sweep {
+        None => (config, origin, None),
+        Some(path) => {
+            let sweep = Sweep::from_file(path)?;
+            let index = a.sweep_index.ok_or_else(|| Error::ConfigValue {
+                origin: path.display().to_string(),
+                key: "--sweep-index".into(),
+                value: "(none)".into(),
+                reason: format!(
+                    "say which of its {} points to train with --sweep-index N or \
+                     JOB_COMPLETION_INDEX, or train them all with `iris-trainer sweep`",
+                    sweep.len()
+                ),
+            })?;
+            let (config, origin, info) = sweep.resolve(&config, &origin, index)?;
+            (config, origin, Some(info))
+        }
+    };
+    let run = TrainRun::prepare(config, &origin, sweep_info)?;
+    let selected = init_device(g)?;
+    if !g.quiet {
+        let table = run.table();
+        eprintln!(
+            "training on {} ({} rows, {} features, {} classes: {})",
+            table.source,
+            table.rows(),
+            table.width(),
+            table.class_names.len(),
+            table.class_names.join(", ")
+        );
+    }
+    let out = run.output().path().to_path_buf();
+    let interrupter = Interrupter::new();
+    stop_on_signals(&interrupter);
+    let mut progress = Progress::new(ProgressMode::detect(g.quiet));
+    let saved =
+        run.run::<TrainBackend>(&selected.device, selected.info, &mut progress, &interrupter)?;
+    drop(progress);
+    let t = &saved.metrics.test;
+    emit(&format!(
+        "trained {} MLP in {:.2}s ({} epochs{}): test accuracy {:.4} ({}/{}), test loss {:.4}; model saved to {}\n",
+        saved
+            .model
+            .widths()
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-"),
+        saved.duration_s,
+        saved.metrics.epochs_run,
+        if saved.metrics.stopped_early {
+            format!(", stopped early, best {}", saved.metrics.best_epoch)
+        } else {
+            String::new()
+        },
+        t.accuracy,
+        (t.accuracy * t.rows as f64).round() as usize,
+        t.rows,
+        t.loss,
+        out.display()
+    ))
+}
+
+/// Trains every point in its own process (the backends seed one global generator per process,
+/// so points trained side by side in one process would not be reproducible), `jobs` at a time.
+pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
+    let Some(path) = a.train.sweep.clone() else {
+        return Err(Error::ConfigValue {
+            origin: "command line".into(),
+            key: "--sweep".into(),
+            value: "(none)".into(),
+            reason: "`iris-trainer sweep` needs --sweep FILE".into(),
+        });
+    };
+    let sweep = Sweep::from_file(&path)?;
+    let (config, origin) = resolve_config(&a.train)?;
+    // Every point's config is checked before any training starts.
+    sweep.validate_all(&config, &origin)?;
+    let root = config.output.dir.clone();
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, sweep.len());
+    if !g.quiet {
+        eprintln!(
+            "sweep {}: {} points into {}, {jobs} at a time",
+            path.display(),
+            sweep.len(),
+            root.display()
+        );
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Internal(format!("cannot find this program to run the points: {e}")))?;
+    let base_args = a.train.to_args();
+    let next = AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= sweep.len() {
+                        break;
+                    }
+                    let out = std::process::Command::new(&exe)
+                        .arg("train")
+                        .arg("--quiet")
+                        .args(&base_args)
+                        .arg("--sweep-index")
+                        .arg(i.to_string())
+                        .env_remove("JOB_COMPLETION_INDEX")
+                        .output();
+                    let ok = matches!(&out, Ok(o) if o.status.success());
+                    if !ok {
+                        let why = match out {
+                            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                            Err(e) => e.to_string(),
+                        };
+                        if let Ok(mut f) = failures.lock() {
+                            f.push((i, why));
+                        }
+                    }
+                    if !g.quiet {
+                        eprintln!("point {i}: {}", if ok { "done" } else { "FAILED" });
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort();
+    let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
+    match sweep::report(&root, a.rank_by.into(), Some(sweep.len()), &failed) {
+        Ok(report) => {
+            report.write(&root)?;
+            emit(&report.markdown())?;
+        }
+        // Nothing finished: the failures below say why.
+        Err(_) if !failures.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Error::SweepFailed(format!(
+        "{} of {} sweep points failed:\n{}",
+        failures.len(),
+        sweep.len(),
+        failures
+            .iter()
+            .map(|(i, why)| format!("  point {i}: {why}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )))
+}
+
+pub fn sweep_report(a: SweepReportArgs) -> Result<()> {
+    let report = sweep::report(&a.dir, a.rank_by.into(), None, &[])?;
+    report.write(&a.dir)?;
+    emit(&match a.format {
+        TableFormat::Markdown => report.markdown(),
+        TableFormat::Csv => report.csv(),
+        TableFormat::Json => report.json(),
+    })?;
+    if let Some(best_dir) = &a.best {
+        let best = report.install_best(best_dir)?;
+        eprintln!(
+            "best: point {} (test accuracy {:.4}) copied to {}",
+            best.index,
+            best.test_accuracy,
+            best_dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn load_predictor(model: &Path, g: &GlobalArgs) -> Result<Predictor<Backend>> {
+    // Check the directory before touching the device, so a wrong path is reported first.
+    ModelDir::new(model).read_metadata()?;
+    let selected = backend::init(g.require_gpu)?;
+    Predictor::load(model, &selected.device)
+}
+
+/// Reads standard input up to the size limit of a data file.
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(data::MAX_CSV_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::Input(format!("cannot read standard input: {e}")))?;
+    if buf.len() as u64 > data::MAX_CSV_BYTES {
+        return Err(Error::Input(format!(
+            "standard input is over {} bytes; split it into smaller batches",
+            data::MAX_CSV_BYTES
+        )));
+    }
+    Ok(buf)
+}
+
+pub fn predict(a: PredictArgs, g: &GlobalArgs) -> Result<()> {
+    let predictor = load_predictor(&a.model.model, g)?;
+    let values: Vec<f32> = match &a.input {
+        Some(path) => {
+            let (bytes, source) = if path.as_os_str() == "-" {
+                (read_stdin()?, "standard input".to_string())
+            } else {
+                (
+                    data::read_limited(path).map_err(|e| Error::Input(e.to_string()))?,
+                    path.display().to_string(),
+                )
+            };
+            data::read_feature_rows(&bytes, &source, predictor.features())?
+        }
+        None => predictor.parse_row(&a.values)?,
+    };
+    let predictions = predictor.predict(&values)?;
+    emit(&format_predictions(
+        &predictions,
+        predictor.classes(),
+        a.format.into(),
+    )?)
+}
+
+pub fn evaluate(a: EvaluateArgs, g: &GlobalArgs) -> Result<()> {
+    let predictor = load_predictor(&a.model.model, g)?;
+    let report = evaluate_model(&predictor, a.data.as_deref())?;
+    emit(&match a.format {
+        ReportFormat::Text => format!(
+            "{}\n{}",
+            report.data,
+            report.evaluation.report(predictor.classes())
+        ),
+        ReportFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!(report)).unwrap_or_default()
+        ),
+    })
+}
+
+pub fn info(a: InfoArgs) -> Result<()> {
+    let meta = ModelDir::new(&a.model.model).read_metadata()?;
+    match a.format {
+        ReportFormat::Text => emit(&meta.summary()),
+        ReportFormat::Json => emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&meta).unwrap_or_default()
+        )),
+    }
+}
+
+pub fn serve(a: ServeArgs, g: &GlobalArgs) -> Result<()> {
+    let mut addr = a.addr;
+    if let Some(port) = a.port {
+        addr.set_port(port);
+    }
+    let predictor = load_predictor(&a.model.model, g)?;
+    iris_trainer::serve::serve(
+        predictor,
+        ServeOptions {
+            addr,
+            model_name: a.model_name,
+            max_instances: a.max_instances,
+            max_body_bytes: a.max_body_bytes,
+            timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+            max_concurrency: a.max_concurrency.max(1),
+            quiet: g.quiet,
+        },
+    )
+}

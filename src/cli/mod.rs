@@ -1,0 +1,370 @@
+//! The command line: clap types, turned at once into the library's own structs. The commands
+//! themselves are in [`commands`]; they call the library, print and pick the exit code.
+
+mod commands;
+mod progress;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use iris_trainer::config::Overrides;
+use iris_trainer::predict::PredictionFormat;
+use iris_trainer::sweep::RankBy;
+
+/// Train a small MLP on tabular data (Fisher's Iris by default) and serve it.
+///
+/// With no subcommand, trains (same as `iris-trainer train`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "iris-trainer",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  iris-trainer                                  train on the embedded Iris data\n  iris-trainer --config configs/mlp.toml        train as configured\n  iris-trainer predict 5.1 3.5 1.4 0.2          classify one flower\n  iris-trainer serve --model artifacts          HTTP service on 0.0.0.0:5000"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// No progress, start-up or request log on stderr (errors are still printed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Fail unless a hardware GPU is used (wgpu build).
+    #[arg(long, global = true, env = "IRIS_TRAINER_REQUIRE_GPU", value_parser = clap::builder::FalseyValueParser::new())]
+    require_gpu: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model and write its directory (the default command).
+    Train(TrainArgs),
+    /// Predict the class of rows given on the command line, in a file, or on stdin.
+    Predict(PredictArgs),
+    /// Score a model on labelled data: accuracy, confusion matrix, per-class precision/recall/F1.
+    Evaluate(EvaluateArgs),
+    /// Show what a model directory holds.
+    Info(InfoArgs),
+    /// Serve predictions over HTTP.
+    Serve(ServeArgs),
+    /// Train every point of a sweep on this machine (in parallel), then rank them.
+    Sweep(SweepArgs),
+    /// Rank the finished points of a sweep; optionally install the best model.
+    SweepReport(SweepReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Points trained at once [default: the number of CPUs].
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<usize>,
+    /// The metric that ranks the points.
+    #[arg(long, value_enum, default_value_t = RankByArg::TestAccuracy)]
+    rank_by: RankByArg,
+}
+
+/// How `sweep` and `sweep-report` rank points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RankByArg {
+    /// Test accuracy, higher first (ties: lower test loss).
+    TestAccuracy,
+    /// Test loss, lower first.
+    TestLoss,
+    /// Macro-averaged test F1, higher first.
+    TestF1,
+}
+
+impl From<RankByArg> for RankBy {
+    fn from(r: RankByArg) -> Self {
+        match r {
+            RankByArg::TestAccuracy => RankBy::TestAccuracy,
+            RankByArg::TestLoss => RankBy::TestLoss,
+            RankByArg::TestF1 => RankBy::TestF1,
+        }
+    }
+}
+
+/// Output format of `sweep-report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TableFormat {
+    /// A Markdown table.
+    Markdown,
+    /// CSV with a header.
+    Csv,
+    /// JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct SweepReportArgs {
+    /// The sweep's output directory (holding point-NNN directories).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// The metric that ranks the points.
+    #[arg(long, value_enum, default_value_t = RankByArg::TestAccuracy)]
+    rank_by: RankByArg,
+    /// Output format on stdout (all three are written into DIR).
+    #[arg(short, long, value_enum, default_value_t = TableFormat::Markdown)]
+    format: TableFormat,
+    /// Copy the best point's model into this model directory (atomically).
+    #[arg(long, value_name = "DIR")]
+    best: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
+struct TrainArgs {
+    /// TOML config file (every key optional; see configs/mlp.toml). Without it, the defaults.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// CSV data file [config: data.path; default: the embedded Iris data].
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Model directory to write [config: output.dir; default: artifacts].
+    #[arg(short, long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Epochs [config: training.epochs].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Learning rate [config: training.learning_rate].
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// Random seed [config: training.seed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Rows per optimiser step [config: training.batch_size; default: full batch].
+    #[arg(long, value_name = "ROWS")]
+    batch_size: Option<usize>,
+    /// Fraction of each class held out for testing [config: data.test_fraction].
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
+    test_fraction: Option<f64>,
+    /// Hidden layer widths, comma-separated [config: model.hidden].
+    #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
+    hidden: Option<Vec<usize>>,
+    /// Early-stopping patience in epochs [config: training.early_stopping_patience].
+    #[arg(long, value_name = "EPOCHS")]
+    patience: Option<usize>,
+    /// Sweep file: train one of its points into OUT/point-NNN.
+    #[arg(long, value_name = "FILE")]
+    sweep: Option<PathBuf>,
+    /// Which point of --sweep to train (Kubernetes Indexed Jobs set JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "N", env = "JOB_COMPLETION_INDEX")]
+    sweep_index: Option<usize>,
+}
+
+/// Parses `--model-name`.
+fn model_name(s: &str) -> std::result::Result<String, String> {
+    iris_trainer::serve::check_model_name(s).map(|()| s.to_string())
+}
+
+impl TrainArgs {
+    /// The flags that reproduce these arguments, for the runs a local sweep starts.
+    fn to_args(&self) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = Vec::new();
+        let mut push = |flag: &str, value: Option<String>| {
+            if let Some(value) = value {
+                v.push(flag.into());
+                v.push(value.into());
+            }
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        push("--config", path(&self.config));
+        push("--data", path(&self.data));
+        push("--out", path(&self.out));
+        push("--epochs", self.epochs.map(|x| x.to_string()));
+        push("--lr", self.lr.map(|x| x.to_string()));
+        push("--seed", self.seed.map(|x| x.to_string()));
+        push("--batch-size", self.batch_size.map(|x| x.to_string()));
+        push("--test-fraction", self.test_fraction.map(|x| x.to_string()));
+        push(
+            "--hidden",
+            self.hidden
+                .as_ref()
+                .map(|h| h.iter().map(usize::to_string).collect::<Vec<_>>().join(",")),
+        );
+        push("--patience", self.patience.map(|x| x.to_string()));
+        push("--sweep", path(&self.sweep));
+        v
+    }
+}
+
+/// Output format of `predict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PredictFormat {
+    /// `species<TAB>probability`, one line per row.
+    Text,
+    /// A JSON object with every class's probability.
+    Json,
+    /// CSV with a header: species, probability, then one column per class.
+    Csv,
+}
+
+impl From<PredictFormat> for PredictionFormat {
+    fn from(f: PredictFormat) -> Self {
+        match f {
+            PredictFormat::Text => PredictionFormat::Text,
+            PredictFormat::Json => PredictionFormat::Json,
+            PredictFormat::Csv => PredictionFormat::Csv,
+        }
+    }
+}
+
+/// Output format of `evaluate` and `info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ModelArg {
+    /// Model directory written by `train`.
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        env = "MODEL_DIR",
+        default_value = "artifacts"
+    )]
+    model: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct PredictArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Feature values of one row, in the model's feature order.
+    #[arg(
+        value_name = "VALUE",
+        allow_negative_numbers = true,
+        conflicts_with = "input"
+    )]
+    values: Vec<String>,
+    /// CSV of rows to predict (`-` for stdin); with or without a header, a label column is ignored.
+    #[arg(short, long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = PredictFormat::Text)]
+    format: PredictFormat,
+}
+
+#[derive(Debug, Args)]
+struct EvaluateArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Labelled CSV [default: the embedded Iris data].
+    #[arg(short, long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Address to listen on.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:5000")]
+    addr: SocketAddr,
+    /// The model's name on the Open Inference Protocol routes (/v2/models/NAME/...).
+    #[arg(long, value_name = "NAME", default_value = iris_trainer::serve::DEFAULT_MODEL_NAME,
+          value_parser = model_name)]
+    model_name: String,
+    /// Port to listen on, replacing the port of --addr.
+    #[arg(long, env = "PORT")]
+    port: Option<u16>,
+    /// Most instances accepted in one request.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_instances: usize,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Seconds a request may take before it is answered 408/503.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    timeout: u64,
+    /// Requests handled at once; more wait in the accept queue.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_concurrency: usize,
+}
+
+impl TrainArgs {
+    /// The overrides these flags make to the config file.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            data: self.data.clone(),
+            out: self.out.clone(),
+            epochs: self.epochs,
+            learning_rate: self.lr,
+            seed: self.seed,
+            batch_size: self.batch_size,
+            test_fraction: self.test_fraction,
+            hidden: self.hidden.clone(),
+            patience: self.patience,
+        }
+    }
+}
+
+/// Parses the command line, runs it, prints any error and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let g = cli.global;
+    let result = match cli.command {
+        None => commands::train(cli.train, &g),
+        Some(Command::Train(a)) => commands::train(a, &g),
+        Some(Command::Predict(a)) => commands::predict(a, &g),
+        Some(Command::Evaluate(a)) => commands::evaluate(a, &g),
+        Some(Command::Info(a)) => commands::info(a),
+        Some(Command::Serve(a)) => commands::serve(a, &g),
+        Some(Command::Sweep(a)) => commands::sweep(a, &g),
+        Some(Command::SweepReport(a)) => commands::sweep_report(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_flags_train_and_subcommands_parse() {
+        let c =
+            Cli::try_parse_from(["iris-trainer", "--config", "x.toml", "--epochs", "5"]).unwrap();
+        assert!(c.command.is_none());
+        assert_eq!(c.train.epochs, Some(5));
+        let c = Cli::try_parse_from(["iris-trainer", "predict", "1", "-2.5", "3", "4"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Predict(ref p)) if p.values.len() == 4));
+    }
+}

@@ -1,0 +1,184 @@
+//! The library's entry points: train and save a model directory, evaluate a model on a table.
+//! The command line, the sweep and other programs call these; nothing here prints.
+
+use std::path::Path;
+
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::artifact::{ModelDir, WriteLock};
+use crate::backend::DeviceInfo;
+use crate::config::TrainConfig;
+use crate::data::{self, Table};
+use crate::error::{Error, Result};
+use crate::metadata::{
+    DataInfo, FORMAT_VERSION, MAX_PARAMETERS, Metadata, RecordInfo, SweepInfo, TrainingSummary,
+    history_csv,
+};
+use crate::metrics::Evaluation;
+use crate::predict::Predictor;
+use crate::train::{self, Interrupter, TrainObserver};
+
+/// A training run that has passed every check that can be made before training: the config is
+/// valid, the data loaded, the network within the size a model directory may hold, and the output
+/// directory locked for writing. [`TrainRun::run`] trains and saves.
+#[derive(Debug)]
+pub struct TrainRun {
+    config: TrainConfig,
+    table: Table,
+    out: ModelDir,
+    lock: WriteLock,
+    sweep: Option<SweepInfo>,
+}
+
+impl TrainRun {
+    /// Checks `config` (`origin` says where it came from, for messages), loads its data and locks
+    /// `config.output.dir`. `sweep` is recorded in the metadata of a sweep point's model.
+    pub fn prepare(config: TrainConfig, origin: &str, sweep: Option<SweepInfo>) -> Result<Self> {
+        config.validate(origin)?;
+        let table = Table::load(&config.data)?;
+        let params = train::mlp_config(&table, &config).num_params();
+        if params > MAX_PARAMETERS {
+            // Refused now: the saved model would be refused by every command that loads it.
+            return Err(Error::ConfigValue {
+                origin: origin.to_string(),
+                key: "model.hidden".into(),
+                value: format!("{:?}", config.model.hidden),
+                reason: format!(
+                    "makes {params} parameters for this data; at most {MAX_PARAMETERS} are supported"
+                ),
+            });
+        }
+        let out = ModelDir::new(&config.output.dir);
+        let lock = out.lock_for_writing()?;
+        Ok(TrainRun {
+            config,
+            table,
+            out,
+            lock,
+            sweep,
+        })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The training data.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The model directory it writes.
+    pub fn output(&self) -> &ModelDir {
+        &self.out
+    }
+
+    /// Trains on `device` and replaces the model directory's contents atomically.
+    ///
+    /// `device_info` is recorded in the metadata; `observer` hears every epoch; raising
+    /// `interrupter` stops training between epochs with [`Error::Interrupted`], leaving the
+    /// previous model as it was. Returns the saved metadata.
+    pub fn run<B: AutodiffBackend>(
+        self,
+        device: &B::Device,
+        device_info: DeviceInfo,
+        observer: &mut dyn TrainObserver,
+        interrupter: &Interrupter,
+    ) -> Result<Metadata> {
+        let TrainRun {
+            config,
+            table,
+            out,
+            lock,
+            sweep,
+        } = self;
+        let fitted = train::fit::<B>(&table, &config, device, observer, interrupter)?;
+        let metadata = Metadata {
+            format_version: FORMAT_VERSION,
+            created_by: format!("iris-trainer {}", env!("CARGO_PKG_VERSION")),
+            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            device: device_info,
+            parameters: fitted.mlp.num_params(),
+            model: fitted.mlp.clone(),
+            features: table.feature_names.clone(),
+            label: table.label_name.clone(),
+            classes: table.class_names.clone(),
+            scaling: fitted.standardizer.clone(),
+            data: DataInfo {
+                source: table.source.clone(),
+                sha256: table.sha256.clone(),
+                rows: table.rows(),
+                class_counts: table.class_counts(),
+            },
+            split: fitted.split,
+            seed: config.training.seed,
+            duration_s: fitted.duration.as_secs_f64(),
+            metrics: TrainingSummary {
+                epochs_run: fitted.history.len(),
+                best_epoch: fitted.best_epoch,
+                stopped_early: fitted.stopped_early,
+                train: fitted.train.clone(),
+                test: fitted.test.clone(),
+            },
+            record: RecordInfo {
+                file: String::new(),
+                sha256: String::new(),
+                bytes: 0,
+            },
+            sweep,
+            config,
+        };
+        let metrics_csv = history_csv(&fitted.history)?;
+        // Training is done: from here on an interruption no longer stops anything, the save
+        // completes.
+        out.save(
+            &lock,
+            fitted.model,
+            metadata,
+            &metrics_csv,
+            Metadata::summary,
+        )
+    }
+}
+
+/// Trains with `config` on the default device of the compiled-in backend and saves the model
+/// into `config.output.dir`. The one-call form of [`TrainRun`].
+pub fn train_and_save(config: TrainConfig) -> Result<Metadata> {
+    let run = TrainRun::prepare(config, "(library call)", None)?;
+    let selected = crate::backend::init(false)?;
+    run.run::<crate::backend::TrainBackend>(
+        &selected.device,
+        selected.info,
+        &mut (),
+        &Interrupter::new(),
+    )
+}
+
+/// A model's scores on a labelled table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvaluationReport {
+    /// The table: a path, or `embedded:iris.csv`.
+    pub data: String,
+    /// Accuracy, loss, confusion matrix, per-class precision/recall/F1.
+    pub evaluation: Evaluation,
+}
+
+/// Scores a loaded model on a labelled CSV file (`None`: the embedded Iris data).
+///
+/// Columns are matched by the model's names when the header has them all, by position
+/// otherwise; labels the model was not trained on are refused, naming them.
+pub fn evaluate<B: burn::prelude::Backend>(
+    predictor: &Predictor<B>,
+    data: Option<&Path>,
+) -> Result<EvaluationReport> {
+    let (bytes, source) = match data {
+        Some(p) => (data::read_limited(p)?, p.display().to_string()),
+        None => (data::IRIS_CSV.to_vec(), data::EMBEDDED_IRIS.to_string()),
+    };
+    let evaluation = predictor.evaluate_csv(&bytes, &source)?;
+    Ok(EvaluationReport {
+        data: source,
+        evaluation,
+    })
+}
