@@ -191,6 +191,35 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn internal_errors_are_answered_generically_in_each_protocol() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .fallback(|| async { ApiError::internal("the disk is on fire at /srv/model") })
+            .layer(axum::middleware::from_fn(render_errors));
+        for (path, expected) in [
+            (
+                "/predict",
+                json!({"error": INTERNAL_MESSAGE, "status": 500}),
+            ),
+            ("/v2/models/m/infer", json!({"error": INTERNAL_MESSAGE})),
+            (
+                "/invocations",
+                json!({"error_code": "INTERNAL_ERROR", "message": INTERNAL_MESSAGE}),
+            ),
+        ] {
+            let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v, expected, "{path}");
+        }
+    }
+
     #[test]
     fn mlflow_codes_follow_the_status() {
         assert_eq!(mlflow_error_code(StatusCode::BAD_REQUEST), "BAD_REQUEST");

@@ -133,7 +133,7 @@ mod tests {
         assert_eq!(feature_value(&serde_json::json!(-3)), Ok(-3.0));
         assert_eq!(
             feature_value(&serde_json::json!(1e39)),
-            Err(ValueError::OutOfRange("1e39".into()))
+            Err(ValueError::OutOfRange("1e+39".into()))
         );
         assert_eq!(
             feature_value(&serde_json::json!("4")),

@@ -471,3 +471,191 @@ pub async fn version() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn names() -> Vec<String> {
+        ["a", "b"].map(String::from).to_vec()
+    }
+
+    fn parse(body: &str) -> Result<Invocation, String> {
+        parse_json(body.as_bytes(), &names(), 3)
+    }
+
+    #[test]
+    fn every_format_gives_the_same_rows() {
+        let rows = vec![1.0, 2.0, 3.0, 4.0];
+        for body in [
+            // pandas `to_dict(orient="split")`, as MLflow's client sends a DataFrame; extra
+            // columns and any column order.
+            r#"{"dataframe_split":{"index":[0,1],"columns":["b","x","a"],"data":[[2,"?",1],[4,"?",3]]}}"#,
+            r#"{"dataframe_split":{"data":[[1,2],[3,4]]}}"#,
+            r#"{"dataframe_records":[{"a":1,"b":2},{"b":4,"a":3,"label":"x"}]}"#,
+            r#"{"instances":[[1,2],[3,4]]}"#,
+            r#"{"instances":[{"a":1,"b":2},{"a":3,"b":4}]}"#,
+            r#"{"inputs":[[1,2],[3,4]]}"#,
+            r#"{"inputs":{"b":[2,4],"a":[1,3]}}"#,
+        ] {
+            let r = parse(body).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(
+                (r.rows, &r.values, r.method),
+                (2, &rows, PredictMethod::Predict),
+                "{body}"
+            );
+        }
+        let r =
+            parse(r#"{"instances":[[1,2]],"params":{"predict_method":"predict_proba"}}"#).unwrap();
+        assert_eq!(r.method, PredictMethod::PredictProba);
+    }
+
+    #[test]
+    fn csv_is_matched_by_header() {
+        let r = parse_invocation(
+            b",b,a\n0,2,1\n1,4,3\n",
+            Some("text/csv; charset=utf-8"),
+            &names(),
+            3,
+        )
+        .unwrap();
+        assert_eq!((r.rows, r.values), (2, vec![1.0, 2.0, 3.0, 4.0]));
+        let e = parse_invocation(b"a,c\n1,2\n", Some("text/csv"), &names(), 3).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.message(),
+            "CSV body: the header has no column `b`; the model needs a, b"
+        );
+        let e = parse_invocation(b"a,b\n1,2\n3,4\n5,6\n7,8\n", Some("text/csv"), &names(), 3)
+            .unwrap_err();
+        assert_eq!(e.message(), "4 rows in one request; at most 3 are accepted");
+    }
+
+    #[test]
+    fn content_types_are_checked_as_mlflow_does() {
+        let body = br#"{"instances":[[1,2]]}"#;
+        for (ct, status, message) in [
+            (
+                None,
+                415,
+                "Content-Type must be application/json or text/csv; none was sent",
+            ),
+            (
+                Some("text/plain"),
+                415,
+                "Content-Type must be application/json or text/csv, got `text/plain`",
+            ),
+            (
+                Some("application/json; charset=latin-1"),
+                415,
+                "charset `latin-1` is not supported; send UTF-8 (Content-Type `application/json; charset=latin-1`)",
+            ),
+            (
+                Some("application/json; format=pandas-split"),
+                415,
+                "unknown Content-Type parameter `format` in `application/json; format=pandas-split`",
+            ),
+        ] {
+            let e = parse_invocation(body, ct, &names(), 3).unwrap_err();
+            assert_eq!(
+                (e.status().as_u16(), e.message()),
+                (status, message),
+                "{ct:?}"
+            );
+        }
+        assert!(
+            parse_invocation(body, Some("Application/JSON; charset=UTF-8"), &names(), 3).is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let formats = "dataframe_split, dataframe_records, instances, inputs";
+        let cases = [
+            ("{".to_string(), "body is not valid JSON: EOF while parsing an object at line 1 column 1".to_string()),
+            ("[[1,2]]".into(), format!("the input must be a JSON object with exactly one of the input fields {formats}; got a list")),
+            ("{}".into(), format!("the input must be a JSON object with exactly one of the input fields {formats}; got none")),
+            (r#"{"instances":[[1,2]],"inputs":[[1,2]]}"#.into(), format!("the input must be a JSON object with exactly one of the input fields {formats}; got instances, inputs")),
+            (r#"{"data":[[1,2]]}"#.into(), format!("unknown field `data`; the input must be a JSON object with exactly one of the input fields {formats} (and optionally `params`)")),
+            (r#"{"instances":[]}"#.into(), "no rows to predict".into()),
+            (r#"{"instances":[[1,2],[1,2],[1,2],[1,2]]}"#.into(), "4 rows in one request; at most 3 are accepted".into()),
+            (r#"{"instances":[[1,2],[1]]}"#.into(), "instances[1]: expected 2 values, got 1".into()),
+            (r#"{"instances":[[1,null]]}"#.into(), "instances[0], column `b`: expected a number, got null".into()),
+            (r#"{"instances":[[1,1e39]]}"#.into(), "instances[0], column `b`: 1e+39 is out of range for a 32-bit float".into()),
+            (r#"{"instances":[{"a":1,"b":2},[1,2]]}"#.into(), "instances[1]: expected a record (an object keyed by column name), got [1,2]".into()),
+            (r#"{"dataframe_records":[{"a":1}]}"#.into(), "dataframe_records[0]: missing column `b`; the model's features are a, b".into()),
+            (r#"{"dataframe_records":{"a":1}}"#.into(), "`dataframe_records` must be an array, got {\"a\":1}".into()),
+            (r#"{"dataframe_split":{"columns":["a"],"data":[[1]]}}"#.into(), "missing column(s) b; the model's features are a, b".into()),
+            (r#"{"dataframe_split":{"columns":["a","b","a"],"data":[[1,2,3]]}}"#.into(), "`dataframe_split.columns[2]`: column `a` appears twice".into()),
+            (r#"{"dataframe_split":{"columns":["a","b"],"data":[[1,2,3]]}}"#.into(), "dataframe_split.data[0]: expected 2 values, got 3".into()),
+            (r#"{"dataframe_split":{"columns":["a","b"],"rows":[[1,2]]}}"#.into(), "unknown field `rows` in `dataframe_split`; expected columns, data, index".into()),
+            (r#"{"inputs":{"a":[1,2],"b":[1]}}"#.into(), "inputs.b has 1 values but inputs.a has 2; every column needs the same rows".into()),
+            (r#"{"inputs":{"a":[1]}}"#.into(), "inputs: missing column `b`; the model's features are a, b".into()),
+            (r#"{"inputs":5}"#.into(), "`inputs` must be an array of rows or an object of columns, got 5".into()),
+            (r#"{"instances":[[1,2]],"params":{"predict_method":"score"}}"#.into(), "`predict_method` must be \"predict\" or \"predict_proba\", got \"score\"".into()),
+            (r#"{"instances":[[1,2]],"params":{"temperature":1}}"#.into(), "unknown parameter `temperature`; this model takes `predict_method` (predict or predict_proba)".into()),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(parse(&body).unwrap_err(), expected, "{body}");
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary bytes as JSON or CSV never panic the parser.
+            #[test]
+            fn arbitrary_bodies_never_panic(
+                body in proptest::collection::vec(any::<u8>(), 0..300),
+                csv in any::<bool>(),
+            ) {
+                let ct = if csv { "text/csv" } else { "application/json" };
+                if let Err(e) = parse_invocation(&body, Some(ct), &names(), 10) {
+                    prop_assert!(!e.message().is_empty());
+                    prop_assert!(e.status().is_client_error());
+                }
+            }
+
+            /// JSON-shaped text: what parses has whole, finite rows within the limit.
+            #[test]
+            fn json_like_bodies_parse_to_whole_finite_rows(
+                body in "(\\{|\\}|\\[|\\]|,|:|\"a\"|\"b\"|\"dataframe_split\"|\"dataframe_records\"|\"instances\"|\"inputs\"|\"columns\"|\"data\"|\"params\"|[0-9]{1,3}|-|1e39|null){0,50}"
+            ) {
+                if let Ok(r) = parse(&body) {
+                    prop_assert!(r.rows >= 1 && r.rows <= 3);
+                    prop_assert_eq!(r.values.len(), r.rows * 2);
+                    prop_assert!(r.values.iter().all(|v| v.is_finite()));
+                }
+            }
+
+            /// The same rows in every format parse to the same values.
+            #[test]
+            fn every_format_round_trips(rows in proptest::collection::vec((-1e6f32..1e6, -1e6f32..1e6), 1..4)) {
+                let flat: Vec<f32> = rows.iter().flat_map(|(a, b)| [*a, *b]).collect();
+                let arrays: Vec<[f32; 2]> = rows.iter().map(|(a, b)| [*a, *b]).collect();
+                let records: Vec<Value> = rows.iter().map(|(a, b)| json!({"b": b, "a": a})).collect();
+                let column = |j: usize| -> Vec<f32> { flat.iter().skip(j).step_by(2).copied().collect() };
+                let bodies = [
+                    json!({"dataframe_split": {"columns": ["a", "b"], "data": arrays}}),
+                    json!({"dataframe_records": records}),
+                    json!({"instances": arrays}),
+                    json!({"instances": records}),
+                    json!({"inputs": arrays}),
+                    json!({"inputs": {"a": column(0), "b": column(1)}}),
+                ];
+                for body in bodies {
+                    let r = parse(&body.to_string()).unwrap();
+                    prop_assert_eq!(&r.values, &flat);
+                }
+                let csv: String = std::iter::once("a,b\n".to_string())
+                    .chain(rows.iter().map(|(a, b)| format!("{a},{b}\n")))
+                    .collect();
+                let r = parse_invocation(csv.as_bytes(), Some("text/csv"), &names(), 3).unwrap();
+                prop_assert_eq!(&r.values, &flat);
+            }
+        }
+    }
+}

@@ -1,12 +1,12 @@
 //! The HTTP service: one model, three protocols.
 //!
-//! - [`rest`]: the service's own routes (`/prediction`, `/predict`, `/health`, `/metadata`);
-//! - [`oip`]: the Open Inference Protocol v2 (`/v2/...`), for KServe and Triton clients;
-//! - [`mlflow`]: MLflow's scoring protocol (`/invocations`, `/ping`, `/version`).
+//! - the service's own routes (`/prediction`, `/predict`, `/health`, `/metadata`), in `rest.rs`;
+//! - the Open Inference Protocol v2 (`/v2/...`), for KServe and Triton clients: [`oip`];
+//! - MLflow's scoring protocol (`/invocations`, `/ping`, `/version`): [`mlflow`].
 //!
-//! Around them: limits on bodies, rows, time and concurrency ([`limits`]), Prometheus metrics
-//! ([`metrics`]), errors in each protocol's shape ([`error`]), the OpenAPI document
-//! ([`openapi`]) and graceful shutdown ([`shutdown`]).
+//! Around them, one file each: limits on bodies, rows, time and concurrency (`limits.rs`),
+//! Prometheus metrics (`metrics.rs`), errors in each protocol's shape (`error.rs`), the OpenAPI
+//! document (`openapi.rs`) and graceful shutdown (`shutdown.rs`).
 
 mod error;
 mod json;

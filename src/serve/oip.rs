@@ -116,7 +116,7 @@ impl Datatype {
                 .or_else(|| v.as_u64().map(i128::from))
                 .filter(|i| (min..=max).contains(i));
             i.map(|i| i as f32)
-                .ok_or_else(|| format!("{} is not a {} value", truncate(v), self.name()))
+                .ok_or_else(|| format!("{} is not representable as {}", truncate(v), self.name()))
         };
         match self {
             Fp32 | Fp64 => match v.as_f64() {
@@ -915,4 +915,278 @@ pub async fn infer(
         .headers_mut()
         .insert(HEADER_LENGTH, HeaderValue::from(head_length));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        ["a", "b"].map(String::from).to_vec()
+    }
+
+    const OUTPUTS: [&str; 2] = [LABEL, PROBABILITIES];
+
+    fn parse(body: &str) -> Result<InferRequest, String> {
+        parse_infer_request(body.as_bytes(), None, &names(), &OUTPUTS, 3)
+    }
+
+    fn values(body: &str) -> Vec<f32> {
+        parse(body).unwrap_or_else(|e| panic!("{body}: {e}")).values
+    }
+
+    #[test]
+    fn one_input_nested_or_flat_and_one_input_per_feature_give_the_same_rows() {
+        let rows = vec![1.0, 2.0, 3.0, 4.0];
+        for body in [
+            r#"{"inputs":[{"name":"input","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,4]]}]}"#,
+            r#"{"inputs":[{"name":"input","shape":[2,2],"datatype":"FP64","data":[1,2,3,4]}]}"#,
+            r#"{"inputs":[{"name":"input","shape":[2,2],"datatype":"INT64","data":[1,2,3,4]}]}"#,
+            r#"{"inputs":[{"name":"b","shape":[2],"datatype":"FP32","data":[2,4]},
+                          {"name":"a","shape":[2,1],"datatype":"UINT8","data":[[1],[3]]}]}"#,
+        ] {
+            assert_eq!(values(body), rows, "{body}");
+        }
+    }
+
+    #[test]
+    fn id_outputs_and_binary_choices_are_kept() {
+        let r = parse(r#"{"id":"x1","inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#)
+            .unwrap();
+        assert_eq!(r.id.as_deref(), Some("x1"));
+        assert_eq!(r.rows, 1);
+        let all = |binary| {
+            OUTPUTS
+                .iter()
+                .map(|n| RequestedOutput {
+                    name: n.to_string(),
+                    binary,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(r.outputs, all(false));
+        let r = parse(
+            r#"{"parameters":{"binary_data_output":true},
+                "inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.outputs, all(true));
+        let r = parse(
+            r#"{"parameters":{"binary_data_output":true},
+                "inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}],
+                "outputs":[{"name":"probabilities","parameters":{"binary_data":false}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.outputs,
+            [RequestedOutput {
+                name: PROBABILITIES.into(),
+                binary: false
+            }]
+        );
+    }
+
+    /// A JSON header and binary little-endian data, as tritonclient sends them.
+    fn binary_body(inputs: &[(&str, &str, Vec<u64>, Vec<u8>)]) -> (Vec<u8>, usize) {
+        let head: Vec<Value> = inputs
+            .iter()
+            .map(|(name, datatype, shape, bytes)| {
+                json!({"name": name, "datatype": datatype, "shape": shape,
+                       "parameters": {"binary_data_size": bytes.len()}})
+            })
+            .collect();
+        let mut body = serde_json::to_vec(&json!({ "inputs": head })).unwrap();
+        let n = body.len();
+        for (_, _, _, bytes) in inputs {
+            body.extend(bytes);
+        }
+        (body, n)
+    }
+
+    #[test]
+    fn binary_tensor_data_decodes_every_numeric_type() {
+        let f32s: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let i16s: Vec<u8> = [-7i16, 300].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (body, n) = binary_body(&[
+            ("a", "FP32", vec![2], f32s),
+            ("b", "INT16", vec![2, 1], i16s),
+        ]);
+        let r = parse_infer_request(&body, Some(n), &names(), &OUTPUTS, 3).unwrap();
+        assert_eq!(r.values, [1.5, -7.0, -2.0, 300.0]);
+        let f64s: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (body, n) = binary_body(&[("input", "FP64", vec![1, 2], f64s)]);
+        let r = parse_infer_request(&body, Some(n), &names(), &OUTPUTS, 3).unwrap();
+        assert_eq!(r.values, [1.0, 2.0]);
+    }
+
+    #[test]
+    fn binary_data_that_does_not_add_up_is_refused() {
+        let eight = vec![0u8; 8];
+        let (body, n) = binary_body(&[("input", "FP32", vec![1, 2], eight.clone())]);
+        let err =
+            |body: &[u8], n| parse_infer_request(body, Some(n), &names(), &OUTPUTS, 3).unwrap_err();
+        let mut longer = body.clone();
+        longer.push(0);
+        assert_eq!(
+            err(&longer, n),
+            "1 bytes of binary data follow the last input's; the inputs' `binary_data_size` \
+             parameters must add up to the body after the JSON header"
+        );
+        assert_eq!(
+            err(&body[..body.len() - 1], n),
+            "input `input`: `binary_data_size` is 8 bytes but only 7 bytes of binary data are left in the body"
+        );
+        assert_eq!(
+            err(&body, body.len() + 1),
+            format!(
+                "Inference-Header-Content-Length is {} but the body has only {} bytes",
+                body.len() + 1,
+                body.len()
+            )
+        );
+        let (body, n) = binary_body(&[("input", "FP32", vec![1, 3], eight)]);
+        assert_eq!(
+            err(&body, n),
+            "input `input`: `binary_data_size` is 8 bytes but shape [1, 3] of FP32 takes 12 bytes"
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let one = |name: &str, shape: &str, datatype: &str, data: &str| {
+            format!(
+                r#"{{"inputs":[{{"name":"{name}","shape":{shape},"datatype":"{datatype}","data":{data}}}]}}"#
+            )
+        };
+        let cases = [
+            ("{".to_string(), "body is not valid JSON: EOF while parsing an object at line 1 column 1"),
+            ("[]".into(), "the inference request must be a JSON object with `inputs`, got []"),
+            (r#"{"inputs":[],"x":1}"#.into(), "unknown field `x` in the inference request; expected id, parameters, inputs, outputs"),
+            (r#"{"inputs":[]}"#.into(), "`inputs` is empty; this model takes `input` (FP32 [-1, 2]) or one input per feature (a, b), each [-1] or [-1, 1]"),
+            (r#"{"id":5,"inputs":[]}"#.into(), "`id` must be a string, got 5"),
+            (one("input", "[1,3]", "FP32", "[1,2,3]"), "input `input` has shape [1, 3]; expected [N, 2] (N rows of a, b)"),
+            (one("input", "[2]", "FP32", "[1,2]"), "input `input` has shape [2]; expected [N, 2] (N rows of a, b)"),
+            (one("input", "[1,2]", "FP32", "[1,2,3]"), "input `input`: shape [1, 2] holds 2 values but `data` has 3"),
+            (one("input", "[1,2]", "BYTES", r#"["1","2"]"#), "input `input`: datatype BYTES is not accepted; send FP32 (FP64 and integer types are converted to FP32)"),
+            (one("input", "[1,2]", "FP17", "[1,2]"), "input `input`: unknown datatype `FP17`; the protocol's are BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES"),
+            (one("input", "[1,2]", "FP32", r#"[1,"2"]"#), "input `input`, element 1: expected a number, got \"2\""),
+            (one("input", "[1,2]", "FP32", "[1,1e39]"), "input `input`, element 1: 1e+39 is out of range for a 32-bit float (the model computes in FP32)"),
+            (one("input", "[1,2]", "INT8", "[1,300]"), "input `input`, element 1: 300 is not representable as INT8"),
+            (one("input", "[1,2]", "INT32", "[1,1.5]"), "input `input`, element 1: 1.5 is not representable as INT32"),
+            (one("input", "[1,-2]", "FP32", "[1,2]"), "input `input`: `shape` must be an array of non-negative integers, got [1,-2]"),
+            (one("input", "[0,2]", "FP32", "[]"), "no rows to predict"),
+            (one("input", "[4,2]", "FP32", "[1,2,3,4,5,6,7,8]"), "4 rows in one request; at most 3 are accepted"),
+            (one("c", "[1]", "FP32", "[1]"), "unknown input `c`; this model takes `input` (FP32 [-1, 2]) or one input per feature (a, b), each [-1] or [-1, 1]"),
+            (one("a", "[1]", "FP32", "[1]"), "missing input(s) b; this model takes `input` (FP32 [-1, 2]) or one input per feature (a, b), each [-1] or [-1, 1]"),
+            (one("a", "[1,2]", "FP32", "[1,2]"), "input `a` has shape [1, 2]; a feature's input is [N] or [N, 1]"),
+            (
+                r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[1]},{"name":"a","shape":[1],"datatype":"FP32","data":[1]}]}"#.into(),
+                "input `a` is given twice",
+            ),
+            (
+                r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[1]},{"name":"b","shape":[2],"datatype":"FP32","data":[1,2]}]}"#.into(),
+                "input `b` has 2 rows but `a` has 1; every feature needs the same rows",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]},{"name":"a","shape":[1],"datatype":"FP32","data":[1]}]}"#.into(),
+                "input `input` carries every feature; send it alone, not with a",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32"}]}"#.into(),
+                "input `input` has no `data`",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}],"outputs":[{"name":"logits"}]}"#.into(),
+                "unknown output `logits`; this model answers label, probabilities",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}],"parameters":{"binary_data_output":"yes"}}"#.into(),
+                "the request parameter `binary_data_output` must be true or false, got \"yes\"",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(parse(&body).unwrap_err(), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn answers_follow_the_task_and_metadata_comes_from_them() {
+        let task = Task::Classification {
+            classes: vec!["x".into(), "y".into()],
+        };
+        let p = Prediction {
+            species: "y".into(),
+            class_index: 1,
+            probability: 0.75,
+            probabilities: vec![0.25, 0.75],
+        };
+        let t = answer_tensors(&task, &[p.clone(), p]);
+        assert_eq!(t[0].data, TensorData::Bytes(vec!["y".into(), "y".into()]));
+        assert_eq!(t[1].shape, [2, 2]);
+        assert_eq!(t[1].data, TensorData::Fp32(vec![0.25, 0.75, 0.25, 0.75]));
+        assert_eq!(t[0].data.to_binary(), b"\x01\0\0\0y\x01\0\0\0y");
+        assert_eq!(t[1].data.to_binary()[..4], 0.25f32.to_le_bytes());
+        let meta = serde_json::to_value(output_metadata(&task)).unwrap();
+        assert_eq!(
+            meta,
+            json!([{"name": "label", "datatype": "BYTES", "shape": [-1]},
+                   {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}])
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary bytes, with or without a header length, never panic the parser.
+            #[test]
+            fn arbitrary_bodies_never_panic(
+                body in proptest::collection::vec(any::<u8>(), 0..300),
+                header in proptest::option::of(0usize..400),
+            ) {
+                if let Err(m) = parse_infer_request(&body, header, &names(), &OUTPUTS, 10) {
+                    prop_assert!(!m.is_empty());
+                }
+            }
+
+            /// JSON-shaped text: what parses has whole, finite rows within the limit.
+            #[test]
+            fn json_like_bodies_parse_to_whole_finite_rows(
+                body in "(\\{|\\}|\\[|\\]|,|:|\"inputs\"|\"name\"|\"input\"|\"a\"|\"b\"|\"shape\"|\"datatype\"|\"FP32\"|\"INT8\"|\"data\"|\"outputs\"|\"label\"|[0-9]{1,3}|-|1e39|null|true){0,60}"
+            ) {
+                if let Ok(r) = parse(&body) {
+                    prop_assert!(r.rows >= 1 && r.rows <= 3);
+                    prop_assert_eq!(r.values.len(), r.rows * 2);
+                    prop_assert!(r.values.iter().all(|v| v.is_finite()));
+                }
+            }
+
+            /// Rows sent in any of the layouts come back as the same row-major values.
+            #[test]
+            fn every_layout_round_trips(rows in proptest::collection::vec((-1e6f32..1e6, -1e6f32..1e6), 1..4)) {
+                let flat: Vec<f32> = rows.iter().flat_map(|(a, b)| [*a, *b]).collect();
+                let n = rows.len();
+                let nested: Vec<[f32; 2]> = rows.iter().map(|(a, b)| [*a, *b]).collect();
+                let column = |j: usize| -> Vec<f32> { flat.iter().skip(j).step_by(2).copied().collect() };
+                let bodies = [
+                    json!({"inputs": [{"name": "input", "shape": [n, 2], "datatype": "FP32", "data": flat}]}),
+                    json!({"inputs": [{"name": "input", "shape": [n, 2], "datatype": "FP32", "data": nested}]}),
+                    json!({"inputs": [{"name": "b", "shape": [n, 1], "datatype": "FP32", "data": column(1)},
+                                      {"name": "a", "shape": [n], "datatype": "FP32", "data": column(0)}]}),
+                ];
+                for body in bodies {
+                    let r = parse_infer_request(body.to_string().as_bytes(), None, &names(), &OUTPUTS, 3).unwrap();
+                    prop_assert_eq!(&r.values, &flat);
+                }
+                let bytes: Vec<u8> = flat.iter().flat_map(|x| x.to_le_bytes()).collect();
+                let (body, len) = binary_body(&[("input", "FP32", vec![n as u64, 2], bytes)]);
+                let r = parse_infer_request(&body, Some(len), &names(), &OUTPUTS, 3).unwrap();
+                prop_assert_eq!(&r.values, &flat);
+            }
+        }
+    }
 }

@@ -183,7 +183,11 @@ pub fn openapi_document(d: &ServiceDescription) -> Value {
                              "responses": {"200": {"description": "The version", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
     }))
     .unwrap_or_default();
-    oip_model_paths(&mut paths, "/v2/models/{name}", &[name_param.clone()]);
+    oip_model_paths(
+        &mut paths,
+        "/v2/models/{name}",
+        std::slice::from_ref(&name_param),
+    );
     oip_model_paths(
         &mut paths,
         "/v2/models/{name}/versions/{version}",

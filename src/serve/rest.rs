@@ -203,13 +203,14 @@ pub async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = limits::body(body)?;
-    if let Some(ct) = limits::media_type(&headers)? {
-        if ct.essence != "application/json" {
-            return Err(ApiError::unsupported_media_type(format!(
-                "Content-Type must be application/json, got `{}`",
-                ct.text
-            )));
-        }
+    limits::identity_encoding(&headers)?;
+    if let Some(ct) = limits::media_type(&headers)?
+        && ct.essence != "application/json"
+    {
+        return Err(ApiError::unsupported_media_type(format!(
+            "Content-Type must be application/json, got `{}`",
+            ct.text
+        )));
     }
     let (values, batched) =
         parse_predict_body(&body, state.predictor.features(), state.max_instances)
