@@ -194,7 +194,13 @@ impl ModelDir {
                 .open(self.path.join(COMMIT_LOCK_FILE))
                 .map_err(|e| out(&e))?;
             commit_lock.lock().map_err(|e| out(&e))?;
-            commit(staging.path(), &self.path).map_err(|e| out(&e))?;
+            if let Err(e) = commit(staging.path(), &self.path) {
+                // Some files may be in place already: keep the complete staging directory, so
+                // the next reader or writer finishes the commit instead of leaving two models
+                // mixed.
+                let _ = staging.keep();
+                return Err(out(&e));
+            }
         }
         staging.close().map_err(|e| out(&e))
     }
@@ -380,3 +386,6 @@ pub fn has_staging_leftovers(dir: &Path) -> bool {
             .any(|e| e.file_name().to_string_lossy().starts_with(STAGING_PREFIX))
     })
 }
+
+#[cfg(test)]
+mod tests;

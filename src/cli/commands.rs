@@ -412,6 +412,7 @@ pub fn serve(a: ServeArgs, g: &GlobalArgs) -> Result<()> {
         predictor,
         ServeOptions {
             addr,
+            model_name: a.model_name,
             max_instances: a.max_instances,
             max_body_bytes: a.max_body_bytes,
             timeout: std::time::Duration::from_secs(a.timeout.max(1)),

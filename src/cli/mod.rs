@@ -189,6 +189,11 @@ impl From<TaskArg> for Task {
     }
 }
 
+/// Parses `--model-name`.
+fn model_name(s: &str) -> std::result::Result<String, String> {
+    iris_trainer::serve::check_model_name(s).map(|()| s.to_string())
+}
+
 impl TrainArgs {
     /// The flags that reproduce these arguments, for the runs a local sweep starts.
     fn to_args(&self) -> Vec<std::ffi::OsString> {
@@ -313,6 +318,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:5000")]
     addr: SocketAddr,
+    /// The model's name on the Open Inference Protocol routes (/v2/models/NAME/...).
+    #[arg(long, value_name = "NAME", default_value = iris_trainer::serve::DEFAULT_MODEL_NAME,
+          value_parser = model_name)]
+    model_name: String,
     /// Port to listen on, replacing the port of --addr.
     #[arg(long, env = "PORT")]
     port: Option<u16>,

@@ -930,6 +930,83 @@ pub fn open_rows(
     Ok((reader, kinds))
 }
 
+/// Reads CSV rows of numeric features held in memory (a request body), matching columns to
+/// `feature_names`: by name with a header (other columns, such as the label, are ignored);
+/// without one, each row holds the features in order, optionally followed by a label. Returns
+/// the values row-major; a missing value is `NaN`.
+pub fn read_feature_rows(bytes: &[u8], source: &str, feature_names: &[String]) -> Result<Vec<f32>> {
+    let err = |message: String| Error::Input(format!("{source}: {message}"));
+    let fail = |e: csv::ReadError| err(e.to_string());
+    let options = csv::CsvOptions {
+        known_names: feature_names.to_vec(),
+        threads: 1,
+        ..csv::CsvOptions::default()
+    };
+    let mut file = csv::CsvFile::open(Box::new(std::io::Cursor::new(bytes.to_vec())), options)
+        .map_err(fail)?;
+    if !file.has_header {
+        let n = file.names.len();
+        let w = feature_names.len();
+        if n == w {
+            file.allow_extra_trailing_field();
+        } else if n != w + 1 {
+            return Err(err(format!(
+                "line 1 has {n} fields, expected {w} (or {} with a label)",
+                w + 1
+            )));
+        }
+        file.names = (0..n)
+            .map(|i| {
+                feature_names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("column_{i}"))
+            })
+            .collect();
+    }
+    if let Some(missing) = feature_names.iter().find(|f| !file.names.contains(f)) {
+        return Err(err(format!(
+            "the header has no column `{missing}`; the model needs {}",
+            feature_names.join(", ")
+        )));
+    }
+    let kinds: Vec<ColumnKind> = file
+        .names
+        .iter()
+        .map(|n| {
+            if feature_names.contains(n) {
+                ColumnKind::Numeric
+            } else {
+                ColumnKind::Skip
+            }
+        })
+        .collect();
+    let mut builder = TableBuilder::new();
+    for chunk in file.chunks(&kinds).map_err(fail)? {
+        builder
+            .push(chunk.map_err(fail)?.table)
+            .map_err(|c| Error::Internal(format!("{source}: chunks disagree on column `{c}`")))?;
+    }
+    let table = builder.finish();
+    if table.rows() == 0 {
+        return Err(err("no rows to predict".into()));
+    }
+    let columns: Vec<&Vec<f32>> = feature_names
+        .iter()
+        .map(|f| match table.column(f).map(|c| &c.data) {
+            Some(ColumnData::Numeric(v)) => Ok(v),
+            _ => Err(Error::Internal(format!(
+                "{source}: column `{f}` not read as numbers"
+            ))),
+        })
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(table.rows() * columns.len());
+    for i in 0..table.rows() {
+        out.extend(columns.iter().map(|c| c[i]));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1162,5 +1239,22 @@ mod tests {
         assert!(m.contains("no column `sepal_length`"), "{m}");
         let m = read("1,2,3,4\n5,6,seven,8\n").unwrap_err().to_string();
         assert!(m.contains("line 2") && m.contains("seven"), "{m}");
+    }
+
+    #[test]
+    fn feature_rows_with_header_ignore_label_and_reorder() {
+        let names: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let v = read_feature_rows(b"b,y,a\n2,x,1\n4,z,3\n", "in", &names).unwrap();
+        assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
+        let v = read_feature_rows(b"1,2\n3,4,label\n", "in", &names).unwrap();
+        assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
+        let m = read_feature_rows(b"1,2,3,4\n", "in", &names)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("line 1 has 4 fields"), "{m}");
+        let m = read_feature_rows(b"1,x\n", "in", &names)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("`x` is not a number"), "{m}");
     }
 }
