@@ -20,8 +20,8 @@ use serde_json::json;
 
 use super::progress::{Progress, ProgressMode};
 use super::{
-    EvaluateArgs, GlobalArgs, InfoArgs, PredictArgs, ReportFormat, ServeArgs, SweepArgs,
-    SweepReportArgs, TableFormat, TrainArgs,
+    EvaluateArgs, GlobalArgs, HealthcheckArgs, InfoArgs, PredictArgs, ReportFormat, ServeArgs,
+    SweepArgs, SweepReportArgs, TableFormat, TrainArgs,
 };
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -420,4 +420,26 @@ pub fn serve(a: ServeArgs, g: &GlobalArgs) -> Result<()> {
             quiet: g.quiet,
         },
     )
+}
+
+/// `GET /health` on the local service: what a container health check runs, since the CPU image
+/// is FROM scratch and has no curl.
+pub fn healthcheck(a: HealthcheckArgs) -> Result<()> {
+    let url = format!("http://127.0.0.1:{}/health", a.port);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(2)))
+        .build()
+        .into();
+    match agent.get(&url).call() {
+        Ok(r) if r.status() == 200 => Ok(()),
+        Ok(r) => Err(Error::Unhealthy {
+            url,
+            reason: format!("answered {}", r.status()),
+        }),
+        Err(e) => Err(Error::Unhealthy {
+            url,
+            reason: e.to_string(),
+        }),
+    }
 }

@@ -59,6 +59,8 @@ enum Command {
     Sweep(SweepArgs),
     /// Rank the finished points of a sweep; optionally install the best model.
     SweepReport(SweepReportArgs),
+    /// Exit 0 if the local service answers 200 on /health, 1 if not (container health checks).
+    Healthcheck(HealthcheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +341,13 @@ struct ServeArgs {
     max_concurrency: usize,
 }
 
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// Port of the service on 127.0.0.1 (as `serve`, from PORT when set).
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    port: u16,
+}
+
 impl TrainArgs {
     /// The overrides these flags make to the config file.
     fn overrides(&self) -> Overrides {
@@ -372,6 +381,7 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(a)) => commands::serve(a, &g),
         Some(Command::Sweep(a)) => commands::sweep(a, &g),
         Some(Command::SweepReport(a)) => commands::sweep_report(a),
+        Some(Command::Healthcheck(a)) => commands::healthcheck(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

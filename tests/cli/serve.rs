@@ -282,3 +282,60 @@ fn model_dir_and_port_come_from_the_environment() {
     let _ = child.wait();
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn healthcheck_exits_0_for_a_live_service_and_1_otherwise() {
+    let server = Server::start(shared_model(), &[]);
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let out = bin()
+        .args(["healthcheck", "--port", &port])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+
+    // Something that answers, but not 200.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = listener.local_addr().unwrap().port();
+    let answer = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    });
+    let out = bin()
+        .env("PORT", busy.to_string())
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    answer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "unhealthy: http://127.0.0.1:{busy}/health answered 503"
+        )),
+        "{err}"
+    );
+
+    // Nothing listening.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = bin()
+        .args(["healthcheck", "--port", &free.to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("unhealthy: http://127.0.0.1:{free}/health")),
+        "{err}"
+    );
+}
