@@ -1,30 +1,33 @@
-//! The training loop: seeded split, standardisation, Adam on cross-entropy, early stopping.
+//! The training loop: Adam on cross-entropy (classification) or on MSE / Huber of the
+//! standardised target (regression), with early stopping.
 //!
-//! The loop's concerns are types, as in burn-train: [`EarlyStopping`] decides when to stop,
-//! an [`Interrupter`] lets the caller stop it between epochs, and a [`TrainObserver`] is told
-//! about every epoch (the command line draws its progress bar with one). Nothing here prints.
+//! The data arrive split and encoded ([`Prepared`]); the loop's concerns are types, as in
+//! burn-train: [`EarlyStopping`] decides when to stop, an [`Interrupter`] lets the caller stop it
+//! between epochs, and a [`TrainObserver`] is told about every epoch (the command line draws its
+//! progress bar with one). Nothing here prints.
 
 mod control;
 
 use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::nn::loss::{
+    CrossEntropyLoss, CrossEntropyLossConfig, HuberLoss, HuberLossConfig, MseLoss, Reduction,
+};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 pub use control::{EarlyStopping, Interrupter, Verdict};
 
-use crate::config::TrainConfig;
-use crate::data::{Split, Standardizer, Table};
+use crate::config::{RegressionLoss, TrainConfig};
+use crate::data::{Labels, Part, Prepared, TargetScaling, Task};
 use crate::error::{Error, Result};
 use crate::metadata::{EpochStats, SplitSizes};
-use crate::metrics::Evaluation;
+use crate::metrics::{Evaluation, RegressionEvaluation, Scores};
 use crate::model::{Mlp, MlpConfig};
 
 /// Told about a run as it goes; every method has an empty default.
@@ -51,8 +54,6 @@ pub struct Fitted<B: Backend> {
     pub model: Mlp<B>,
     /// Its architecture.
     pub mlp: MlpConfig,
-    /// Scaling fitted on the training rows.
-    pub standardizer: Standardizer,
     /// Row counts.
     pub split: SplitSizes,
     /// One entry per epoch run.
@@ -62,127 +63,153 @@ pub struct Fitted<B: Backend> {
     /// Whether early stopping ended the run before `epochs`.
     pub stopped_early: bool,
     /// Final scores on the training rows.
-    pub train: Evaluation,
+    pub train: Scores,
     /// Final scores on the test rows.
-    pub test: Evaluation,
+    pub test: Scores,
     /// Wall time of the training loop.
     pub duration: Duration,
 }
 
-/// The architecture `config` asks for on `table`.
-pub fn mlp_config(table: &Table, config: &TrainConfig) -> MlpConfig {
+/// The architecture `config` asks for on `data`.
+pub fn mlp_config(data: &Prepared, config: &TrainConfig) -> MlpConfig {
     MlpConfig {
-        inputs: table.width(),
+        inputs: data.width(),
         hidden: config.model.hidden.clone(),
-        outputs: table.class_names.len(),
+        outputs: match data.task {
+            Task::Classification => data.classes.len(),
+            Task::Regression => 1,
+        },
         activation: config.model.activation,
         dropout: config.model.dropout,
     }
 }
 
-/// The rows of each split, standardised with statistics of the fitting rows only.
-struct Splits {
-    /// Rows the optimiser sees.
-    train: Table,
-    /// Rows that decide early stopping (carved out of the training split).
-    valid: Option<Table>,
-    /// Held-out rows, reported, never used for a decision.
-    test: Table,
-    /// The whole training split (train + valid), for the final training score.
-    train_all: Table,
-    standardizer: Standardizer,
+fn features_tensor<B: Backend>(p: &Part, device: &B::Device) -> Tensor<B, 2> {
+    let width = p.x.len().checked_div(p.rows).unwrap_or(0);
+    Tensor::from_data(TensorData::new(p.x.clone(), [p.rows, width]), device)
 }
 
-impl Splits {
-    fn new(table: &Table, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Result<Self> {
-        let data_err = |message: String| Error::Data {
-            source_name: table.source.clone(),
-            message,
-        };
-        let split = Split::stratified(
-            &table.labels,
-            &table.class_names,
-            config.data.test_fraction,
-            rng,
-        )
-        .map_err(|m| data_err(format!("cannot split into train and test: {m}")))?;
-        let train_all = table.subset(&split.train);
-        let (mut train, mut valid) = (train_all.clone(), None);
-        if config.training.early_stopping_patience.is_some() {
-            let inner = Split::stratified(
-                &train_all.labels,
-                &train_all.class_names,
-                config.training.validation_fraction,
-                rng,
-            )
-            .map_err(|m| {
-                data_err(format!(
-                    "cannot hold out a validation split for early stopping: {m}"
+/// The targets of a split as the loss wants them: class indices or a `[rows, 1]` column.
+enum Targets<B: Backend> {
+    Classes(Tensor<B, 1, Int>),
+    Numbers(Tensor<B, 2>),
+}
+
+impl<B: Backend> Targets<B> {
+    fn new(p: &Part, device: &B::Device) -> Self {
+        match &p.y {
+            Labels::Classes(l) => {
+                let v: Vec<i64> = l.iter().map(|&c| c as i64).collect();
+                Targets::Classes(Tensor::from_data(TensorData::new(v, [p.rows]), device))
+            }
+            Labels::Numbers(v) => Targets::Numbers(Tensor::from_data(
+                TensorData::new(v.clone(), [p.rows, 1]),
+                device,
+            )),
+        }
+    }
+
+    fn select(&self, idx: Tensor<B, 1, Int>) -> Self {
+        match self {
+            Targets::Classes(t) => Targets::Classes(t.clone().select(0, idx)),
+            Targets::Numbers(t) => Targets::Numbers(t.clone().select(0, idx)),
+        }
+    }
+}
+
+/// The loss of the task.
+enum Loss<B: Backend> {
+    CrossEntropy(CrossEntropyLoss<B>),
+    Mse(MseLoss),
+    Huber(HuberLoss),
+}
+
+impl<B: Backend> Loss<B> {
+    fn forward(&self, outputs: Tensor<B, 2>, targets: Targets<B>) -> Tensor<B, 1> {
+        match (self, targets) {
+            (Loss::CrossEntropy(l), Targets::Classes(y)) => l.forward(outputs, y),
+            (Loss::Mse(l), Targets::Numbers(y)) => l.forward(outputs, y, Reduction::Mean),
+            (Loss::Huber(l), Targets::Numbers(y)) => l.forward(outputs, y, Reduction::Mean),
+            // The loss is chosen from the same task as the targets.
+            (Loss::CrossEntropy(_), Targets::Numbers(y)) => y.sum().reshape([1]) * 0.0,
+            (_, Targets::Classes(_)) => outputs.sum().reshape([1]) * 0.0,
+        }
+    }
+}
+
+/// How outputs are scored on the host for a task.
+#[derive(Clone, Copy)]
+struct Scorer<'a> {
+    classes: &'a [String],
+    target: Option<TargetScaling>,
+    loss: RegressionLoss,
+    huber_delta: f64,
+}
+
+impl Scorer<'_> {
+    /// Scores row-major `outputs` against `labels` (rows in the same order).
+    fn score(&self, outputs: &[f32], labels: &Labels) -> Scores {
+        match labels {
+            Labels::Classes(l) => {
+                Scores::Classification(Evaluation::from_logits(outputs, l, self.classes))
+            }
+            Labels::Numbers(y) => {
+                let n = y.len().max(1) as f64;
+                let loss = outputs
+                    .iter()
+                    .zip(y)
+                    .map(|(&p, &t)| {
+                        let r = f64::from(p) - f64::from(t);
+                        match self.loss {
+                            RegressionLoss::Mse => r * r,
+                            RegressionLoss::Huber if r.abs() <= self.huber_delta => 0.5 * r * r,
+                            RegressionLoss::Huber => {
+                                self.huber_delta * (r.abs() - 0.5 * self.huber_delta)
+                            }
+                        }
+                    })
+                    .sum::<f64>()
+                    / n;
+                let s = self.target.unwrap_or(TargetScaling {
+                    mean: 0.0,
+                    std: 1.0,
+                });
+                let unscale =
+                    |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| x * s.std + s.mean).collect() };
+                Scores::Regression(RegressionEvaluation::from_values(
+                    &unscale(outputs),
+                    &unscale(y),
+                    loss,
                 ))
-            })?;
-            valid = Some(train_all.subset(&inner.test));
-            train = train_all.subset(&inner.train);
-        }
-        let standardizer = Standardizer::fit(&train);
-        let mut parts = Splits {
-            train,
-            valid,
-            test: table.subset(&split.test),
-            train_all,
-            standardizer,
-        };
-        let s = &parts.standardizer;
-        for part in [&mut parts.train, &mut parts.test, &mut parts.train_all] {
-            s.transform(&mut part.features);
-        }
-        if let Some(v) = parts.valid.as_mut() {
-            s.transform(&mut v.features);
-        }
-        Ok(parts)
-    }
-
-    fn sizes(&self) -> SplitSizes {
-        SplitSizes {
-            train: self.train.rows(),
-            valid: self.valid.as_ref().map_or(0, Table::rows),
-            test: self.test.rows(),
+            }
         }
     }
 }
 
-fn features_tensor<B: Backend>(t: &Table, device: &B::Device) -> Tensor<B, 2> {
-    Tensor::from_data(
-        TensorData::new(t.features.clone(), [t.rows(), t.width()]),
-        device,
-    )
+/// Scores a model (without dropout) on an encoded split in one forward pass.
+fn score<B: Backend>(model: &Mlp<B>, x: &Tensor<B, 2>, part: &Part, scorer: Scorer) -> Scores {
+    scorer.score(&model.logits_to_host(x.clone()), &part.y)
 }
 
-fn labels_tensor<B: Backend>(t: &Table, device: &B::Device) -> Tensor<B, 1, Int> {
-    let labels: Vec<i64> = t.labels.iter().map(|&l| l as i64).collect();
-    Tensor::from_data(TensorData::new(labels, [t.rows()]), device)
-}
-
-/// Scores a model (without dropout) on a standardised split in one forward pass.
-fn score<B: Backend>(model: &Mlp<B>, x: &Tensor<B, 2>, part: &Table) -> Evaluation {
-    Evaluation::from_logits(
-        &model.logits_to_host(x.clone()),
-        &part.labels,
-        &part.class_names,
-    )
+/// The labels of `part` in the order `order` lists its rows.
+fn reordered(part: &Part, order: &[usize]) -> Labels {
+    match &part.y {
+        Labels::Classes(l) => Labels::Classes(order.iter().map(|&i| l[i]).collect()),
+        Labels::Numbers(v) => Labels::Numbers(order.iter().map(|&i| v[i]).collect()),
+    }
 }
 
 /// One pass over the training rows in (shuffled) batches, updating `model`.
 ///
-/// Returns the updated model and the epoch's training scores, from the logits each batch was
-/// trained on (copied to the host in one read per epoch, scored there).
+/// Returns the updated model and the outputs each batch was trained on, copied to the host in
+/// one read per epoch (scored there).
 struct Epoch<'a, B: AutodiffBackend> {
     x: &'a Tensor<B, 2>,
-    y: &'a Tensor<B, 1, Int>,
-    rows: &'a Table,
+    y: &'a Targets<B>,
     order: &'a [usize],
     batch: usize,
     learning_rate: f64,
-    loss_fn: &'a CrossEntropyLoss<B>,
+    loss_fn: &'a Loss<B>,
 }
 
 impl<B: AutodiffBackend> Epoch<'_, B> {
@@ -193,53 +220,75 @@ impl<B: AutodiffBackend> Epoch<'_, B> {
         device: &B::Device,
     ) -> (Mlp<B>, Vec<f32>) {
         let n = self.order.len();
-        let mut epoch_logits = Vec::with_capacity(n.div_ceil(self.batch));
+        let mut epoch_outputs = Vec::with_capacity(n.div_ceil(self.batch));
         for chunk in self.order.chunks(self.batch) {
             let (x, y) = if self.batch == n {
-                (self.x.clone(), self.y.clone())
+                (self.x.clone(), self.y.select_all())
             } else {
                 let idx: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
                 let idx =
                     Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [chunk.len()]), device);
-                (
-                    self.x.clone().select(0, idx.clone()),
-                    self.y.clone().select(0, idx),
-                )
+                (self.x.clone().select(0, idx.clone()), self.y.select(idx))
             };
-            let logits = model.forward(x);
-            let loss = self.loss_fn.forward(logits.clone(), y);
-            epoch_logits.push(logits.inner());
+            let outputs = model.forward(x);
+            let loss = self.loss_fn.forward(outputs.clone(), y);
+            epoch_outputs.push(outputs.inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(self.learning_rate, model, grads);
         }
-        let logits = Tensor::cat(epoch_logits, 0)
+        let outputs = Tensor::cat(epoch_outputs, 0)
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()
             .unwrap_or_default();
-        (model, logits)
+        (model, outputs)
     }
+}
 
-    /// Training scores of the epoch's logits, rows in the order they were trained on.
-    fn score(&self, logits: &[f32]) -> Evaluation {
-        let labels: Vec<usize> = self.order.iter().map(|&i| self.rows.labels[i]).collect();
-        Evaluation::from_logits(logits, &labels, &self.rows.class_names)
+impl<B: Backend> Targets<B> {
+    fn select_all(&self) -> Self {
+        match self {
+            Targets::Classes(t) => Targets::Classes(t.clone()),
+            Targets::Numbers(t) => Targets::Numbers(t.clone()),
+        }
     }
 }
 
 /// Whether a set of outputs shows the run has diverged.
-fn diverged(logits: &[f32], expected_len: usize, loss: f64) -> bool {
-    logits.len() != expected_len || logits.iter().any(|v| !v.is_finite()) || !loss.is_finite()
+fn diverged(outputs: &[f32], expected_len: usize, loss: f64) -> bool {
+    outputs.len() != expected_len || outputs.iter().any(|v| !v.is_finite()) || !loss.is_finite()
 }
 
-/// Trains a model on `table` as `config` says.
+/// The epoch's row of `metrics.csv` from its scores.
+fn epoch_stats(epoch: usize, train: &Scores, valid: Option<&Scores>, test: &Scores) -> EpochStats {
+    let acc = |s: &Scores| s.accuracy().unwrap_or(f64::NAN);
+    let reg = |s: &Scores| s.regression().cloned();
+    EpochStats {
+        epoch,
+        train_loss: train.loss(),
+        train_accuracy: acc(train),
+        valid_loss: valid.map(Scores::loss),
+        valid_accuracy: valid.and_then(Scores::accuracy),
+        test_loss: test.loss(),
+        test_accuracy: acc(test),
+        train_r2: reg(train).map(|e| e.r2),
+        valid_r2: valid.and_then(reg).map(|e| e.r2),
+        test_r2: reg(test).map(|e| e.r2),
+        test_rmse: reg(test).map(|e| e.rmse),
+        test_mae: reg(test).map(|e| e.mae),
+    }
+}
+
+/// Trains a model on `data` as `config` says; `rng` (seeded, as it was for the split) orders
+/// the batches.
 ///
 /// `interrupter` is checked once per epoch; when raised, training ends with
 /// [`Error::Interrupted`] and nothing is returned. `observer` hears about every epoch.
 pub fn fit<B: AutodiffBackend>(
-    table: &Table,
+    data: &Prepared,
     config: &TrainConfig,
     device: &B::Device,
+    rng: &mut ChaCha8Rng,
     observer: &mut dyn TrainObserver,
     interrupter: &Interrupter,
 ) -> Result<Fitted<B::InnerBackend>> {
@@ -249,28 +298,38 @@ pub fn fit<B: AutodiffBackend>(
     // The model's initial weights and dropout masks come from the backend's generator, the split
     // and the batch order from ours: both seeded, so a run is reproducible on a given backend.
     B::seed(device, t.seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
-    let parts = Splits::new(table, config, &mut rng)?;
 
-    let mlp = mlp_config(table, config);
+    let mlp = mlp_config(data, config);
     let mut model: Mlp<B> = mlp.init(device);
     let mut adam = AdamConfig::new();
     if t.weight_decay > 0.0 {
         adam = adam.with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay as f32)));
     }
     let mut optim = adam.init::<B, Mlp<B>>();
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let loss_fn = match data.task {
+        Task::Classification => Loss::CrossEntropy(CrossEntropyLossConfig::new().init(device)),
+        Task::Regression => match t.regression_loss {
+            RegressionLoss::Mse => Loss::Mse(MseLoss::new()),
+            RegressionLoss::Huber => Loss::Huber(HuberLossConfig::new(t.huber_delta as f32).init()),
+        },
+    };
+    let scorer = Scorer {
+        classes: &data.classes,
+        target: data.target_scaling,
+        loss: t.regression_loss,
+        huber_delta: t.huber_delta,
+    };
 
-    let x_train = features_tensor::<B>(&parts.train, device);
-    let y_train = labels_tensor::<B>(&parts.train, device);
-    let x_test = features_tensor::<B::InnerBackend>(&parts.test, device);
-    let x_valid = parts
+    let x_train = features_tensor::<B>(&data.train, device);
+    let y_train = Targets::<B>::new(&data.train, device);
+    let x_test = features_tensor::<B::InnerBackend>(&data.test, device);
+    let x_valid = data
         .valid
         .as_ref()
         .map(|v| features_tensor::<B::InnerBackend>(v, device));
 
-    let n = parts.train.rows();
-    let batch = t.batch_size.unwrap_or(n).min(n);
+    let n = data.train.rows;
+    let batch = t.batch_size.unwrap_or(n).min(n).max(1);
     let mut order: Vec<usize> = (0..n).collect();
     let mut early_stopping = t.early_stopping_patience.map(EarlyStopping::new);
     let mut history = Vec::with_capacity(t.epochs.min(100_000));
@@ -283,21 +342,20 @@ pub fn fit<B: AutodiffBackend>(
                 break 'train Err(Error::Interrupted { signal });
             }
             if batch < n {
-                order.shuffle(&mut rng);
+                order.shuffle(rng);
             }
             let pass = Epoch {
                 x: &x_train,
                 y: &y_train,
-                rows: &parts.train,
                 order: &order,
                 batch,
                 learning_rate: t.learning_rate,
                 loss_fn: &loss_fn,
             };
-            let logits;
-            (model, logits) = pass.run(model, &mut optim, device);
-            let train_eval = pass.score(&logits);
-            if diverged(&logits, n * mlp.outputs, train_eval.loss) {
+            let outputs;
+            (model, outputs) = pass.run(model, &mut optim, device);
+            let train_eval = scorer.score(&outputs, &reordered(&data.train, &order));
+            if diverged(&outputs, n * mlp.outputs, train_eval.loss()) {
                 break 'train Err(Error::Diverged {
                     epoch,
                     learning_rate: t.learning_rate,
@@ -305,26 +363,18 @@ pub fn fit<B: AutodiffBackend>(
             }
 
             let inner = model.valid();
-            let test_eval = score(&inner, &x_test, &parts.test);
-            let valid_eval = parts
+            let test_eval = score(&inner, &x_test, &data.test, scorer);
+            let valid_eval = data
                 .valid
                 .as_ref()
                 .zip(x_valid.as_ref())
-                .map(|(v, x)| score(&inner, x, v));
-            let stats = EpochStats {
-                epoch,
-                train_loss: train_eval.loss,
-                train_accuracy: train_eval.accuracy,
-                valid_loss: valid_eval.as_ref().map(|e| e.loss),
-                valid_accuracy: valid_eval.as_ref().map(|e| e.accuracy),
-                test_loss: test_eval.loss,
-                test_accuracy: test_eval.accuracy,
-            };
+                .map(|(v, x)| score(&inner, x, v, scorer));
+            let stats = epoch_stats(epoch, &train_eval, valid_eval.as_ref(), &test_eval);
             observer.epoch(&stats);
             history.push(stats);
 
             if let (Some(es), Some(v)) = (early_stopping.as_mut(), valid_eval) {
-                let verdict = es.update(epoch, v.loss);
+                let verdict = es.update(epoch, v.loss());
                 if verdict.improved {
                     best = Some((epoch, inner));
                 }
@@ -343,15 +393,19 @@ pub fn fit<B: AutodiffBackend>(
         Some((epoch, m)) => (m, epoch),
         None => (model.valid(), history.len()),
     };
-    let (train, test) = final_scores(&model, &parts, &x_test, device).ok_or(Error::Diverged {
-        epoch: history.len(),
-        learning_rate: t.learning_rate,
-    })?;
+    let (train, test) =
+        final_scores(&model, data, &x_test, device, scorer).ok_or(Error::Diverged {
+            epoch: history.len(),
+            learning_rate: t.learning_rate,
+        })?;
     Ok(Fitted {
         model,
         mlp,
-        split: parts.sizes(),
-        standardizer: parts.standardizer,
+        split: SplitSizes {
+            train: data.train.rows,
+            valid: data.valid.as_ref().map_or(0, |v| v.rows),
+            test: data.test.rows,
+        },
         history,
         best_epoch,
         stopped_early,
@@ -366,22 +420,19 @@ pub fn fit<B: AutodiffBackend>(
 /// never saved.
 fn final_scores<B: Backend>(
     model: &Mlp<B>,
-    parts: &Splits,
+    data: &Prepared,
     x_test: &Tensor<B, 2>,
     device: &B::Device,
-) -> Option<(Evaluation, Evaluation)> {
-    let train_logits = model.logits_to_host(features_tensor(&parts.train_all, device));
-    let test_logits = model.logits_to_host(x_test.clone());
-    if train_logits
-        .iter()
-        .chain(&test_logits)
-        .any(|v| !v.is_finite())
-    {
+    scorer: Scorer,
+) -> Option<(Scores, Scores)> {
+    let train_all = data.train_all.as_ref().unwrap_or(&data.train);
+    let train_out = model.logits_to_host(features_tensor(train_all, device));
+    let test_out = model.logits_to_host(x_test.clone());
+    if train_out.iter().chain(&test_out).any(|v| !v.is_finite()) {
         return None;
     }
-    let classes = &parts.train_all.class_names;
     Some((
-        Evaluation::from_logits(&train_logits, &parts.train_all.labels, classes),
-        Evaluation::from_logits(&test_logits, &parts.test.labels, classes),
+        scorer.score(&train_out, &train_all.y),
+        scorer.score(&test_out, &data.test.y),
     ))
 }

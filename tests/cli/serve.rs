@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::common::{Server, bin, get, json, post, predict_json, shared_model};
+use crate::common::{Fails, Server, bin, get, json, post, predict_json, shared_model};
 
 /// Probabilities as the f32 values they stand for, in class order.
 fn probabilities(v: &serde_json::Value) -> Vec<f32> {
@@ -225,26 +225,16 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
 #[test]
 fn serve_refuses_a_missing_model_and_a_busy_port() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
+    bin()
         .args(["serve", "--addr", "127.0.0.1:0", "-m"])
         .arg(dir.path().join("none"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+        .fails(5, &["does not exist"]);
     let server = Server::start(shared_model(), &[]);
     let port = server.base.rsplit(':').next().unwrap().to_string();
-    let out = bin()
+    bin()
         .args(["serve", "--addr", "127.0.0.1:1", "--port", &port, "-m"])
         .arg(shared_model())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("cannot serve on 127.0.0.1:{port}")),
-        "{err}"
-    );
+        .fails(1, &[&format!("cannot serve on 127.0.0.1:{port}")]);
     let out = bin()
         .args([
             "serve",
@@ -291,4 +281,61 @@ fn model_dir_and_port_come_from_the_environment() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn healthcheck_exits_0_for_a_live_service_and_1_otherwise() {
+    let server = Server::start(shared_model(), &[]);
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let out = bin()
+        .args(["healthcheck", "--port", &port])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+
+    // Something that answers, but not 200.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = listener.local_addr().unwrap().port();
+    let answer = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    });
+    let out = bin()
+        .env("PORT", busy.to_string())
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    answer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "unhealthy: http://127.0.0.1:{busy}/health answered 503"
+        )),
+        "{err}"
+    );
+
+    // Nothing listening.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = bin()
+        .args(["healthcheck", "--port", &free.to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("unhealthy: http://127.0.0.1:{free}/health")),
+        "{err}"
+    );
 }
