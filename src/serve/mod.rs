@@ -106,7 +106,7 @@ impl Task {
 }
 
 /// What every handler shares.
-pub struct AppState {
+pub(crate) struct AppState {
     predictor: Predictor<Backend>,
     task: Task,
     metrics: metrics::Metrics,
