@@ -200,7 +200,10 @@ pub fn parse_predict_body(
 /// One column of raw values being read from JSON.
 enum RawColumn {
     Numbers(Vec<f32>),
-    Text { codes: Vec<u32>, levels: Vec<String> },
+    Text {
+        codes: Vec<u32>,
+        levels: Vec<String>,
+    },
 }
 
 impl RawColumn {
@@ -496,9 +499,18 @@ mod tests {
         assert!(island.is_missing(2));
         assert!(t.column("bill").unwrap().data.is_missing(1));
         for (body, expected) in [
-            (&br#"{"island":"Dream"}"#[..], "missing field `bill` (send null"),
-            (br#"{"island":"Dream","bill":"x"}"#, "`bill`: expected a number"),
-            (br#"{"island":[1],"bill":1}"#, "`island`: expected a string, a number or null"),
+            (
+                &br#"{"island":"Dream"}"#[..],
+                "missing field `bill` (send null",
+            ),
+            (
+                br#"{"island":"Dream","bill":"x"}"#,
+                "`bill`: expected a number",
+            ),
+            (
+                br#"{"island":[1],"bill":1}"#,
+                "`island`: expected a string, a number or null",
+            ),
             (br#"["Dream"]"#, "expected 2 values"),
         ] {
             let m = parse_predict_rows(body, &e, 10).unwrap_err();

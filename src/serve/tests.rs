@@ -254,7 +254,10 @@ async fn own_routes_refuse_bad_requests_exactly() {
         );
     }
     for (body, message) in [
-        (r#"{"sepal_length":5.1}"#, "missing field `sepal_width`"),
+        (
+            r#"{"sepal_length":5.1}"#,
+            "missing field `sepal_width` (send null for a missing value)",
+        ),
         (
             "[1,2,3]",
             "expected 4 values (sepal_length, sepal_width, petal_length, petal_width), got 3",
