@@ -25,8 +25,15 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(100));
     g.bench_function("100 epochs, iris, full batch (elements = epochs)", |b| {
         b.iter(|| {
-            train::fit::<TrainBackend>(&table, &config, &device, &mut (), &Interrupter::new())
-                .unwrap()
+            train::fit::<TrainBackend>(
+                &table,
+                &config,
+                &device,
+                &mut (),
+                &Interrupter::new(),
+                &mut (),
+            )
+            .unwrap()
         })
     });
     g.finish();

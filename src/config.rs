@@ -133,6 +133,8 @@ pub struct TrainingConfig {
     pub early_stopping_patience: Option<usize>,
     /// Fraction of the training split held out to watch for early stopping.
     pub validation_fraction: f64,
+    /// Save a checkpoint every this many epochs (and when interrupted); `None` is off.
+    pub checkpoint_every: Option<usize>,
 }
 
 impl Default for TrainingConfig {
@@ -145,6 +147,7 @@ impl Default for TrainingConfig {
             seed: 42,
             early_stopping_patience: None,
             validation_fraction: 0.1,
+            checkpoint_every: None,
         }
     }
 }
@@ -186,6 +189,8 @@ pub struct Overrides {
     pub hidden: Option<Vec<usize>>,
     /// `--patience`
     pub patience: Option<usize>,
+    /// `--checkpoint-every`
+    pub checkpoint_every: Option<usize>,
 }
 
 /// Largest accepted values: beyond these a typo is far likelier than intent.
@@ -258,6 +263,9 @@ impl TrainConfig {
         }
         if let Some(v) = o.patience {
             self.training.early_stopping_patience = Some(v);
+        }
+        if let Some(v) = o.checkpoint_every {
+            self.training.checkpoint_every = Some(v);
         }
     }
 
@@ -349,6 +357,17 @@ impl TrainConfig {
                 "must be at least 1; remove the key to turn early stopping off",
             ));
         }
+        if let Some(k) = t.checkpoint_every
+            && (k == 0 || k > MAX_EPOCHS)
+        {
+            return Err(bad(
+                "training.checkpoint_every",
+                k.to_string(),
+                &format!(
+                    "must be between 1 and {MAX_EPOCHS} epochs; remove the key to turn checkpoints off"
+                ),
+            ));
+        }
         if !frac(t.validation_fraction) {
             return Err(bad(
                 "training.validation_fraction",
@@ -430,6 +449,11 @@ mod tests {
                 "early_stopping_patience",
                 "= 0",
             ),
+            (
+                "[training]\ncheckpoint_every = 0",
+                "training.checkpoint_every",
+                "= 0",
+            ),
             ("[data]\ntest_fraction = 1.0", "data.test_fraction", "= 1"),
             ("[data]\ntest_fraction = 0.0", "data.test_fraction", "= 0"),
             ("[data]\nfeatures = []", "data.features", "[]"),
@@ -504,6 +528,7 @@ mod tests {
                     "data.test_fraction", "model.hidden", "model.dropout", "training.epochs",
                     "training.batch_size", "training.learning_rate", "training.weight_decay",
                     "training.seed", "training.early_stopping_patience", "training.validation_fraction",
+                    "training.checkpoint_every",
                 ]),
                 value in prop::sample::select(vec![
                     "0", "1", "-1", "0.5", "1e300", "-1e-300", "nan", "inf", "-inf", "[]", "[0]",

@@ -77,8 +77,10 @@ impl TrainRun {
     /// Trains on `device` and replaces the model directory's contents atomically.
     ///
     /// `device_info` is recorded in the metadata; `observer` hears every epoch; raising
-    /// `interrupter` stops training between epochs with [`Error::Interrupted`], leaving the
-    /// previous model as it was. Returns the saved metadata.
+    /// `interrupter` stops training before its next batch with [`Error::Interrupted`], leaving
+    /// the previous model as it was (and, with `training.checkpoint_every`, the progress in a
+    /// checkpoint). A checkpoint of this run left in the model directory by an earlier, killed
+    /// attempt is resumed from. Returns the saved metadata.
     pub fn run<B: AutodiffBackend>(
         self,
         device: &B::Device,
@@ -93,7 +95,15 @@ impl TrainRun {
             lock,
             sweep,
         } = self;
-        let fitted = train::fit::<B>(&table, &config, device, observer, interrupter)?;
+        let mut checkpoints = out.checkpoints(&lock);
+        let fitted = train::fit::<B>(
+            &table,
+            &config,
+            device,
+            observer,
+            interrupter,
+            &mut checkpoints,
+        )?;
         let metadata = Metadata {
             format_version: FORMAT_VERSION,
             created_by: format!("iris-trainer {}", env!("CARGO_PKG_VERSION")),
@@ -132,13 +142,16 @@ impl TrainRun {
         let metrics_csv = history_csv(&fitted.history)?;
         // Training is done: from here on an interruption no longer stops anything, the save
         // completes.
-        out.save(
+        let saved = out.save(
             &lock,
             fitted.model,
             metadata,
             &metrics_csv,
             Metadata::summary,
-        )
+        )?;
+        // Killed before this, the next run resumes from the checkpoint and saves the same model.
+        out.checkpoints(&lock).remove()?;
+        Ok(saved)
     }
 }
 

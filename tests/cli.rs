@@ -6,6 +6,8 @@ mod common;
 mod inference;
 #[path = "cli/permissions.rs"]
 mod permissions;
+#[path = "cli/resume.rs"]
+mod resume;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/soak.rs"]
