@@ -7,26 +7,30 @@ use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use iris_trainer::backend::{self, Backend, TrainBackend};
 use iris_trainer::config::{Activation, DataConfig, TrainConfig};
-use iris_trainer::data::{IRIS_CSV, Table};
+use iris_trainer::data::{Dataset, Prepared};
 use iris_trainer::model::MlpConfig;
 use iris_trainer::train::{self, Interrupter};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 fn benches(c: &mut Criterion) {
     let data = DataConfig::default();
-    c.bench_function("csv/parse embedded iris (150 rows)", |b| {
-        b.iter(|| Table::from_csv(IRIS_CSV, "iris", &data).unwrap())
-    });
+    c.bench_function(
+        "csv/read embedded iris (150 rows) and decide its schema",
+        |b| b.iter(|| Dataset::load(&data, 100).unwrap()),
+    );
 
     let device = backend::init(false).unwrap().device;
-    let table = Table::load(&data).unwrap();
     let mut config = TrainConfig::default();
     config.training.epochs = 100;
+    let dataset = Dataset::load(&data, 100).unwrap();
+    let prepared = Prepared::new(&dataset, &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     let mut g = c.benchmark_group("train");
     g.throughput(Throughput::Elements(100));
     g.bench_function("100 epochs, iris, full batch (elements = epochs)", |b| {
         b.iter(|| {
             train::fit::<TrainBackend>(
-                &table,
+                &prepared,
                 &config,
                 &device,
                 &mut (),

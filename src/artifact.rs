@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::data::sha256_hex;
 use crate::error::{Error, Result};
-use crate::metadata::{FORMAT_VERSION, Metadata, RecordInfo};
+use crate::metadata::{Metadata, READABLE_VERSIONS, RecordInfo};
 use crate::model::{Mlp, MlpRecord};
 
 /// The record file's name (Burn's named MessagePack, full precision).
@@ -202,7 +202,13 @@ impl ModelDir {
                 .open(self.path.join(COMMIT_LOCK_FILE))
                 .map_err(|e| out(&e))?;
             commit_lock.lock().map_err(|e| out(&e))?;
-            commit(staging.path(), &self.path).map_err(|e| out(&e))?;
+            if let Err(e) = commit(staging.path(), &self.path) {
+                // Some files may be in place already: keep the complete staging directory, so
+                // the next reader or writer finishes the commit instead of leaving two models
+                // mixed.
+                let _ = staging.keep();
+                return Err(out(&e));
+            }
         }
         staging.close().map_err(|e| out(&e))
     }
@@ -243,10 +249,10 @@ impl ModelDir {
                 "{METADATA_FILE} is not iris-trainer metadata ({e}); retrain to recreate it"
             ))
         })?;
-        if version.format_version != FORMAT_VERSION {
+        if !READABLE_VERSIONS.contains(&version.format_version) {
             return Err(err(format!(
-                "{METADATA_FILE} has format version {}, this iris-trainer ({}) reads version \
-                 {FORMAT_VERSION}; use a matching iris-trainer or retrain",
+                "{METADATA_FILE} has format version {}, this iris-trainer ({}) reads versions \
+                 {READABLE_VERSIONS:?}; use a matching iris-trainer or retrain",
                 version.format_version,
                 env!("CARGO_PKG_VERSION")
             )));
@@ -447,3 +453,6 @@ pub fn has_staging_leftovers(dir: &Path) -> bool {
             .any(|e| e.file_name().to_string_lossy().starts_with(STAGING_PREFIX))
     })
 }
+
+#[cfg(test)]
+mod tests;

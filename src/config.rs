@@ -1,5 +1,6 @@
 //! The TOML configuration: schema with defaults, validation, command-line overrides.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,8 @@ pub struct TrainConfig {
     pub training: TrainingConfig,
     /// Where the model directory goes.
     pub output: OutputConfig,
+    /// How feature columns are turned into the network's inputs.
+    pub preprocess: PreprocessConfig,
 }
 
 /// A column chosen by header name or by 0-based position.
@@ -39,32 +42,164 @@ impl std::fmt::Display for ColumnRef {
     }
 }
 
-/// `[data]`: the CSV, its columns and the held-out split.
+/// What the model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// A class out of the label's values.
+    #[default]
+    Classification,
+    /// A number.
+    Regression,
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        })
+    }
+}
+
+/// How a feature column is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureType {
+    /// A number: imputed, standardised.
+    Numeric,
+    /// Text values: one input per level seen in training (one-hot).
+    Categorical,
+    /// Two values (true/false, yes/no...): one 0/1 input.
+    Boolean,
+}
+
+impl std::fmt::Display for FeatureType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FeatureType::Numeric => "numeric",
+            FeatureType::Categorical => "categorical",
+            FeatureType::Boolean => "boolean",
+        })
+    }
+}
+
+/// `[data]`: the table, its columns and the held-out split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// CSV file; `None` trains on the Iris data embedded in the binary.
+    /// CSV (optionally gzip-compressed) or Parquet file; `None` trains on the Iris data
+    /// embedded in the binary.
     pub path: Option<PathBuf>,
     /// Whether the first row is a header; `None` detects it.
     pub has_header: Option<bool>,
+    /// The CSV field delimiter (`","`, `";"`, `"\t"` or `"tab"`, `"|"`); `None` detects comma,
+    /// semicolon or tab.
+    pub delimiter: Option<String>,
     /// The label column; `None` is the last column.
     pub label: Option<ColumnRef>,
-    /// The feature columns; `None` is every column but the label.
+    /// The feature columns; `None` is every column but the label and the ignored ones.
     pub features: Option<Vec<ColumnRef>>,
-    /// Fraction of each class held out for the test split, in (0, 1).
+    /// Columns not used at all.
+    pub ignore: Vec<ColumnRef>,
+    /// Feature types by column name; columns not listed are inferred.
+    pub types: BTreeMap<String, FeatureType>,
+    /// Classification or regression; `None` infers it from the label.
+    pub task: Option<Task>,
+    /// Values that mean "missing" (compared after trimming, case-sensitively).
+    pub missing_values: Vec<String>,
+    /// Fraction held out for the test split (of each class, for classification), in (0, 1).
     pub test_fraction: f64,
 }
+
+/// The default `data.missing_values`.
+pub const DEFAULT_MISSING_VALUES: [&str; 5] = ["", "NA", "NaN", "null", "?"];
 
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
             path: None,
             has_header: None,
+            delimiter: None,
             label: None,
             features: None,
+            ignore: Vec::new(),
+            types: BTreeMap::new(),
+            task: None,
+            missing_values: DEFAULT_MISSING_VALUES.map(String::from).to_vec(),
             test_fraction: 0.2,
         }
     }
+}
+
+impl DataConfig {
+    /// The delimiter byte `delimiter` names; `Err` with the reason when it names none.
+    pub fn delimiter_byte(&self) -> std::result::Result<Option<u8>, String> {
+        match self.delimiter.as_deref() {
+            None => Ok(None),
+            Some("tab" | "\t") => Ok(Some(b'\t')),
+            Some(d) if d.len() == 1 && matches!(d.as_bytes()[0], b',' | b';' | b'\t' | b'|') => {
+                Ok(Some(d.as_bytes()[0]))
+            }
+            Some(_) => Err(
+                "must be \",\", \";\", \"\\t\" (or \"tab\") or \"|\"; remove the key to detect it"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// How missing numbers are filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Impute {
+    /// The training rows' mean.
+    #[default]
+    Mean,
+    /// The training rows' median.
+    Median,
+    /// `preprocess.fill_value`.
+    Constant,
+}
+
+/// `[preprocess]`: how feature columns become the network's inputs (fitted on the training
+/// rows only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreprocessConfig {
+    /// How a missing number is filled in.
+    pub impute: Impute,
+    /// The value used with `impute = "constant"`.
+    pub fill_value: f64,
+    /// Adds a 0/1 input "was missing" for each numeric column with missing training values.
+    pub missing_indicators: bool,
+    /// Most distinct values a categorical column may have (each becomes one input).
+    pub max_categories: usize,
+}
+
+/// The default `preprocess.max_categories`.
+pub const DEFAULT_MAX_CATEGORIES: usize = 100;
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        Self {
+            impute: Impute::Mean,
+            fill_value: 0.0,
+            missing_indicators: false,
+            max_categories: DEFAULT_MAX_CATEGORIES,
+        }
+    }
+}
+
+/// The loss a regression model is trained with (on the standardised target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RegressionLoss {
+    /// Mean squared error.
+    #[default]
+    Mse,
+    /// Huber loss with `training.huber_delta` (in standard deviations of the target).
+    Huber,
 }
 
 /// Hidden-layer activation function.
@@ -133,6 +268,10 @@ pub struct TrainingConfig {
     pub early_stopping_patience: Option<usize>,
     /// Fraction of the training split held out to watch for early stopping.
     pub validation_fraction: f64,
+    /// The loss of a regression model.
+    pub regression_loss: RegressionLoss,
+    /// Huber's threshold, in standard deviations of the target.
+    pub huber_delta: f64,
     /// Save a checkpoint every this many epochs (and when interrupted); `None` is off.
     pub checkpoint_every: Option<usize>,
 }
@@ -147,6 +286,8 @@ impl Default for TrainingConfig {
             seed: 42,
             early_stopping_patience: None,
             validation_fraction: 0.1,
+            regression_loss: RegressionLoss::Mse,
+            huber_delta: 1.0,
             checkpoint_every: None,
         }
     }
@@ -189,6 +330,12 @@ pub struct Overrides {
     pub hidden: Option<Vec<usize>>,
     /// `--patience`
     pub patience: Option<usize>,
+    /// `--label`
+    pub label: Option<String>,
+    /// `--ignore`
+    pub ignore: Option<Vec<String>>,
+    /// `--task`
+    pub task: Option<Task>,
     /// `--checkpoint-every`
     pub checkpoint_every: Option<usize>,
 }
@@ -264,6 +411,15 @@ impl TrainConfig {
         if let Some(v) = o.patience {
             self.training.early_stopping_patience = Some(v);
         }
+        if let Some(v) = &o.label {
+            self.data.label = Some(ColumnRef::Name(v.clone()));
+        }
+        if let Some(v) = &o.ignore {
+            self.data.ignore = v.iter().cloned().map(ColumnRef::Name).collect();
+        }
+        if let Some(v) = o.task {
+            self.data.task = Some(v);
+        }
         if let Some(v) = o.checkpoint_every {
             self.training.checkpoint_every = Some(v);
         }
@@ -290,6 +446,34 @@ impl TrainConfig {
                 "data.features",
                 "[]".into(),
                 "needs at least one column; remove the key to use every column but the label",
+            ));
+        }
+        if let Err(reason) = self.data.delimiter_byte() {
+            return Err(bad(
+                "data.delimiter",
+                format!("{:?}", self.data.delimiter.clone().unwrap_or_default()),
+                &reason,
+            ));
+        }
+        if self.preprocess.max_categories == 0 {
+            return Err(bad(
+                "preprocess.max_categories",
+                "0".into(),
+                "must be at least 1, e.g. 100",
+            ));
+        }
+        if !self.preprocess.fill_value.is_finite() {
+            return Err(bad(
+                "preprocess.fill_value",
+                self.preprocess.fill_value.to_string(),
+                "must be a finite number",
+            ));
+        }
+        if !(self.training.huber_delta.is_finite() && self.training.huber_delta > 0.0) {
+            return Err(bad(
+                "training.huber_delta",
+                self.training.huber_delta.to_string(),
+                "must be a positive number, e.g. 1.0",
             ));
         }
         if self.model.hidden.is_empty() {

@@ -112,6 +112,14 @@ pub enum Error {
     /// Some points of a local sweep failed.
     #[error("{0}")]
     SweepFailed(String),
+    /// The local HTTP service did not answer its health check.
+    #[error("unhealthy: {url} {reason}")]
+    Unhealthy {
+        /// The health URL asked.
+        url: String,
+        /// What happened instead of a 200.
+        reason: String,
+    },
     /// The HTTP service could not start.
     #[error("cannot serve on {addr}: {source}")]
     Serve {
@@ -159,7 +167,10 @@ impl Error {
             Error::Device(_) => exit_code::DEVICE,
             Error::Diverged { .. } => exit_code::DIVERGED,
             Error::Interrupted { signal, .. } => signal.exit_code(),
-            Error::Serve { .. } | Error::SweepFailed(_) | Error::Internal(_) => exit_code::FAILURE,
+            Error::Serve { .. }
+            | Error::Unhealthy { .. }
+            | Error::SweepFailed(_)
+            | Error::Internal(_) => exit_code::FAILURE,
         }
     }
 

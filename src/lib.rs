@@ -53,3 +53,87 @@ pub use error::{Error, Result};
 pub use metadata::Metadata;
 pub use pipeline::{EvaluationReport, TrainRun, evaluate, train_and_save};
 pub use predict::Predictor;
+
+#[cfg(test)]
+mod layering {
+    //! The module list above is the data flow: each module may import only modules listed
+    //! before it, so no two modules import each other.
+
+    /// Library modules in data-flow order, as declared above.
+    const ORDER: &[&str] = &[
+        "error", "backend", "config", "data", "metrics", "model", "metadata", "train", "artifact",
+        "predict", "pipeline", "sweep", "serve",
+    ];
+
+    /// The `crate::NAME` modules a source file (or directory of files) refers to.
+    fn imports(module: &str) -> std::collections::BTreeSet<String> {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.join(format!("{module}.rs"))];
+        if let Ok(dir) = std::fs::read_dir(src.join(module)) {
+            files.extend(dir.flatten().map(|e| e.path()));
+        }
+        let mut found = std::collections::BTreeSet::new();
+        for file in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "rs"))
+        {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for (i, _) in text.match_indices("crate::") {
+                let rest = &text[i + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if ORDER.contains(&name.as_str()) && name != module {
+                    found.insert(name);
+                }
+            }
+            // `use crate::{a, b}` groups.
+            for (i, _) in text.match_indices("crate::{") {
+                let rest = &text[i + "crate::{".len()..];
+                let group = &rest[..rest.find('}').unwrap_or(0)];
+                for part in group.split(',') {
+                    let name = part.trim().split("::").next().unwrap_or("").trim();
+                    if ORDER.contains(&name) && name != module {
+                        found.insert(name.to_string());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_import_points_down_the_data_flow() {
+        let mut wrong = Vec::new();
+        for (i, module) in ORDER.iter().enumerate() {
+            for import in imports(module) {
+                let j = ORDER.iter().position(|m| *m == import).unwrap_or(0);
+                if j > i {
+                    wrong.push(format!("{module} imports {import}, which comes after it"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn the_check_sees_imports() {
+        // Guards the test above against passing because it reads nothing.
+        assert!(imports("pipeline").contains("train"));
+        assert!(imports("serve").contains("predict"));
+    }
+
+    #[test]
+    fn every_library_module_is_in_the_order() {
+        let lib = include_str!("lib.rs");
+        for line in lib.lines() {
+            if let Some(name) = line.strip_prefix("pub mod ") {
+                let name = name.trim_end_matches(';');
+                assert!(ORDER.contains(&name), "add `{name}` to the layering order");
+            }
+        }
+    }
+}

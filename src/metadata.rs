@@ -9,14 +9,22 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceInfo;
+use crate::config::DEFAULT_MISSING_VALUES;
 use crate::config::TrainConfig;
-use crate::data::Standardizer;
+use crate::data::{Encoder, Encoding, Preprocessor, Standardizer, TargetScaling, Task};
 use crate::error::{Error, Result};
-use crate::metrics::Evaluation;
+use crate::metrics::Scores;
 use crate::model::MlpConfig;
 
-/// The metadata format this program writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The metadata format this program writes.
+///
+/// Version 2 added `task`, `preprocess` (how raw columns become inputs), `target_scaling`
+/// (regression), `data.dropped_rows`, and regression scores (`r2`, `rmse`, `mae`) in `metrics`;
+/// in version 2 `features` names the raw feature columns, which for an all-numeric table are
+/// the inputs, as in version 1.
+pub const FORMAT_VERSION: u32 = 2;
+/// Every metadata format this program reads (version 1 is read as an all-numeric classifier).
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 /// Largest model accepted from disk, in parameters (the record is about 4 bytes each).
 pub const MAX_PARAMETERS: usize = 50_000_000;
 
@@ -29,8 +37,11 @@ pub struct DataInfo {
     pub sha256: String,
     /// Rows read.
     pub rows: usize,
-    /// Rows per class, in class order.
+    /// Rows per class, in class order (empty for regression).
     pub class_counts: Vec<usize>,
+    /// Rows left out because their label was missing.
+    #[serde(default)]
+    pub dropped_rows: usize,
 }
 
 /// The record file's identity.
@@ -54,9 +65,9 @@ pub struct TrainingSummary {
     /// Whether early stopping ended the run.
     pub stopped_early: bool,
     /// Scores on the whole training split.
-    pub train: Evaluation,
+    pub train: Scores,
     /// Scores on the test split.
-    pub test: Evaluation,
+    pub test: Scores,
 }
 
 /// `model.json`: everything needed to use and audit the model.
@@ -76,14 +87,24 @@ pub struct Metadata {
     pub model: MlpConfig,
     /// Trainable parameters.
     pub parameters: usize,
-    /// Input feature names, in order.
+    /// Feature column names, in input order.
     pub features: Vec<String>,
     /// The label column's name.
     pub label: String,
-    /// Class names, in output order.
+    /// Class names, in output order (empty for regression).
     pub classes: Vec<String>,
-    /// Standardisation applied to inputs before the network.
+    /// Standardisation applied to the encoded inputs before the network.
     pub scaling: Standardizer,
+    /// Classification or regression (version 1: classification).
+    #[serde(default)]
+    pub task: Task,
+    /// How raw columns become inputs: imputation, categories, missing markers (version 1: none,
+    /// every feature a number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<Encoding>,
+    /// A regression target's mean and deviation: the network predicts `(y - mean) / std`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_scaling: Option<TargetScaling>,
     /// The training data.
     pub data: DataInfo,
     /// Row counts of the splits.
@@ -105,7 +126,12 @@ impl Metadata {
     /// Checks that the metadata describes one consistent model, so it is safe to build.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let m = &self.model;
-        if m.inputs == 0 || m.outputs < 2 || m.hidden.is_empty() || m.hidden.contains(&0) {
+        let min_outputs = match self.task {
+            Task::Classification => 2,
+            Task::Regression => 1,
+        };
+        if m.inputs == 0 || m.outputs < min_outputs || m.hidden.is_empty() || m.hidden.contains(&0)
+        {
             return Err(format!(
                 "architecture {:?} is not a usable network",
                 m.widths()
@@ -129,19 +155,51 @@ impl Metadata {
                 m.num_params()
             ));
         }
-        if self.features.len() != m.inputs {
-            return Err(format!(
-                "{} feature names for {} model inputs",
-                self.features.len(),
-                m.inputs
-            ));
+        match &self.preprocess {
+            None if self.features.len() != m.inputs => {
+                return Err(format!(
+                    "{} feature names for {} model inputs",
+                    self.features.len(),
+                    m.inputs
+                ));
+            }
+            None => {}
+            Some(p) => {
+                p.validate()?;
+                if p.width() != m.inputs {
+                    return Err(format!(
+                        "`preprocess` makes {} inputs for {} model inputs",
+                        p.width(),
+                        m.inputs
+                    ));
+                }
+                if p.feature_names() != self.features {
+                    return Err("`preprocess` and `features` name different columns".into());
+                }
+            }
         }
-        if self.classes.len() != m.outputs {
-            return Err(format!(
-                "{} class names for {} model outputs",
-                self.classes.len(),
-                m.outputs
-            ));
+        match self.task {
+            Task::Classification if self.classes.len() != m.outputs => {
+                return Err(format!(
+                    "{} class names for {} model outputs",
+                    self.classes.len(),
+                    m.outputs
+                ));
+            }
+            Task::Regression => {
+                if m.outputs != 1 || !self.classes.is_empty() {
+                    return Err(format!(
+                        "a regression model has one output and no classes, not {} outputs and {} classes",
+                        m.outputs,
+                        self.classes.len()
+                    ));
+                }
+                match self.target_scaling {
+                    Some(t) if t.mean.is_finite() && t.std.is_finite() && t.std > 0.0 => {}
+                    _ => return Err("a regression model needs a finite `target_scaling`".into()),
+                }
+            }
+            Task::Classification => {}
         }
         if self.scaling.mean.len() != m.inputs || self.scaling.std.len() != m.inputs {
             return Err(format!(
@@ -167,6 +225,31 @@ impl Metadata {
             }
         }
         Ok(())
+    }
+}
+
+impl Metadata {
+    /// The transform from raw columns to the network's inputs. A version-1 model reads every
+    /// feature as a number, a missing one filled with its training mean.
+    pub fn preprocessor(&self) -> Preprocessor {
+        let encoding = self.preprocess.clone().unwrap_or_else(|| Encoding {
+            columns: self
+                .features
+                .iter()
+                .zip(&self.scaling.mean)
+                .map(|(name, &mean)| Encoder::Numeric {
+                    name: name.clone(),
+                    fill: mean,
+                    indicator: false,
+                })
+                .collect(),
+            missing_values: DEFAULT_MISSING_VALUES.map(String::from).to_vec(),
+            source_columns: Vec::new(),
+        });
+        Preprocessor {
+            encoding,
+            scaling: self.scaling.clone(),
+        }
     }
 }
 
@@ -198,6 +281,33 @@ pub struct EpochStats {
     pub test_loss: f64,
     /// Test accuracy after the epoch.
     pub test_accuracy: f64,
+    /// Regression: R² of the epoch's training batches (accuracies are then NaN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_r2: Option<f64>,
+    /// Regression: validation R² (with early stopping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_r2: Option<f64>,
+    /// Regression: test R².
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_r2: Option<f64>,
+    /// Regression: test root mean squared error, in the target's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_rmse: Option<f64>,
+    /// Regression: test mean absolute error, in the target's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mae: Option<f64>,
+}
+
+/// A classifier's row of `metrics.csv` (the version-1 columns).
+#[derive(Serialize)]
+struct ClassificationRow {
+    epoch: usize,
+    train_loss: f64,
+    train_accuracy: f64,
+    valid_loss: Option<f64>,
+    valid_accuracy: Option<f64>,
+    test_loss: f64,
+    test_accuracy: f64,
 }
 
 /// Which point of a sweep a model is; recorded in its `model.json`.
@@ -211,12 +321,56 @@ pub struct SweepInfo {
     pub overrides: BTreeMap<String, serde_json::Value>,
 }
 
-/// `metrics.csv`: one row per epoch, with a header.
-pub fn history_csv(history: &[EpochStats]) -> Result<String> {
+/// `metrics.csv`: one row per epoch, with a header. A classifier's columns are
+/// `epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,test_loss,test_accuracy`; a
+/// regressor's `epoch,train_loss,train_r2,valid_loss,valid_r2,test_loss,test_r2,test_rmse,test_mae`.
+pub fn history_csv(history: &[EpochStats], task: Task) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    for row in history {
-        w.serialize(row)
-            .map_err(|e| Error::Internal(format!("formatting metrics.csv: {e}")))?;
+    let err = |e: csv::Error| Error::Internal(format!("formatting metrics.csv: {e}"));
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    match task {
+        Task::Classification => {
+            for row in history {
+                w.serialize(ClassificationRow {
+                    epoch: row.epoch,
+                    train_loss: row.train_loss,
+                    train_accuracy: row.train_accuracy,
+                    valid_loss: row.valid_loss,
+                    valid_accuracy: row.valid_accuracy,
+                    test_loss: row.test_loss,
+                    test_accuracy: row.test_accuracy,
+                })
+                .map_err(err)?;
+            }
+        }
+        Task::Regression => {
+            w.write_record([
+                "epoch",
+                "train_loss",
+                "train_r2",
+                "valid_loss",
+                "valid_r2",
+                "test_loss",
+                "test_r2",
+                "test_rmse",
+                "test_mae",
+            ])
+            .map_err(err)?;
+            for r in history {
+                w.write_record([
+                    r.epoch.to_string(),
+                    r.train_loss.to_string(),
+                    opt(r.train_r2),
+                    opt(r.valid_loss),
+                    opt(r.valid_r2),
+                    r.test_loss.to_string(),
+                    opt(r.test_r2),
+                    opt(r.test_rmse),
+                    opt(r.test_mae),
+                ])
+                .map_err(err)?;
+            }
+        }
     }
     let bytes = w
         .into_inner()
@@ -250,8 +404,23 @@ impl Metadata {
             self.split.test,
             self.seed
         );
-        let _ = writeln!(s, "features:  {}", self.features.join(", "));
-        let _ = writeln!(s, "label:     {} ({})", self.label, self.classes.join(", "));
+        let features: Vec<String> = match &self.preprocess {
+            Some(p) => p
+                .columns
+                .iter()
+                .map(|c| format!("{} ({})", c.name(), c.kind()))
+                .collect(),
+            None => self.features.clone(),
+        };
+        let _ = writeln!(s, "features:  {}", features.join(", "));
+        match self.task {
+            Task::Classification => {
+                let _ = writeln!(s, "label:     {} ({})", self.label, self.classes.join(", "));
+            }
+            Task::Regression => {
+                let _ = writeln!(s, "label:     {} (regression)", self.label);
+            }
+        }
         let _ = writeln!(
             s,
             "training:  {} epochs{}, learning rate {}, batch {}, {:.3}s",
@@ -268,11 +437,18 @@ impl Metadata {
                 .map_or("full".to_string(), |b| b.to_string()),
             self.duration_s
         );
-        let _ = writeln!(
-            s,
-            "train:     accuracy {:.4}, loss {:.4}",
-            self.metrics.train.accuracy, self.metrics.train.loss
-        );
+        let _ = match &self.metrics.train {
+            Scores::Classification(e) => writeln!(
+                s,
+                "train:     accuracy {:.4}, loss {:.4}",
+                e.accuracy, e.loss
+            ),
+            Scores::Regression(e) => writeln!(
+                s,
+                "train:     r2 {:.4}, rmse {:.4}, mae {:.4}, loss {:.4}",
+                e.r2, e.rmse, e.mae, e.loss
+            ),
+        };
         let report = self.metrics.test.report(&self.classes);
         let mut lines = report.trim_end().lines();
         let _ = writeln!(s, "test:      {}", lines.next().unwrap_or_default());

@@ -1,4 +1,5 @@
-//! Classification metrics from logits: accuracy, cross-entropy, confusion matrix, per-class F1.
+//! Classification metrics from logits (accuracy, cross-entropy, confusion matrix, per-class
+//! F1) and regression metrics from predicted numbers (R², RMSE, MAE).
 
 use serde::{Deserialize, Serialize};
 
@@ -168,6 +169,143 @@ impl Evaluation {
     }
 }
 
+/// How a regression model did on a set of rows, in the target's own units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegressionEvaluation {
+    /// Rows evaluated.
+    pub rows: usize,
+    /// Coefficient of determination: 1 - residual sum of squares / total sum of squares
+    /// (around these rows' mean); 0 when the target is constant here.
+    pub r2: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// The training loss (MSE or Huber) on the standardised target.
+    pub loss: f64,
+}
+
+impl RegressionEvaluation {
+    /// Scores `predicted` against `truth` (same units); `loss` is reported as given.
+    ///
+    /// ```
+    /// use iris_trainer::metrics::RegressionEvaluation;
+    ///
+    /// let e = RegressionEvaluation::from_values(&[1.0, 2.0, 4.0], &[1.0, 3.0, 3.0], 0.0);
+    /// assert!((e.mae - 2.0 / 3.0).abs() < 1e-12);
+    /// assert!((e.rmse - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    /// // Truth mean 7/3: total sum of squares 8/3, residual 2: R² = 1 - 2 / (8/3) = 0.25.
+    /// assert!((e.r2 - 0.25).abs() < 1e-12);
+    /// ```
+    pub fn from_values(predicted: &[f32], truth: &[f32], loss: f64) -> Self {
+        let n = truth.len();
+        if n == 0 {
+            return RegressionEvaluation {
+                rows: 0,
+                r2: 0.0,
+                rmse: 0.0,
+                mae: 0.0,
+                loss,
+            };
+        }
+        let mean = truth.iter().map(|&y| f64::from(y)).sum::<f64>() / n as f64;
+        let (mut ss_res, mut ss_tot, mut abs) = (0f64, 0f64, 0f64);
+        for (&p, &y) in predicted.iter().zip(truth) {
+            let (p, y) = (f64::from(p), f64::from(y));
+            ss_res += (y - p).powi(2);
+            ss_tot += (y - mean).powi(2);
+            abs += (y - p).abs();
+        }
+        RegressionEvaluation {
+            rows: n,
+            r2: if ss_tot > 0.0 {
+                1.0 - ss_res / ss_tot
+            } else {
+                0.0
+            },
+            rmse: (ss_res / n as f64).sqrt(),
+            mae: abs / n as f64,
+            loss,
+        }
+    }
+
+    /// One line: rows, R², RMSE, MAE, loss.
+    pub fn report(&self) -> String {
+        format!(
+            "rows {}  r2 {:.4}  rmse {:.4}  mae {:.4}  loss {:.4}\n",
+            self.rows, self.r2, self.rmse, self.mae, self.loss
+        )
+    }
+}
+
+/// Scores of either task; serialised as the inner object (`accuracy`... or `r2`...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scores {
+    /// A classifier's scores.
+    Classification(Evaluation),
+    /// A regressor's scores.
+    Regression(RegressionEvaluation),
+}
+
+impl Scores {
+    /// Rows evaluated.
+    pub fn rows(&self) -> usize {
+        match self {
+            Scores::Classification(e) => e.rows,
+            Scores::Regression(e) => e.rows,
+        }
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> f64 {
+        match self {
+            Scores::Classification(e) => e.loss,
+            Scores::Regression(e) => e.loss,
+        }
+    }
+
+    /// Accuracy, for a classifier.
+    pub fn accuracy(&self) -> Option<f64> {
+        match self {
+            Scores::Classification(e) => Some(e.accuracy),
+            Scores::Regression(_) => None,
+        }
+    }
+
+    /// Macro-averaged F1, for a classifier.
+    pub fn macro_f1(&self) -> Option<f64> {
+        match self {
+            Scores::Classification(e) => Some(e.macro_f1),
+            Scores::Regression(_) => None,
+        }
+    }
+
+    /// The classifier's scores, if it is one.
+    pub fn classification(&self) -> Option<&Evaluation> {
+        match self {
+            Scores::Classification(e) => Some(e),
+            Scores::Regression(_) => None,
+        }
+    }
+
+    /// The regressor's scores, if it is one.
+    pub fn regression(&self) -> Option<&RegressionEvaluation> {
+        match self {
+            Scores::Regression(e) => Some(e),
+            Scores::Classification(_) => None,
+        }
+    }
+
+    /// A plain-text report (`classes` names a classifier's classes).
+    pub fn report(&self, classes: &[String]) -> String {
+        match self {
+            Scores::Classification(e) => e.report(classes),
+            Scores::Regression(e) => e.report(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +350,32 @@ mod tests {
         let p = softmax_rows(&[1000., 1000., 0.], 3);
         assert!((p[0] - 0.5).abs() < 1e-6 && p[2] < 1e-30);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn regression_scores_by_hand() {
+        // Perfect predictions: R² 1, no error.
+        let e = RegressionEvaluation::from_values(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], 0.5);
+        assert_eq!(
+            (e.r2, e.rmse, e.mae, e.loss, e.rows),
+            (1.0, 0.0, 0.0, 0.5, 3)
+        );
+        // Predicting the mean: R² 0.
+        let e = RegressionEvaluation::from_values(&[2.0, 2.0, 2.0], &[1.0, 2.0, 3.0], 0.0);
+        assert!(e.r2.abs() < 1e-12);
+        // Untagged JSON: a regression summary reads back as one, a classification one too.
+        let json = serde_json::to_string(&Scores::Regression(e.clone())).unwrap();
+        assert!(
+            json.contains("\"r2\"") && !json.contains("Regression"),
+            "{json}"
+        );
+        let back: Scores = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Scores::Regression(e));
+        let c = Evaluation::from_logits(&[1.0, 0.0], &[0], &names()[..2]);
+        let back: Scores = serde_json::from_str(
+            &serde_json::to_string(&Scores::Classification(c.clone())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(back.accuracy(), Some(1.0));
     }
 }

@@ -4,39 +4,50 @@
 use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::artifact::{ModelDir, WriteLock};
 use crate::backend::DeviceInfo;
 use crate::config::TrainConfig;
-use crate::data::{self, Table};
+use crate::data::{self, Dataset, Prepared};
 use crate::error::{Error, Result};
 use crate::metadata::{
     DataInfo, FORMAT_VERSION, MAX_PARAMETERS, Metadata, RecordInfo, SweepInfo, TrainingSummary,
     history_csv,
 };
-use crate::metrics::Evaluation;
 use crate::predict::Predictor;
 use crate::train::{self, Interrupter, TrainObserver};
 
 /// A training run that has passed every check that can be made before training: the config is
-/// valid, the data loaded, the network within the size a model directory may hold, and the output
-/// directory locked for writing. [`TrainRun::run`] trains and saves.
+/// valid, the data loaded, its schema decided, split and encoded, the network within the size a
+/// model directory may hold, and the output directory locked for writing. [`TrainRun::run`]
+/// trains and saves.
 #[derive(Debug)]
 pub struct TrainRun {
     config: TrainConfig,
-    table: Table,
+    description: String,
+    data_info: DataInfo,
+    label: String,
+    features: Vec<String>,
+    prepared: Prepared,
     out: ModelDir,
     lock: WriteLock,
     sweep: Option<SweepInfo>,
 }
 
 impl TrainRun {
-    /// Checks `config` (`origin` says where it came from, for messages), loads its data and locks
+    /// Checks `config` (`origin` says where it came from, for messages), loads its data, decides
+    /// the schema, splits and encodes the rows (seeded by `training.seed`) and locks
     /// `config.output.dir`. `sweep` is recorded in the metadata of a sweep point's model.
     pub fn prepare(config: TrainConfig, origin: &str, sweep: Option<SweepInfo>) -> Result<Self> {
         config.validate(origin)?;
-        let table = Table::load(&config.data)?;
-        let params = train::mlp_config(&table, &config).num_params();
+        let dataset = Dataset::load(&config.data, config.preprocess.max_categories)?;
+        // The split draws from the seed's first stream; every epoch draws its batch order and
+        // dropout masks from a stream of its own (`train::epoch_rng`).
+        let mut rng = ChaCha8Rng::seed_from_u64(config.training.seed);
+        let prepared = Prepared::new(&dataset, &config, &mut rng)?;
+        let params = train::mlp_config(&prepared, &config).num_params();
         if params > MAX_PARAMETERS {
             // Refused now: the saved model would be refused by every command that loads it.
             return Err(Error::ConfigValue {
@@ -50,9 +61,26 @@ impl TrainRun {
         }
         let out = ModelDir::new(&config.output.dir);
         let lock = out.lock_for_writing()?;
+        let Dataset {
+            source,
+            sha256,
+            schema,
+            dropped,
+            ..
+        } = &dataset;
         Ok(TrainRun {
+            description: dataset.describe(),
+            data_info: DataInfo {
+                source: source.clone(),
+                sha256: sha256.clone(),
+                rows: dataset.rows(),
+                class_counts: dataset.class_counts(),
+                dropped_rows: *dropped,
+            },
+            label: schema.label.clone(),
+            features: schema.features.iter().map(|f| f.name.clone()).collect(),
             config,
-            table,
+            prepared,
             out,
             lock,
             sweep,
@@ -64,9 +92,15 @@ impl TrainRun {
         &self.config
     }
 
-    /// The training data.
-    pub fn table(&self) -> &Table {
-        &self.table
+    /// The training data: its file, format, columns with their roles and types, and the task,
+    /// as a compact table to print before training.
+    pub fn describe_data(&self) -> &str {
+        &self.description
+    }
+
+    /// The split and encoded training data.
+    pub fn data(&self) -> &Prepared {
+        &self.prepared
     }
 
     /// The model directory it writes.
@@ -90,20 +124,31 @@ impl TrainRun {
     ) -> Result<Metadata> {
         let TrainRun {
             config,
-            table,
+            data_info,
+            label,
+            features,
+            prepared,
             out,
             lock,
             sweep,
+            ..
         } = self;
         let mut checkpoints = out.checkpoints(&lock);
         let fitted = train::fit::<B>(
-            &table,
+            &prepared,
             &config,
             device,
             observer,
             interrupter,
             &mut checkpoints,
         )?;
+        let Prepared {
+            task,
+            classes,
+            preprocessor,
+            target_scaling,
+            ..
+        } = prepared;
         let metadata = Metadata {
             format_version: FORMAT_VERSION,
             created_by: format!("iris-trainer {}", env!("CARGO_PKG_VERSION")),
@@ -111,16 +156,14 @@ impl TrainRun {
             device: device_info,
             parameters: fitted.mlp.num_params(),
             model: fitted.mlp.clone(),
-            features: table.feature_names.clone(),
-            label: table.label_name.clone(),
-            classes: table.class_names.clone(),
-            scaling: fitted.standardizer.clone(),
-            data: DataInfo {
-                source: table.source.clone(),
-                sha256: table.sha256.clone(),
-                rows: table.rows(),
-                class_counts: table.class_counts(),
-            },
+            features,
+            label,
+            classes,
+            scaling: preprocessor.scaling,
+            task,
+            preprocess: Some(preprocessor.encoding),
+            target_scaling,
+            data: data_info,
             split: fitted.split,
             seed: config.training.seed,
             duration_s: fitted.duration.as_secs_f64(),
@@ -139,7 +182,7 @@ impl TrainRun {
             sweep,
             config,
         };
-        let metrics_csv = history_csv(&fitted.history)?;
+        let metrics_csv = history_csv(&fitted.history, task)?;
         // Training is done: from here on an interruption no longer stops anything, the save
         // completes.
         let saved = out.save(
@@ -168,30 +211,20 @@ pub fn train_and_save(config: TrainConfig) -> Result<Metadata> {
     )
 }
 
-/// A model's scores on a labelled table.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct EvaluationReport {
-    /// The table: a path, or `embedded:iris.csv`.
-    pub data: String,
-    /// Accuracy, loss, confusion matrix, per-class precision/recall/F1.
-    pub evaluation: Evaluation,
-}
+pub use crate::predict::EvaluationReport;
 
-/// Scores a loaded model on a labelled CSV file (`None`: the embedded Iris data).
+/// Scores a loaded model on a labelled table (`None`: the embedded Iris data), read in bounded
+/// chunks.
 ///
-/// Columns are matched by the model's names when the header has them all, by position
-/// otherwise; labels the model was not trained on are refused, naming them.
+/// Columns are matched by the model's names when the file has a header, by the training file's
+/// layout otherwise; labels the model was not trained on are refused, naming them.
 pub fn evaluate<B: burn::prelude::Backend>(
     predictor: &Predictor<B>,
     data: Option<&Path>,
 ) -> Result<EvaluationReport> {
-    let (bytes, source) = match data {
-        Some(p) => (data::read_limited(p)?, p.display().to_string()),
-        None => (data::IRIS_CSV.to_vec(), data::EMBEDDED_IRIS.to_string()),
+    let source = match data {
+        Some(p) => data::Source::Path(p.to_path_buf()),
+        None => data::Source::Embedded,
     };
-    let evaluation = predictor.evaluate_csv(&bytes, &source)?;
-    Ok(EvaluationReport {
-        data: source,
-        evaluation,
-    })
+    predictor.evaluate_source(&source)
 }

@@ -2,22 +2,24 @@
 //! `predict` and `evaluate` commands and the HTTP service.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::prelude::*;
 use serde::Serialize;
 
 use crate::artifact::ModelDir;
-use crate::config::{ColumnRef, DataConfig};
-use crate::data::{self, Table};
+use crate::data::{
+    self, Column, ColumnData, Preprocessor, Source, Table, TargetScaling, Task, Unseen,
+};
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
-use crate::metrics::{Evaluation, argmax_rows, softmax_rows};
+use crate::metrics::{Evaluation, RegressionEvaluation, Scores, argmax_rows, softmax_rows};
 use crate::model::Mlp;
 
 /// Largest batch accepted in one call, so one request cannot exhaust memory.
 pub const MAX_BATCH_ROWS: usize = 1_000_000;
 
-/// One row's prediction.
+/// One row's class prediction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
     /// The most probable class.
@@ -30,12 +32,46 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
+/// What a model predicts for one row: a class (classification) or a number (regression).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RowPrediction {
+    /// A classifier's answer.
+    Class(Prediction),
+    /// A regressor's answer, in the target's units.
+    Number(f64),
+}
+
+/// A model's scores on a labelled table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvaluationReport {
+    /// The table: a path, or `embedded:iris.csv`.
+    pub data: String,
+    /// Rows left out because their label was missing.
+    pub dropped_rows: usize,
+    /// Values of categorical columns the model never saw in training (encoded as all zeros).
+    pub unseen_categories: u64,
+    /// Accuracy, loss, confusion matrix, per-class precision/recall/F1; or R², RMSE, MAE.
+    pub evaluation: Scores,
+}
+
+/// Predictions for a batch of raw rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// One per row, in order.
+    pub rows: Vec<RowPrediction>,
+    /// Categories the model never saw in training (encoded as all zeros), by column.
+    pub unseen: Unseen,
+}
+
 /// A loaded model ready to predict.
 #[derive(Debug)]
 pub struct Predictor<B: Backend> {
     model: Mlp<B>,
     meta: Metadata,
+    preprocessor: Preprocessor,
     device: B::Device,
+    unseen: AtomicU64,
 }
 
 impl<B: Backend> Predictor<B> {
@@ -44,8 +80,10 @@ impl<B: Backend> Predictor<B> {
         let (meta, model) = ModelDir::new(dir).load::<B>(device)?;
         Ok(Predictor {
             model,
+            preprocessor: meta.preprocessor(),
             meta,
             device: device.clone(),
+            unseen: AtomicU64::new(0),
         })
     }
 
@@ -54,14 +92,30 @@ impl<B: Backend> Predictor<B> {
         &self.meta
     }
 
-    /// Feature names, in input order.
+    /// Feature column names, in input order.
     pub fn features(&self) -> &[String] {
         &self.meta.features
     }
 
-    /// Class names, in output order.
+    /// Class names, in output order (empty for regression).
     pub fn classes(&self) -> &[String] {
         &self.meta.classes
+    }
+
+    /// Classification or regression.
+    pub fn task(&self) -> Task {
+        self.meta.task
+    }
+
+    /// The transform from raw columns to inputs (feature types, category levels...).
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
+    }
+
+    /// Category values never seen in training, counted over every call since loading (for a
+    /// service's metrics).
+    pub fn unseen_categories(&self) -> u64 {
+        self.unseen.load(Ordering::Relaxed)
     }
 
     /// Checks raw row-major feature values: whole rows, finite, not too many.
@@ -94,54 +148,133 @@ impl<B: Backend> Predictor<B> {
         Ok(rows)
     }
 
-    /// Logits for raw (unscaled) row-major feature values, in one forward pass.
-    pub fn logits(&self, values: &[f32]) -> Result<Vec<f32>> {
+    /// Row-major values in feature order as a table of numeric columns.
+    fn numeric_table(&self, values: &[f32]) -> Result<Table> {
         let rows = self.check_rows(values)?;
-        let mut scaled = values.to_vec();
-        self.meta.scaling.transform(&mut scaled);
         let w = self.features().len();
-        if let Some(i) = scaled.iter().position(|v| !v.is_finite()) {
+        let columns = self
+            .features()
+            .iter()
+            .enumerate()
+            .map(|(j, name)| Column {
+                name: name.clone(),
+                data: ColumnData::Numeric((0..rows).map(|i| values[i * w + j]).collect()),
+            })
+            .collect();
+        Table::new(columns).ok_or_else(|| Error::Internal("ragged numeric table".into()))
+    }
+
+    /// Raw outputs (logits, or the standardised number) for a table of raw columns, in one
+    /// forward pass, with the categories it had never seen.
+    pub fn outputs(&self, rows: &Table) -> Result<(Vec<f32>, Unseen)> {
+        let n = rows.rows();
+        if n == 0 {
+            return Err(Error::Input("no rows to predict".into()));
+        }
+        if n > MAX_BATCH_ROWS {
             return Err(Error::Input(format!(
-                "row {}, feature `{}`: {} is too large to use (it overflows once scaled)",
-                i / w + 1,
-                self.features()[i % w],
-                values[i]
+                "{n} rows in one batch; at most {MAX_BATCH_ROWS} are accepted"
             )));
         }
+        let (x, unseen) = self
+            .preprocessor
+            .encode(rows, None)
+            .map_err(|e| Error::Input(e.to_string()))?;
+        self.unseen.fetch_add(unseen.total(), Ordering::Relaxed);
         let x = Tensor::<B, 2>::from_data(
-            TensorData::new(scaled, [rows, self.features().len()]),
+            TensorData::new(x, [n, self.preprocessor.width()]),
             &self.device,
         );
-        let logits = self.model.logits_to_host(x);
-        let k = self.classes().len();
-        if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
+        let out = self.model.logits_to_host(x);
+        let k = self.meta.model.outputs.max(1);
+        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
             return Err(Error::Input(format!(
                 "row {}: the values are too extreme for this model (its outputs overflow)",
                 i / k + 1
             )));
         }
-        Ok(logits)
+        Ok((out, unseen))
     }
 
-    /// Predictions for raw (unscaled) row-major feature values, in one forward pass.
+    /// Logits for raw (unscaled) row-major feature values, in one forward pass.
+    pub fn logits(&self, values: &[f32]) -> Result<Vec<f32>> {
+        let table = self.numeric_table(values)?;
+        self.outputs(&table).map(|(o, _)| o).map_err(|e| match e {
+            Error::Input(m) if m.contains("overflows once scaled") => {
+                Error::Input(too_large(&m, values, self.features()))
+            }
+            other => other,
+        })
+    }
+
+    fn answers(&self, outputs: &[f32]) -> Vec<RowPrediction> {
+        match self.meta.task {
+            Task::Classification => {
+                let k = self.classes().len();
+                let probs = softmax_rows(outputs, k);
+                argmax_rows(outputs, k)
+                    .into_iter()
+                    .zip(probs.chunks(k))
+                    .map(|(c, p)| {
+                        RowPrediction::Class(Prediction {
+                            species: self.classes()[c].clone(),
+                            class_index: c,
+                            probability: p[c],
+                            probabilities: p.to_vec(),
+                        })
+                    })
+                    .collect()
+            }
+            Task::Regression => {
+                let s = self.target_scaling();
+                outputs
+                    .iter()
+                    .map(|&o| RowPrediction::Number(f64::from(o * s.std + s.mean)))
+                    .collect()
+            }
+        }
+    }
+
+    fn target_scaling(&self) -> TargetScaling {
+        self.meta.target_scaling.unwrap_or(TargetScaling {
+            mean: 0.0,
+            std: 1.0,
+        })
+    }
+
+    /// Predictions for a table of raw columns (matched by name; other columns are ignored):
+    /// numbers or text for numeric features, text (or numbers) for categories, missing values
+    /// as the model was trained to fill them.
+    pub fn predict_rows(&self, rows: &Table) -> Result<Predictions> {
+        let (outputs, unseen) = self.outputs(rows)?;
+        Ok(Predictions {
+            rows: self.answers(&outputs),
+            unseen,
+        })
+    }
+
+    /// Class predictions for raw (unscaled) row-major feature values, in one forward pass.
+    /// A regression model's answers are numbers: use [`Predictor::predict_rows`].
     pub fn predict(&self, values: &[f32]) -> Result<Vec<Prediction>> {
+        if self.meta.task == Task::Regression {
+            return Err(Error::Input(
+                "this model predicts a number, not a class".into(),
+            ));
+        }
         let logits = self.logits(values)?;
-        let k = self.classes().len();
-        let probs = softmax_rows(&logits, k);
-        Ok(argmax_rows(&logits, k)
+        Ok(self
+            .answers(&logits)
             .into_iter()
-            .zip(probs.chunks(k))
-            .map(|(c, p)| Prediction {
-                species: self.classes()[c].clone(),
-                class_index: c,
-                probability: p[c],
-                probabilities: p.to_vec(),
+            .filter_map(|p| match p {
+                RowPrediction::Class(c) => Some(c),
+                RowPrediction::Number(_) => None,
             })
             .collect())
     }
 
-    /// One row from text values in the model's feature order (the command line's arguments).
-    pub fn parse_row(&self, values: &[String]) -> Result<Vec<f32>> {
+    /// One row from text values in the model's feature order (the command line's arguments):
+    /// numbers, category values, or a missing-value marker.
+    pub fn parse_row(&self, values: &[String]) -> Result<Table> {
         let features = self.features();
         if values.len() != features.len() {
             return Err(Error::Input(format!(
@@ -151,74 +284,185 @@ impl<B: Backend> Predictor<B> {
                 values.len()
             )));
         }
-        values
+        let missing = &self.preprocessor.encoding.missing_values;
+        let columns = values
             .iter()
-            .zip(features)
-            .map(|(v, name)| {
-                data::parse_number(v.trim())
-                    .map_err(|e| Error::Input(format!("column `{name}`: {e}")))
+            .zip(&self.preprocessor.encoding.columns)
+            .map(|(v, enc)| {
+                let v = v.trim();
+                let data = if missing.iter().any(|m| m == v) {
+                    ColumnData::Numeric(vec![f32::NAN])
+                } else if enc.kind() == data::FeatureType::Numeric {
+                    ColumnData::Numeric(vec![
+                        data::parse_number(v)
+                            .map_err(|e| Error::Input(format!("column `{}`: {e}", enc.name())))?,
+                    ])
+                } else {
+                    ColumnData::Text {
+                        codes: vec![0],
+                        levels: vec![v.to_string()],
+                    }
+                };
+                Ok(Column {
+                    name: enc.name().to_string(),
+                    data,
+                })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Table::new(columns).ok_or_else(|| Error::Internal("ragged row".into()))
     }
 
-    /// Scores the model on labelled CSV bytes (`source` names them in messages).
-    ///
-    /// Columns are matched by the model's names when the header has them all, by position
-    /// otherwise; labels the model was not trained on are refused, naming them.
-    pub fn evaluate_csv(&self, bytes: &[u8], source: &str) -> Result<Evaluation> {
-        let meta = &self.meta;
-        let header = data::first_row(bytes);
-        let named = std::iter::once(&meta.label)
-            .chain(&meta.features)
-            .all(|name| header.contains(name));
-        let columns = if named {
-            DataConfig {
-                label: Some(ColumnRef::Name(meta.label.clone())),
-                features: Some(meta.features.iter().cloned().map(ColumnRef::Name).collect()),
-                ..DataConfig::default()
-            }
-        } else {
-            DataConfig::default()
-        };
-        let table = Table::from_csv(bytes, source, &columns)?;
+    /// Opens rows for this model from `source`: matched by header name, or laid out like the
+    /// training file; label and ignored columns may be present or absent.
+    pub fn open_rows(&self, source: &Source, as_input: bool) -> Result<data::Chunks> {
+        let (reader, kinds) = data::open_rows(
+            source,
+            &self.preprocessor.encoding,
+            &self.meta.label,
+            self.meta.task,
+            as_input,
+        )?;
+        reader.chunks(&kinds)
+    }
+
+    /// Scores the model on a labelled table, read in bounded chunks. Rows whose label is
+    /// missing are left out and counted; labels the model was not trained on are refused.
+    pub fn evaluate_source(&self, source: &Source) -> Result<EvaluationReport> {
+        let name = source.name();
         let data_err = |message: String| Error::Data {
-            source_name: source.to_string(),
+            source_name: name.clone(),
             message,
         };
-        if table.width() != meta.features.len() {
-            return Err(data_err(format!(
-                "{} feature columns, but the model takes {} ({})",
-                table.width(),
-                meta.features.len(),
-                meta.features.join(", ")
-            )));
+        let label = self.meta.label.clone();
+        let mut dropped = 0usize;
+        let mut unseen = Unseen::default();
+        let mut class_outputs: Vec<f32> = Vec::new();
+        let mut class_labels: Vec<usize> = Vec::new();
+        let mut predicted: Vec<f32> = Vec::new();
+        let mut truth: Vec<f32> = Vec::new();
+        let mut loss_sum = 0f64;
+        let mut rows_seen = 0usize;
+        for chunk in self.open_rows(source, false)? {
+            let chunk = chunk?;
+            let t = chunk.table;
+            rows_seen += t.rows();
+            let col = t.column(&label).ok_or_else(|| {
+                data_err(format!(
+                    "no label column `{label}`; evaluate needs labelled rows"
+                ))
+            })?;
+            let keep: Vec<usize> = (0..t.rows()).filter(|&i| !col.data.is_missing(i)).collect();
+            dropped += t.rows() - keep.len();
+            if keep.is_empty() {
+                continue;
+            }
+            let t = if keep.len() < t.rows() {
+                t.select(&keep)
+            } else {
+                t
+            };
+            let col = &t
+                .column(&label)
+                .map(|c| c.data.clone())
+                .unwrap_or(ColumnData::Numeric(Vec::new()));
+            let (out, u) = self.outputs(&t).map_err(|e| match e {
+                Error::Input(m) => data_err(m),
+                other => other,
+            })?;
+            unseen.merge(u);
+            match self.meta.task {
+                Task::Classification => {
+                    let mut unknown: Vec<String> = Vec::new();
+                    for i in 0..t.rows() {
+                        let v = col.text(i).unwrap_or_default();
+                        match self.classes().iter().position(|c| *c == v) {
+                            Some(c) => class_labels.push(c),
+                            None => {
+                                if !unknown.contains(&v) {
+                                    unknown.push(v);
+                                }
+                            }
+                        }
+                    }
+                    if !unknown.is_empty() {
+                        return Err(data_err(format!(
+                            "labels the model was not trained on: {}; it knows {}",
+                            unknown
+                                .iter()
+                                .map(|c| format!("`{c}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            self.classes().join(", ")
+                        )));
+                    }
+                    class_outputs.extend_from_slice(&out);
+                }
+                Task::Regression => {
+                    let s = self.target_scaling();
+                    let ColumnData::Numeric(y) = col else {
+                        return Err(data_err(format!("label `{label}` is not numeric")));
+                    };
+                    for (&o, &y) in out.iter().zip(y) {
+                        let r = f64::from(o) - f64::from((y - s.mean) / s.std);
+                        loss_sum += r * r;
+                        predicted.push(o * s.std + s.mean);
+                        truth.push(y);
+                    }
+                }
+            }
         }
-        let unknown: Vec<String> = table
-            .class_names
-            .iter()
-            .filter(|c| !meta.classes.contains(c))
-            .map(|c| format!("`{c}`"))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(data_err(format!(
-                "labels the model was not trained on: {}; it knows {}",
-                unknown.join(", "),
-                meta.classes.join(", ")
-            )));
+        if rows_seen == 0 {
+            return Err(data_err("no data rows".into()));
         }
-        let labels: Vec<usize> = table
-            .labels
-            .iter()
-            .map(|&l| {
-                meta.classes
-                    .iter()
-                    .position(|c| *c == table.class_names[l])
-                    .unwrap_or(0)
-            })
-            .collect();
-        let logits = self.logits(&table.features)?;
-        Ok(Evaluation::from_logits(&logits, &labels, &meta.classes))
+        let evaluation = match self.meta.task {
+            Task::Classification => {
+                if class_labels.is_empty() {
+                    return Err(data_err(format!(
+                        "every row's label (`{label}`) is missing"
+                    )));
+                }
+                Scores::Classification(Evaluation::from_logits(
+                    &class_outputs,
+                    &class_labels,
+                    self.classes(),
+                ))
+            }
+            Task::Regression => {
+                if truth.is_empty() {
+                    return Err(data_err(format!(
+                        "every row's label (`{label}`) is missing"
+                    )));
+                }
+                Scores::Regression(RegressionEvaluation::from_values(
+                    &predicted,
+                    &truth,
+                    loss_sum / truth.len() as f64,
+                ))
+            }
+        };
+        Ok(EvaluationReport {
+            data: name,
+            dropped_rows: dropped,
+            unseen_categories: unseen.total(),
+            evaluation,
+        })
     }
+}
+
+/// The service's and `predict`'s message for a value that overflows once scaled, naming the
+/// feature and the value as given.
+fn too_large(message: &str, values: &[f32], features: &[String]) -> String {
+    let w = features.len().max(1);
+    // `row N, column `name`: ...` from the encoder; report the raw value given.
+    let row = message
+        .strip_prefix("row ")
+        .and_then(|r| r.split(',').next())
+        .and_then(|r| r.trim().parse::<usize>().ok())
+        .unwrap_or(1);
+    let col = message.split('`').nth(1).unwrap_or_default();
+    let j = features.iter().position(|f| f == col).unwrap_or(0);
+    let v = values.get((row - 1) * w + j).copied().unwrap_or(f32::NAN);
+    format!("row {row}, feature `{col}`: {v} is too large to use (it overflows once scaled)")
 }
 
 /// How [`format_predictions`] writes predictions.
@@ -230,6 +474,63 @@ pub enum PredictionFormat {
     Json,
     /// CSV with a header: species, probability, then one column per class.
     Csv,
+}
+
+/// Writes a batch of class or number predictions as text, JSON or CSV (`classes` names the
+/// probability columns; `header` says whether CSV output starts with its header line).
+///
+/// Numbers are written as `value`: one per line, `{"predictions": [{"value": x}]}`, or a CSV
+/// column `value`.
+pub fn format_rows(
+    rows: &[RowPrediction],
+    classes: &[String],
+    format: PredictionFormat,
+    header: bool,
+) -> Result<String> {
+    let classes_only: Vec<Prediction> = rows
+        .iter()
+        .filter_map(|r| match r {
+            RowPrediction::Class(p) => Some(p.clone()),
+            RowPrediction::Number(_) => None,
+        })
+        .collect();
+    if classes_only.len() == rows.len() {
+        let text = format_predictions(&classes_only, classes, format)?;
+        return Ok(match (format, header) {
+            (PredictionFormat::Csv, false) => text
+                .split_once('\n')
+                .map_or(String::new(), |(_, rest)| rest.to_string()),
+            _ => text,
+        });
+    }
+    let values: Vec<f64> = rows
+        .iter()
+        .map(|r| match r {
+            RowPrediction::Number(v) => *v,
+            RowPrediction::Class(_) => f64::NAN,
+        })
+        .collect();
+    Ok(match format {
+        PredictionFormat::Text => values.iter().map(|v| format!("{v}\n")).collect(),
+        PredictionFormat::Json => {
+            let rows: Vec<_> = values
+                .iter()
+                .map(|v| serde_json::json!({ "value": v }))
+                .collect();
+            format!("{}\n", serde_json::json!({ "predictions": rows }))
+        }
+        PredictionFormat::Csv => {
+            let mut s = if header {
+                "value\n".to_string()
+            } else {
+                String::new()
+            };
+            for v in values {
+                s.push_str(&format!("{v}\n"));
+            }
+            s
+        }
+    })
 }
 
 /// Writes predictions as text, JSON or CSV; `classes` names the probability columns.

@@ -299,9 +299,10 @@ pub fn report(
                 index: s.index,
                 dir: dir.display().to_string(),
                 overrides: s.overrides,
-                test_accuracy: m.metrics.test.accuracy,
-                test_loss: m.metrics.test.loss,
-                test_macro_f1: m.metrics.test.macro_f1,
+                // A regression point has no accuracy or F1 (NaN, ranked last by these).
+                test_accuracy: m.metrics.test.accuracy().unwrap_or(f64::NAN),
+                test_loss: m.metrics.test.loss(),
+                test_macro_f1: m.metrics.test.macro_f1().unwrap_or(f64::NAN),
                 epochs_run: m.metrics.epochs_run,
                 duration_s: m.duration_s,
             })

@@ -1,6 +1,6 @@
 //! One function per subcommand: turn the arguments into library calls, print, return errors.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +10,8 @@ use iris_trainer::backend::{self, Backend, DeviceKind, TrainBackend};
 use iris_trainer::config::TrainConfig;
 use iris_trainer::data;
 use iris_trainer::error::{Error, Result};
-use iris_trainer::predict::{Predictor, format_predictions};
+use iris_trainer::metrics::Scores;
+use iris_trainer::predict::{PredictionFormat, Predictor, format_rows};
 use iris_trainer::serve::ServeOptions;
 use iris_trainer::sweep::{self, Sweep};
 use iris_trainer::train::Interrupter;
@@ -19,8 +20,8 @@ use serde_json::json;
 
 use super::progress::{Progress, ProgressMode};
 use super::{
-    EvaluateArgs, GlobalArgs, InfoArgs, PredictArgs, ReportFormat, ServeArgs, SweepArgs,
-    SweepReportArgs, TableFormat, TrainArgs,
+    EvaluateArgs, GlobalArgs, HealthcheckArgs, InfoArgs, PredictArgs, ReportFormat, ServeArgs,
+    SweepArgs, SweepReportArgs, TableFormat, TrainArgs,
 };
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -104,15 +105,7 @@ pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
     let run = TrainRun::prepare(config, &origin, sweep_info)?;
     let selected = init_device(g)?;
     if !g.quiet {
-        let table = run.table();
-        eprintln!(
-            "training on {} ({} rows, {} features, {} classes: {})",
-            table.source,
-            table.rows(),
-            table.width(),
-            table.class_names.len(),
-            table.class_names.join(", ")
-        );
+        eprint!("{}", run.describe_data());
     }
     let out = run.output().path().to_path_buf();
     let interrupter = Interrupter::new();
@@ -121,27 +114,35 @@ pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
     let saved =
         run.run::<TrainBackend>(&selected.device, selected.info, &mut progress, &interrupter)?;
     drop(progress);
-    let t = &saved.metrics.test;
+    let widths = saved
+        .model
+        .widths()
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("-");
+    let early = if saved.metrics.stopped_early {
+        format!(", stopped early, best {}", saved.metrics.best_epoch)
+    } else {
+        String::new()
+    };
+    let scores = match &saved.metrics.test {
+        Scores::Classification(t) => format!(
+            "test accuracy {:.4} ({}/{}), test loss {:.4}",
+            t.accuracy,
+            (t.accuracy * t.rows as f64).round() as usize,
+            t.rows,
+            t.loss
+        ),
+        Scores::Regression(t) => format!(
+            "test r2 {:.4}, rmse {:.4}, mae {:.4} ({} rows)",
+            t.r2, t.rmse, t.mae, t.rows
+        ),
+    };
     emit(&format!(
-        "trained {} MLP in {:.2}s ({} epochs{}): test accuracy {:.4} ({}/{}), test loss {:.4}; model saved to {}\n",
-        saved
-            .model
-            .widths()
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join("-"),
+        "trained {widths} MLP in {:.2}s ({} epochs{early}): {scores}; model saved to {}\n",
         saved.duration_s,
         saved.metrics.epochs_run,
-        if saved.metrics.stopped_early {
-            format!(", stopped early, best {}", saved.metrics.best_epoch)
-        } else {
-            String::new()
-        },
-        t.accuracy,
-        (t.accuracy * t.rows as f64).round() as usize,
-        t.rows,
-        t.loss,
         out.display()
     ))
 }
@@ -266,59 +267,127 @@ fn load_predictor(model: &Path, g: &GlobalArgs) -> Result<Predictor<Backend>> {
     Predictor::load(model, &selected.device)
 }
 
-/// Reads standard input up to the size limit of a data file.
-fn read_stdin() -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    std::io::stdin()
-        .take(data::MAX_CSV_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::Input(format!("cannot read standard input: {e}")))?;
-    if buf.len() as u64 > data::MAX_CSV_BYTES {
-        return Err(Error::Input(format!(
-            "standard input is over {} bytes; split it into smaller batches",
-            data::MAX_CSV_BYTES
-        )));
-    }
-    Ok(buf)
-}
-
 pub fn predict(a: PredictArgs, g: &GlobalArgs) -> Result<()> {
     let predictor = load_predictor(&a.model.model, g)?;
-    let values: Vec<f32> = match &a.input {
+    let format = a.format.into();
+    let mut unseen = data::Unseen::default();
+    match &a.input {
         Some(path) => {
-            let (bytes, source) = if path.as_os_str() == "-" {
-                (read_stdin()?, "standard input".to_string())
+            let source = if path.as_os_str() == "-" {
+                data::Source::Stdin
             } else {
-                (
-                    data::read_limited(path).map_err(|e| Error::Input(e.to_string()))?,
-                    path.display().to_string(),
-                )
+                data::Source::Path(path.clone())
             };
-            data::read_feature_rows(&bytes, &source, predictor.features())?
+            // Rows are read, predicted and written chunk by chunk: memory stays flat whatever
+            // the file's size. JSON is one object, so its rows are collected.
+            let mut rows = 0usize;
+            let mut all = Vec::new();
+            for (i, chunk) in predictor.open_rows(&source, true)?.enumerate() {
+                let chunk = chunk?;
+                rows += chunk.table.rows();
+                let p = predictor
+                    .predict_rows(&chunk.table)
+                    .map_err(|e| shift_rows(e, chunk.first_row))?;
+                unseen.merge(p.unseen);
+                if format == PredictionFormat::Json {
+                    all.extend(p.rows);
+                } else {
+                    emit(&format_rows(&p.rows, predictor.classes(), format, i == 0)?)?;
+                }
+            }
+            if rows == 0 {
+                return Err(Error::Input(format!(
+                    "{}: no rows to predict",
+                    source.name()
+                )));
+            }
+            if format == PredictionFormat::Json {
+                emit(&format_rows(&all, predictor.classes(), format, true)?)?;
+            }
         }
-        None => predictor.parse_row(&a.values)?,
-    };
-    let predictions = predictor.predict(&values)?;
-    emit(&format_predictions(
-        &predictions,
-        predictor.classes(),
-        a.format.into(),
-    )?)
+        None => {
+            let row = predictor.parse_row(&a.values)?;
+            let p = predictor.predict_rows(&row).map_err(|e| match e {
+                Error::Input(m) => Error::Input(m.replacen("row 1, ", "", 1)),
+                other => other,
+            })?;
+            unseen.merge(p.unseen);
+            emit(&format_rows(&p.rows, predictor.classes(), format, true)?)?;
+        }
+    }
+    if unseen.total() > 0 && !g.quiet {
+        eprintln!(
+            "warning: {} value(s) of categorical columns were never seen in training and were \
+             encoded as all zeros: {}",
+            unseen.total(),
+            unseen.describe()
+        );
+    }
+    Ok(())
+}
+
+/// A chunk's row numbers made file-wide.
+fn shift_rows(e: Error, first_row: usize) -> Error {
+    match e {
+        Error::Input(m) => match m
+            .strip_prefix("row ")
+            .and_then(|r| r.split_once(','))
+            .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)))
+        {
+            Some((n, rest)) => Error::Input(format!("row {},{rest}", n + first_row)),
+            None => Error::Input(m),
+        },
+        other => other,
+    }
 }
 
 pub fn evaluate(a: EvaluateArgs, g: &GlobalArgs) -> Result<()> {
     let predictor = load_predictor(&a.model.model, g)?;
     let report = evaluate_model(&predictor, a.data.as_deref())?;
+    if !g.quiet {
+        if report.dropped_rows > 0 {
+            eprintln!(
+                "note: {} row(s) with a missing label left out",
+                report.dropped_rows
+            );
+        }
+        if report.unseen_categories > 0 {
+            eprintln!(
+                "warning: {} value(s) of categorical columns were never seen in training and were \
+                 encoded as all zeros",
+                report.unseen_categories
+            );
+        }
+    }
     emit(&match a.format {
         ReportFormat::Text => format!(
             "{}\n{}",
             report.data,
             report.evaluation.report(predictor.classes())
         ),
-        ReportFormat::Json => format!(
-            "{}\n",
-            serde_json::to_string_pretty(&json!(report)).unwrap_or_default()
-        ),
+        ReportFormat::Json => {
+            // The headline scores at the top level (`accuracy`, or `r2`, `rmse`, `mae`), then
+            // the whole report.
+            let mut v = json!({});
+            match &report.evaluation {
+                Scores::Classification(e) => {
+                    v["accuracy"] = json!(e.accuracy);
+                    v["loss"] = json!(e.loss);
+                }
+                Scores::Regression(e) => {
+                    v["r2"] = json!(e.r2);
+                    v["rmse"] = json!(e.rmse);
+                    v["mae"] = json!(e.mae);
+                    v["loss"] = json!(e.loss);
+                }
+            }
+            v["rows"] = json!(report.evaluation.rows());
+            if let (Some(obj), serde_json::Value::Object(rest)) = (v.as_object_mut(), json!(report))
+            {
+                obj.extend(rest);
+            }
+            format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+        }
     })
 }
 
@@ -343,6 +412,7 @@ pub fn serve(a: ServeArgs, g: &GlobalArgs) -> Result<()> {
         predictor,
         ServeOptions {
             addr,
+            model_name: a.model_name,
             max_instances: a.max_instances,
             max_body_bytes: a.max_body_bytes,
             timeout: std::time::Duration::from_secs(a.timeout.max(1)),
@@ -350,4 +420,26 @@ pub fn serve(a: ServeArgs, g: &GlobalArgs) -> Result<()> {
             quiet: g.quiet,
         },
     )
+}
+
+/// `GET /health` on the local service: what a container health check runs, since the CPU image
+/// is FROM scratch and has no curl.
+pub fn healthcheck(a: HealthcheckArgs) -> Result<()> {
+    let url = format!("http://127.0.0.1:{}/health", a.port);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(2)))
+        .build()
+        .into();
+    match agent.get(&url).call() {
+        Ok(r) if r.status() == 200 => Ok(()),
+        Ok(r) => Err(Error::Unhealthy {
+            url,
+            reason: format!("answered {}", r.status()),
+        }),
+        Err(e) => Err(Error::Unhealthy {
+            url,
+            reason: e.to_string(),
+        }),
+    }
 }

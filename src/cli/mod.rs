@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use iris_trainer::config::Overrides;
+use iris_trainer::config::{Overrides, Task};
 use iris_trainer::predict::PredictionFormat;
 use iris_trainer::sweep::RankBy;
 
@@ -59,6 +59,8 @@ enum Command {
     Sweep(SweepArgs),
     /// Rank the finished points of a sweep; optionally install the best model.
     SweepReport(SweepReportArgs),
+    /// Exit 0 if the local service answers 200 on /health, 1 if not (container health checks).
+    Healthcheck(HealthcheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -126,9 +128,19 @@ struct TrainArgs {
     /// TOML config file (every key optional; see configs/mlp.toml). Without it, the defaults.
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// CSV data file [config: data.path; default: the embedded Iris data].
+    /// Data file: CSV, gzip-compressed CSV or Parquet [config: data.path; default: the
+    /// embedded Iris data].
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
+    /// The label column, by header name [config: data.label; default: the last column].
+    #[arg(long, value_name = "COLUMN")]
+    label: Option<String>,
+    /// Columns to leave out, comma-separated [config: data.ignore].
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    ignore: Option<Vec<String>>,
+    /// Predict a class or a number [config: data.task; default: inferred from the label].
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
     /// Model directory to write [config: output.dir; default: artifacts].
     #[arg(short, long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -165,6 +177,29 @@ struct TrainArgs {
     sweep_index: Option<usize>,
 }
 
+/// `--task`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TaskArg {
+    /// Predict one of the label's values.
+    Classification,
+    /// Predict a number.
+    Regression,
+}
+
+impl From<TaskArg> for Task {
+    fn from(t: TaskArg) -> Self {
+        match t {
+            TaskArg::Classification => Task::Classification,
+            TaskArg::Regression => Task::Regression,
+        }
+    }
+}
+
+/// Parses `--model-name`.
+fn model_name(s: &str) -> std::result::Result<String, String> {
+    iris_trainer::serve::check_model_name(s).map(|()| s.to_string())
+}
+
 impl TrainArgs {
     /// The flags that reproduce these arguments, for the runs a local sweep starts.
     fn to_args(&self) -> Vec<std::ffi::OsString> {
@@ -178,6 +213,9 @@ impl TrainArgs {
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
         push("--config", path(&self.config));
         push("--data", path(&self.data));
+        push("--label", self.label.clone());
+        push("--ignore", self.ignore.as_ref().map(|v| v.join(",")));
+        push("--task", self.task.map(|t| Task::from(t).to_string()));
         push("--out", path(&self.out));
         push("--epochs", self.epochs.map(|x| x.to_string()));
         push("--lr", self.lr.map(|x| x.to_string()));
@@ -290,6 +328,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:5000")]
     addr: SocketAddr,
+    /// The model's name on the Open Inference Protocol routes (/v2/models/NAME/...).
+    #[arg(long, value_name = "NAME", default_value = iris_trainer::serve::DEFAULT_MODEL_NAME,
+          value_parser = model_name)]
+    model_name: String,
     /// Port to listen on, replacing the port of --addr.
     #[arg(long, env = "PORT")]
     port: Option<u16>,
@@ -307,6 +349,13 @@ struct ServeArgs {
     max_concurrency: usize,
 }
 
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// Port of the service on 127.0.0.1 (as `serve`, from PORT when set).
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    port: u16,
+}
+
 impl TrainArgs {
     /// The overrides these flags make to the config file.
     fn overrides(&self) -> Overrides {
@@ -320,6 +369,9 @@ impl TrainArgs {
             test_fraction: self.test_fraction,
             hidden: self.hidden.clone(),
             patience: self.patience,
+            label: self.label.clone(),
+            ignore: self.ignore.clone(),
+            task: self.task.map(Task::from),
             checkpoint_every: self.checkpoint_every,
         }
     }
@@ -338,6 +390,7 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(a)) => commands::serve(a, &g),
         Some(Command::Sweep(a)) => commands::sweep(a, &g),
         Some(Command::SweepReport(a)) => commands::sweep_report(a),
+        Some(Command::Healthcheck(a)) => commands::healthcheck(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

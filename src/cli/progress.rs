@@ -75,10 +75,16 @@ impl TrainObserver for Progress {
     }
 
     fn epoch(&mut self, s: &EpochStats) {
-        let msg = format!(
-            "loss {:.4} acc {:.3} | test loss {:.4} acc {:.3}",
-            s.train_loss, s.train_accuracy, s.test_loss, s.test_accuracy
-        );
+        let msg = match (s.train_r2, s.test_r2) {
+            (Some(train), Some(test)) => format!(
+                "loss {:.4} r2 {train:.3} | test loss {:.4} r2 {test:.3}",
+                s.train_loss, s.test_loss
+            ),
+            _ => format!(
+                "loss {:.4} acc {:.3} | test loss {:.4} acc {:.3}",
+                s.train_loss, s.train_accuracy, s.test_loss, s.test_accuracy
+            ),
+        };
         match self.mode {
             ProgressMode::Bar => {
                 if let Some(bar) = &self.bar {

@@ -20,12 +20,13 @@ use sha2::{Digest, Sha256};
 
 use super::EarlyStopping;
 use crate::config::TrainConfig;
+use crate::data::{Labels, Prepared, Task};
 use crate::error::Result;
 use crate::metadata::EpochStats;
 use crate::model::{Mlp, MlpConfig, MlpRecord};
 
 /// Bumped whenever the checkpoint's contents change meaning; other versions are not resumed.
-const CHECKPOINT_VERSION: u32 = 1;
+const CHECKPOINT_VERSION: u32 = 2;
 
 /// Where a run's checkpoint is kept. The model directory implements it (atomically, beside its
 /// staging area); `()` keeps nothing.
@@ -56,27 +57,91 @@ pub fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
-/// What identifies a run for resuming: the data's hash and every config key that changes what
-/// is computed. The epoch count, the checkpoint interval, the data file's path and the output
-/// directory are left out: a run resumed with more epochs continues exactly as a longer run
-/// would have.
-pub fn fingerprint(config: &TrainConfig, data_sha256: &str) -> String {
+/// What identifies a run for resuming: every config key that changes what is computed, and the
+/// data as the loop sees it (the task, the classes, the target's scaling and every split's
+/// encoded rows and labels). The epoch count, the checkpoint interval, the data file's path and
+/// the output directory are left out: a run resumed with more epochs continues exactly as a
+/// longer run would have.
+pub fn fingerprint(config: &TrainConfig, data: &Prepared) -> String {
     let mut c = config.clone();
     c.training.epochs = 0;
     c.training.checkpoint_every = None;
     c.output.dir = Default::default();
-    // The data is identified by its hash, wherever the file now is.
+    // The data is identified by its contents, wherever the file now is.
     c.data.path = None;
     let text = serde_json::to_string(&c).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(CHECKPOINT_VERSION.to_le_bytes());
-    h.update(data_sha256.as_bytes());
+    h.update((text.len() as u64).to_le_bytes());
     h.update(text.as_bytes());
+    h.update([match data.task {
+        Task::Classification => 0u8,
+        Task::Regression => 1,
+    }]);
+    h.update((data.classes.len() as u64).to_le_bytes());
+    for name in &data.classes {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+    }
+    match data.target_scaling {
+        Some(s) => {
+            h.update([1u8]);
+            update_f32s(&mut h, &[s.mean, s.std]);
+        }
+        None => h.update([0u8]),
+    }
+    h.update((data.width() as u64).to_le_bytes());
+    for part in [Some(&data.train), data.valid.as_ref(), Some(&data.test)] {
+        let Some(p) = part else {
+            h.update([0u8]);
+            continue;
+        };
+        h.update([1u8]);
+        h.update((p.rows as u64).to_le_bytes());
+        h.update((p.x.len() as u64).to_le_bytes());
+        update_f32s(&mut h, &p.x);
+        match &p.y {
+            Labels::Classes(l) => {
+                h.update([0u8]);
+                for chunk in l.chunks(4096) {
+                    let bytes: Vec<u8> = chunk
+                        .iter()
+                        .flat_map(|&c| (c as u64).to_le_bytes())
+                        .collect();
+                    h.update(&bytes);
+                }
+            }
+            Labels::Numbers(v) => {
+                h.update([1u8]);
+                update_f32s(&mut h, v);
+            }
+        }
+    }
     format!("{:x}", h.finalize())
 }
 
-/// One epoch's statistics as a record tuple (exact `f64`s).
-type EpochItem = (usize, f64, f64, Option<f64>, Option<f64>, f64, f64);
+/// Feeds `values`' bytes to `h`, a block at a time.
+fn update_f32s(h: &mut Sha256, values: &[f32]) {
+    for chunk in values.chunks(4096) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+        h.update(&bytes);
+    }
+}
+
+/// One epoch's statistics as a record tuple (exact `f64`s): the classification columns, then
+/// the regression ones (Burn's record tuples stop at ten).
+type EpochItem = (
+    (usize, f64, f64, Option<f64>, Option<f64>, f64, f64),
+    RegressionItem,
+);
+/// R² on train, validation and test, test RMSE and MAE.
+type RegressionItem = (
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
 
 /// The checkpoint as Burn stores it.
 #[derive(burn::record::Record)]
@@ -201,24 +266,32 @@ impl<B: AutodiffBackend> Checkpoint<B> {
 
 fn to_item(s: &EpochStats) -> EpochItem {
     (
-        s.epoch,
-        s.train_loss,
-        s.train_accuracy,
-        s.valid_loss,
-        s.valid_accuracy,
-        s.test_loss,
-        s.test_accuracy,
+        (
+            s.epoch,
+            s.train_loss,
+            s.train_accuracy,
+            s.valid_loss,
+            s.valid_accuracy,
+            s.test_loss,
+            s.test_accuracy,
+        ),
+        (s.train_r2, s.valid_r2, s.test_r2, s.test_rmse, s.test_mae),
     )
 }
 
-fn from_item(i: EpochItem) -> EpochStats {
+fn from_item((c, r): EpochItem) -> EpochStats {
     EpochStats {
-        epoch: i.0,
-        train_loss: i.1,
-        train_accuracy: i.2,
-        valid_loss: i.3,
-        valid_accuracy: i.4,
-        test_loss: i.5,
-        test_accuracy: i.6,
+        epoch: c.0,
+        train_loss: c.1,
+        train_accuracy: c.2,
+        valid_loss: c.3,
+        valid_accuracy: c.4,
+        test_loss: c.5,
+        test_accuracy: c.6,
+        train_r2: r.0,
+        valid_r2: r.1,
+        test_r2: r.2,
+        test_rmse: r.3,
+        test_mae: r.4,
     }
 }

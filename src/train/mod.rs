@@ -1,8 +1,11 @@
-//! The training loop: seeded split, standardisation, Adam on cross-entropy, early stopping.
+//! The training loop: Adam on cross-entropy (classification) or on MSE / Huber of the
+//! standardised target (regression), with early stopping.
 //!
-//! The loop's concerns are types, as in burn-train: [`EarlyStopping`] decides when to stop,
-//! an [`Interrupter`] lets the caller stop it between epochs, and a [`TrainObserver`] is told
-//! about every epoch (the command line draws its progress bar with one). Nothing here prints.
+//! The data arrive split and encoded ([`Prepared`]); the loop's concerns are types, as in
+//! burn-train: [`EarlyStopping`] decides when to stop, an [`Interrupter`] lets the caller stop it
+//! before any batch, a [`CheckpointStore`] keeps its progress so a killed run can carry on, and a
+//! [`TrainObserver`] is told about every epoch (the command line draws its progress bar with
+//! one). Nothing here prints.
 
 mod checkpoint;
 mod control;
@@ -10,25 +13,26 @@ mod control;
 use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::nn::loss::{
+    CrossEntropyLoss, CrossEntropyLossConfig, HuberLoss, HuberLossConfig, MseLoss, Reduction,
+};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use rand::RngCore;
 use rand::seq::SliceRandom;
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 pub use checkpoint::{CheckpointStore, epoch_rng, fingerprint};
 pub use control::{EarlyStopping, Interrupter, Verdict};
 
 use checkpoint::{Adaptor, Checkpoint, CheckpointRef, OptimizerRecord};
 
-use crate::config::TrainConfig;
-use crate::data::{Split, Standardizer, Table};
+use crate::config::{RegressionLoss, TrainConfig};
+use crate::data::{Labels, Part, Prepared, TargetScaling, Task};
 use crate::error::{Error, Result};
 use crate::metadata::{EpochStats, SplitSizes};
-use crate::metrics::Evaluation;
+use crate::metrics::{Evaluation, RegressionEvaluation, Scores};
 use crate::model::{Mlp, MlpConfig};
 
 /// Told about a run as it goes; every method has an empty default.
@@ -63,8 +67,6 @@ pub struct Fitted<B: Backend> {
     pub model: Mlp<B>,
     /// Its architecture.
     pub mlp: MlpConfig,
-    /// Scaling fitted on the training rows.
-    pub standardizer: Standardizer,
     /// Row counts.
     pub split: SplitSizes,
     /// One entry per epoch run.
@@ -74,130 +76,183 @@ pub struct Fitted<B: Backend> {
     /// Whether early stopping ended the run before `epochs`.
     pub stopped_early: bool,
     /// Final scores on the training rows.
-    pub train: Evaluation,
+    pub train: Scores,
     /// Final scores on the test rows.
-    pub test: Evaluation,
+    pub test: Scores,
     /// Wall time of the training loop.
     pub duration: Duration,
 }
 
-/// The architecture `config` asks for on `table`.
-pub fn mlp_config(table: &Table, config: &TrainConfig) -> MlpConfig {
+/// The architecture `config` asks for on `data`.
+pub fn mlp_config(data: &Prepared, config: &TrainConfig) -> MlpConfig {
     MlpConfig {
-        inputs: table.width(),
+        inputs: data.width(),
         hidden: config.model.hidden.clone(),
-        outputs: table.class_names.len(),
+        outputs: match data.task {
+            Task::Classification => data.classes.len(),
+            Task::Regression => 1,
+        },
         activation: config.model.activation,
         dropout: config.model.dropout,
     }
 }
 
-/// The rows of each split, standardised with statistics of the fitting rows only.
-struct Splits {
-    /// Rows the optimiser sees.
-    train: Table,
-    /// Rows that decide early stopping (carved out of the training split).
-    valid: Option<Table>,
-    /// Held-out rows, reported, never used for a decision.
-    test: Table,
-    /// The whole training split (train + valid), for the final training score.
-    train_all: Table,
-    standardizer: Standardizer,
+fn features_tensor<B: Backend>(p: &Part, device: &B::Device) -> Tensor<B, 2> {
+    let width = p.x.len().checked_div(p.rows).unwrap_or(0);
+    Tensor::from_data(TensorData::new(p.x.clone(), [p.rows, width]), device)
 }
 
-impl Splits {
-    fn new(table: &Table, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Result<Self> {
-        let data_err = |message: String| Error::Data {
-            source_name: table.source.clone(),
-            message,
-        };
-        let split = Split::stratified(
-            &table.labels,
-            &table.class_names,
-            config.data.test_fraction,
-            rng,
-        )
-        .map_err(|m| data_err(format!("cannot split into train and test: {m}")))?;
-        let train_all = table.subset(&split.train);
-        let (mut train, mut valid) = (train_all.clone(), None);
-        if config.training.early_stopping_patience.is_some() {
-            let inner = Split::stratified(
-                &train_all.labels,
-                &train_all.class_names,
-                config.training.validation_fraction,
-                rng,
-            )
-            .map_err(|m| {
-                data_err(format!(
-                    "cannot hold out a validation split for early stopping: {m}"
+/// The targets of a split as the loss wants them: class indices or a `[rows, 1]` column.
+enum Targets<B: Backend> {
+    Classes(Tensor<B, 1, Int>),
+    Numbers(Tensor<B, 2>),
+}
+
+impl<B: Backend> Targets<B> {
+    fn new(p: &Part, device: &B::Device) -> Self {
+        match &p.y {
+            Labels::Classes(l) => {
+                let v: Vec<i64> = l.iter().map(|&c| c as i64).collect();
+                Targets::Classes(Tensor::from_data(TensorData::new(v, [p.rows]), device))
+            }
+            Labels::Numbers(v) => Targets::Numbers(Tensor::from_data(
+                TensorData::new(v.clone(), [p.rows, 1]),
+                device,
+            )),
+        }
+    }
+
+    /// The rows `idx` lists, in that order (one gather on the device).
+    fn select(&self, idx: Tensor<B, 1, Int>) -> Self {
+        match self {
+            Targets::Classes(t) => Targets::Classes(t.clone().select(0, idx)),
+            Targets::Numbers(t) => Targets::Numbers(t.clone().select(0, idx)),
+        }
+    }
+
+    /// The contiguous rows `rows`.
+    fn slice(&self, rows: std::ops::Range<usize>) -> Self {
+        match self {
+            Targets::Classes(t) => Targets::Classes(t.clone().slice([rows])),
+            Targets::Numbers(t) => Targets::Numbers(t.clone().slice([rows])),
+        }
+    }
+}
+
+impl<B: Backend> Clone for Targets<B> {
+    fn clone(&self) -> Self {
+        match self {
+            Targets::Classes(t) => Targets::Classes(t.clone()),
+            Targets::Numbers(t) => Targets::Numbers(t.clone()),
+        }
+    }
+}
+
+/// Targets kept on the inner backend, handed to the autodiff loss (no gradient flows into them).
+fn targets_from_inner<B: AutodiffBackend>(t: Targets<B::InnerBackend>) -> Targets<B> {
+    match t {
+        Targets::Classes(t) => Targets::Classes(Tensor::from_inner(t)),
+        Targets::Numbers(t) => Targets::Numbers(Tensor::from_inner(t)),
+    }
+}
+
+/// The loss of the task.
+enum Loss<B: Backend> {
+    CrossEntropy(CrossEntropyLoss<B>),
+    Mse(MseLoss),
+    Huber(HuberLoss),
+}
+
+impl<B: Backend> Loss<B> {
+    fn forward(&self, outputs: Tensor<B, 2>, targets: Targets<B>) -> Tensor<B, 1> {
+        match (self, targets) {
+            (Loss::CrossEntropy(l), Targets::Classes(y)) => l.forward(outputs, y),
+            (Loss::Mse(l), Targets::Numbers(y)) => l.forward(outputs, y, Reduction::Mean),
+            (Loss::Huber(l), Targets::Numbers(y)) => l.forward(outputs, y, Reduction::Mean),
+            // The loss is chosen from the same task as the targets.
+            (Loss::CrossEntropy(_), Targets::Numbers(y)) => y.sum().reshape([1]) * 0.0,
+            (_, Targets::Classes(_)) => outputs.sum().reshape([1]) * 0.0,
+        }
+    }
+}
+
+/// How outputs are scored on the host for a task.
+#[derive(Clone, Copy)]
+struct Scorer<'a> {
+    classes: &'a [String],
+    target: Option<TargetScaling>,
+    loss: RegressionLoss,
+    huber_delta: f64,
+}
+
+impl Scorer<'_> {
+    /// Scores row-major `outputs` against `labels` (rows in the same order).
+    fn score(&self, outputs: &[f32], labels: &Labels) -> Scores {
+        match labels {
+            Labels::Classes(l) => {
+                Scores::Classification(Evaluation::from_logits(outputs, l, self.classes))
+            }
+            Labels::Numbers(y) => {
+                let n = y.len().max(1) as f64;
+                let loss = outputs
+                    .iter()
+                    .zip(y)
+                    .map(|(&p, &t)| {
+                        let r = f64::from(p) - f64::from(t);
+                        match self.loss {
+                            RegressionLoss::Mse => r * r,
+                            RegressionLoss::Huber if r.abs() <= self.huber_delta => 0.5 * r * r,
+                            RegressionLoss::Huber => {
+                                self.huber_delta * (r.abs() - 0.5 * self.huber_delta)
+                            }
+                        }
+                    })
+                    .sum::<f64>()
+                    / n;
+                let s = self.target.unwrap_or(TargetScaling {
+                    mean: 0.0,
+                    std: 1.0,
+                });
+                let unscale =
+                    |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| x * s.std + s.mean).collect() };
+                Scores::Regression(RegressionEvaluation::from_values(
+                    &unscale(outputs),
+                    &unscale(y),
+                    loss,
                 ))
-            })?;
-            valid = Some(train_all.subset(&inner.test));
-            train = train_all.subset(&inner.train);
-        }
-        let standardizer = Standardizer::fit(&train);
-        let mut parts = Splits {
-            train,
-            valid,
-            test: table.subset(&split.test),
-            train_all,
-            standardizer,
-        };
-        let s = &parts.standardizer;
-        for part in [&mut parts.train, &mut parts.test, &mut parts.train_all] {
-            s.transform(&mut part.features);
-        }
-        if let Some(v) = parts.valid.as_mut() {
-            s.transform(&mut v.features);
-        }
-        Ok(parts)
-    }
-
-    fn sizes(&self) -> SplitSizes {
-        SplitSizes {
-            train: self.train.rows(),
-            valid: self.valid.as_ref().map_or(0, Table::rows),
-            test: self.test.rows(),
+            }
         }
     }
 }
 
-fn features_tensor<B: Backend>(t: &Table, device: &B::Device) -> Tensor<B, 2> {
-    Tensor::from_data(
-        TensorData::new(t.features.clone(), [t.rows(), t.width()]),
-        device,
-    )
+/// Scores a model (without dropout) on an encoded split in one forward pass.
+fn score<B: Backend>(model: &Mlp<B>, x: &Tensor<B, 2>, part: &Part, scorer: Scorer) -> Scores {
+    scorer.score(&model.logits_to_host(x.clone()), &part.y)
 }
 
-fn labels_tensor<B: Backend>(t: &Table, device: &B::Device) -> Tensor<B, 1, Int> {
-    let labels: Vec<i64> = t.labels.iter().map(|&l| l as i64).collect();
-    Tensor::from_data(TensorData::new(labels, [t.rows()]), device)
-}
-
-/// Scores a model (without dropout) on a standardised split in one forward pass.
-fn score<B: Backend>(model: &Mlp<B>, x: &Tensor<B, 2>, part: &Table) -> Evaluation {
-    Evaluation::from_logits(
-        &model.logits_to_host(x.clone()),
-        &part.labels,
-        &part.class_names,
-    )
+/// The labels of `part` in the order `order` lists its rows.
+fn reordered(part: &Part, order: &[usize]) -> Labels {
+    match &part.y {
+        Labels::Classes(l) => Labels::Classes(order.iter().map(|&i| l[i]).collect()),
+        Labels::Numbers(v) => Labels::Numbers(order.iter().map(|&i| v[i]).collect()),
+    }
 }
 
 /// One pass over the training rows in (shuffled) batches, updating the model.
 ///
 /// The rows live on the device from the start. An epoch puts them in its batch order with one
 /// gather on the device (only the order's indices travel), then every batch is a contiguous
-/// slice of that copy. The logits each batch was trained on stay on the device and are read
+/// slice of that copy. The outputs each batch was trained on stay on the device and are read
 /// back once, at the end of the epoch, to score it.
 struct Epoch<'a, B: AutodiffBackend> {
     x: &'a Tensor<B::InnerBackend, 2>,
-    y: &'a Tensor<B::InnerBackend, 1, Int>,
-    rows: &'a Table,
+    y: &'a Targets<B::InnerBackend>,
+    part: &'a Part,
     /// The epoch's row order; `None`: as stored (full batch).
     order: Option<&'a [usize]>,
     batch: usize,
     learning_rate: f64,
-    loss_fn: &'a CrossEntropyLoss<B>,
+    loss_fn: &'a Loss<B>,
 }
 
 impl<B: AutodiffBackend> Epoch<'_, B> {
@@ -210,20 +265,17 @@ impl<B: AutodiffBackend> Epoch<'_, B> {
         device: &B::Device,
         interrupter: &Interrupter,
     ) -> Option<(Mlp<B>, Vec<f32>)> {
-        let n = self.rows.rows();
+        let n = self.part.rows;
         let (x, y) = match self.order {
             Some(order) => {
                 let idx: Vec<i64> = order.iter().map(|&i| i as i64).collect();
                 let idx =
                     Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(idx, [n]), device);
-                (
-                    self.x.clone().select(0, idx.clone()),
-                    self.y.clone().select(0, idx),
-                )
+                (self.x.clone().select(0, idx.clone()), self.y.select(idx))
             }
             None => (self.x.clone(), self.y.clone()),
         };
-        let mut epoch_logits = Vec::with_capacity(n.div_ceil(self.batch));
+        let mut epoch_outputs = Vec::with_capacity(n.div_ceil(self.batch));
         for start in (0..n).step_by(self.batch) {
             if interrupter.signal().is_some() {
                 return None;
@@ -232,38 +284,59 @@ impl<B: AutodiffBackend> Epoch<'_, B> {
                 (x.clone(), y.clone())
             } else {
                 let end = (start + self.batch).min(n);
-                (x.clone().slice([start..end]), y.clone().slice([start..end]))
+                (x.clone().slice([start..end]), y.slice(start..end))
             };
-            let logits = model.forward(Tensor::from_inner(xb));
-            let loss = self.loss_fn.forward(logits.clone(), Tensor::from_inner(yb));
-            epoch_logits.push(logits.inner());
+            let outputs = model.forward(Tensor::from_inner(xb));
+            let loss = self
+                .loss_fn
+                .forward(outputs.clone(), targets_from_inner::<B>(yb));
+            epoch_outputs.push(outputs.inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(self.learning_rate, model, grads);
         }
-        let logits = Tensor::cat(epoch_logits, 0)
+        let outputs = Tensor::cat(epoch_outputs, 0)
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()
             .unwrap_or_default();
-        Some((model, logits))
+        Some((model, outputs))
     }
 
-    /// Training scores of the epoch's logits, rows in the order they were trained on.
-    fn score(&self, logits: &[f32]) -> Evaluation {
-        let labels: Vec<usize> = match self.order {
-            Some(order) => order.iter().map(|&i| self.rows.labels[i]).collect(),
-            None => self.rows.labels.clone(),
-        };
-        Evaluation::from_logits(logits, &labels, &self.rows.class_names)
+    /// Training scores of the epoch's outputs, rows in the order they were trained on.
+    fn score(&self, outputs: &[f32], scorer: Scorer) -> Scores {
+        match self.order {
+            Some(order) => scorer.score(outputs, &reordered(self.part, order)),
+            None => scorer.score(outputs, &self.part.y),
+        }
     }
 }
 
 /// Whether a set of outputs shows the run has diverged.
-fn diverged(logits: &[f32], expected_len: usize, loss: f64) -> bool {
-    logits.len() != expected_len || logits.iter().any(|v| !v.is_finite()) || !loss.is_finite()
+fn diverged(outputs: &[f32], expected_len: usize, loss: f64) -> bool {
+    outputs.len() != expected_len || outputs.iter().any(|v| !v.is_finite()) || !loss.is_finite()
 }
 
-/// Trains a model on `table` as `config` says.
+/// The epoch's row of `metrics.csv` from its scores.
+fn epoch_stats(epoch: usize, train: &Scores, valid: Option<&Scores>, test: &Scores) -> EpochStats {
+    let acc = |s: &Scores| s.accuracy().unwrap_or(f64::NAN);
+    let reg = |s: &Scores| s.regression().cloned();
+    EpochStats {
+        epoch,
+        train_loss: train.loss(),
+        train_accuracy: acc(train),
+        valid_loss: valid.map(Scores::loss),
+        valid_accuracy: valid.and_then(Scores::accuracy),
+        test_loss: test.loss(),
+        test_accuracy: acc(test),
+        train_r2: reg(train).map(|e| e.r2),
+        valid_r2: valid.and_then(reg).map(|e| e.r2),
+        test_r2: reg(test).map(|e| e.r2),
+        test_rmse: reg(test).map(|e| e.rmse),
+        test_mae: reg(test).map(|e| e.mae),
+    }
+}
+
+/// Trains a model on `data` as `config` says.
 ///
 /// `interrupter` is checked before every batch; when raised, training ends with
 /// [`Error::Interrupted`] and nothing is returned. `observer` hears about every epoch.
@@ -273,7 +346,7 @@ fn diverged(logits: &[f32], expected_len: usize, loss: f64) -> bool {
 /// `training.checkpoint_every` set, one is saved every that many epochs and when the run is
 /// interrupted. Pass `&mut ()` for neither.
 pub fn fit<B: AutodiffBackend>(
-    table: &Table,
+    data: &Prepared,
     config: &TrainConfig,
     device: &B::Device,
     observer: &mut dyn TrainObserver,
@@ -283,33 +356,44 @@ pub fn fit<B: AutodiffBackend>(
     let started = Instant::now();
     let t = &config.training;
 
-    // The model's initial weights come from the backend's generator seeded here, the split from
-    // ours; every epoch then draws its batch order and dropout masks from a generator of its own
-    // (`epoch_rng`). All seeded, so a run is reproducible on a given backend, resumed or not.
+    // The model's initial weights come from the backend's generator seeded here (the split was
+    // drawn from the seed too); every epoch then draws its batch order and dropout masks from a
+    // generator of its own (`epoch_rng`). All seeded, so a run is reproducible on a given
+    // backend, resumed or not.
     B::seed(device, t.seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
-    let parts = Splits::new(table, config, &mut rng)?;
 
-    let mlp = mlp_config(table, config);
+    let mlp = mlp_config(data, config);
     let mut model: Mlp<B> = mlp.init(device);
     let mut adam = AdamConfig::new();
     if t.weight_decay > 0.0 {
         adam = adam.with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay as f32)));
     }
     let mut optim: Adaptor<B> = adam.init::<B, Mlp<B>>();
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let loss_fn = match data.task {
+        Task::Classification => Loss::CrossEntropy(CrossEntropyLossConfig::new().init(device)),
+        Task::Regression => match t.regression_loss {
+            RegressionLoss::Mse => Loss::Mse(MseLoss::new()),
+            RegressionLoss::Huber => Loss::Huber(HuberLossConfig::new(t.huber_delta as f32).init()),
+        },
+    };
+    let scorer = Scorer {
+        classes: &data.classes,
+        target: data.target_scaling,
+        loss: t.regression_loss,
+        huber_delta: t.huber_delta,
+    };
 
     // Everything goes to the device once.
-    let x_train = features_tensor::<B::InnerBackend>(&parts.train, device);
-    let y_train = labels_tensor::<B::InnerBackend>(&parts.train, device);
-    let x_test = features_tensor::<B::InnerBackend>(&parts.test, device);
-    let x_valid = parts
+    let x_train = features_tensor::<B::InnerBackend>(&data.train, device);
+    let y_train = Targets::<B::InnerBackend>::new(&data.train, device);
+    let x_test = features_tensor::<B::InnerBackend>(&data.test, device);
+    let x_valid = data
         .valid
         .as_ref()
         .map(|v| features_tensor::<B::InnerBackend>(v, device));
 
-    let n = parts.train.rows();
-    let batch = t.batch_size.unwrap_or(n).min(n);
+    let n = data.train.rows;
+    let batch = t.batch_size.unwrap_or(n).min(n).max(1);
     let mut order: Vec<usize> = (0..n).collect();
     let mut state = LoopState::<B> {
         epoch: 0,
@@ -317,10 +401,16 @@ pub fn fit<B: AutodiffBackend>(
         history: Vec::with_capacity(t.epochs.min(100_000)),
         best: None,
     };
-    let fingerprint = checkpoint::fingerprint(config, &table.sha256);
+    let found = checkpoints.load()?;
+    // Hashing the data costs a pass over it: only when a checkpoint is read or written.
+    let fingerprint = if found.is_some() || t.checkpoint_every.is_some() {
+        checkpoint::fingerprint(config, data)
+    } else {
+        String::new()
+    };
     let mut saved_epoch = None;
     observer.started(t.epochs);
-    if let Some(bytes) = checkpoints.load()? {
+    if let Some(bytes) = found {
         match Checkpoint::<B>::from_bytes(bytes, &fingerprint, &mlp, model.clone(), device) {
             Ok(c) if c.epoch <= t.epochs => {
                 model = c.model;
@@ -356,7 +446,7 @@ pub fn fit<B: AutodiffBackend>(
                 let pass = Epoch {
                     x: &x_train,
                     y: &y_train,
-                    rows: &parts.train,
+                    part: &data.train,
                     order: (batch < n).then_some(order.as_slice()),
                     batch,
                     learning_rate: t.learning_rate,
@@ -366,18 +456,22 @@ pub fn fit<B: AutodiffBackend>(
                 // optimiser's starting point is kept to checkpoint an epoch interrupted part-way.
                 let optim_before = t.checkpoint_every.map(|_| optim.to_record());
                 match pass.run(model.clone(), &mut optim, device, interrupter) {
-                    Some((m, logits)) => {
+                    Some((m, outputs)) => {
                         model = m;
-                        let train_eval = pass.score(&logits);
-                        if diverged(&logits, n * mlp.outputs, train_eval.loss) {
+                        let train_eval = pass.score(&outputs, scorer);
+                        if diverged(&outputs, n * mlp.outputs, train_eval.loss()) {
                             break 'train Err(Error::Diverged {
                                 epoch,
                                 learning_rate: t.learning_rate,
                             });
                         }
-                        if state.finish_epoch(
-                            epoch, train_eval, &model, &parts, &x_test, &x_valid, observer,
-                        ) {
+                        let scoring = Scoring {
+                            data,
+                            x_test: &x_test,
+                            x_valid: x_valid.as_ref(),
+                            scorer,
+                        };
+                        if state.finish_epoch(epoch, &train_eval, &model, &scoring, observer) {
                             stopped_early = epoch < t.epochs;
                             break;
                         }
@@ -419,15 +513,19 @@ pub fn fit<B: AutodiffBackend>(
         Some((epoch, m)) => (m, epoch),
         None => (model.valid(), history.len()),
     };
-    let (train, test) = final_scores(&model, &parts, &x_test, device).ok_or(Error::Diverged {
-        epoch: history.len(),
-        learning_rate: t.learning_rate,
-    })?;
+    let (train, test) =
+        final_scores(&model, data, &x_test, device, scorer).ok_or(Error::Diverged {
+            epoch: history.len(),
+            learning_rate: t.learning_rate,
+        })?;
     Ok(Fitted {
         model,
         mlp,
-        split: parts.sizes(),
-        standardizer: parts.standardizer,
+        split: SplitSizes {
+            train: data.train.rows,
+            valid: data.valid.as_ref().map_or(0, |v| v.rows),
+            test: data.test.rows,
+        },
         history,
         best_epoch,
         stopped_early,
@@ -435,6 +533,14 @@ pub fn fit<B: AutodiffBackend>(
         test,
         duration: started.elapsed(),
     })
+}
+
+/// What an epoch's model is scored on after training it: the test (and validation) rows.
+struct Scoring<'a, B: Backend> {
+    data: &'a Prepared,
+    x_test: &'a Tensor<B, 2>,
+    x_valid: Option<&'a Tensor<B, 2>>,
+    scorer: Scorer<'a>,
 }
 
 /// What the loop carries from epoch to epoch besides the weights and the optimiser.
@@ -450,38 +556,28 @@ struct LoopState<B: AutodiffBackend> {
 impl<B: AutodiffBackend> LoopState<B> {
     /// Scores the model after `epoch` on the test (and validation) rows, records the epoch and
     /// tells the observer; returns whether early stopping ends the run.
-    #[allow(clippy::too_many_arguments)]
     fn finish_epoch(
         &mut self,
         epoch: usize,
-        train_eval: Evaluation,
+        train_eval: &Scores,
         model: &Mlp<B>,
-        parts: &Splits,
-        x_test: &Tensor<B::InnerBackend, 2>,
-        x_valid: &Option<Tensor<B::InnerBackend, 2>>,
+        on: &Scoring<'_, B::InnerBackend>,
         observer: &mut dyn TrainObserver,
     ) -> bool {
         let inner = model.valid();
-        let test_eval = score(&inner, x_test, &parts.test);
-        let valid_eval = parts
+        let test_eval = score(&inner, on.x_test, &on.data.test, on.scorer);
+        let valid_eval = on
+            .data
             .valid
             .as_ref()
-            .zip(x_valid.as_ref())
-            .map(|(v, x)| score(&inner, x, v));
-        let stats = EpochStats {
-            epoch,
-            train_loss: train_eval.loss,
-            train_accuracy: train_eval.accuracy,
-            valid_loss: valid_eval.as_ref().map(|e| e.loss),
-            valid_accuracy: valid_eval.as_ref().map(|e| e.accuracy),
-            test_loss: test_eval.loss,
-            test_accuracy: test_eval.accuracy,
-        };
+            .zip(on.x_valid)
+            .map(|(v, x)| score(&inner, x, v, on.scorer));
+        let stats = epoch_stats(epoch, train_eval, valid_eval.as_ref(), &test_eval);
         observer.epoch(&stats);
         self.history.push(stats);
         self.epoch = epoch;
         if let (Some(es), Some(v)) = (self.early_stopping.as_mut(), valid_eval) {
-            let verdict = es.update(epoch, v.loss);
+            let verdict = es.update(epoch, v.loss());
             if verdict.improved {
                 self.best = Some((epoch, inner));
             }
@@ -516,22 +612,19 @@ impl<B: AutodiffBackend> LoopState<B> {
 /// never saved.
 fn final_scores<B: Backend>(
     model: &Mlp<B>,
-    parts: &Splits,
+    data: &Prepared,
     x_test: &Tensor<B, 2>,
     device: &B::Device,
-) -> Option<(Evaluation, Evaluation)> {
-    let train_logits = model.logits_to_host(features_tensor(&parts.train_all, device));
-    let test_logits = model.logits_to_host(x_test.clone());
-    if train_logits
-        .iter()
-        .chain(&test_logits)
-        .any(|v| !v.is_finite())
-    {
+    scorer: Scorer,
+) -> Option<(Scores, Scores)> {
+    let train_all = data.train_all.as_ref().unwrap_or(&data.train);
+    let train_out = model.logits_to_host(features_tensor(train_all, device));
+    let test_out = model.logits_to_host(x_test.clone());
+    if train_out.iter().chain(&test_out).any(|v| !v.is_finite()) {
         return None;
     }
-    let classes = &parts.train_all.class_names;
     Some((
-        Evaluation::from_logits(&train_logits, &parts.train_all.labels, classes),
-        Evaluation::from_logits(&test_logits, &parts.test.labels, classes),
+        scorer.score(&train_out, &train_all.y),
+        scorer.score(&test_out, &data.test.y),
     ))
 }

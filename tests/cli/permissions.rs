@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{copy_model, shared_model, snapshot, train_into};
+use crate::common::{Fails, copy_model, shared_model, snapshot, train_into};
 
 fn is_root() -> bool {
     let out = Command::new("id").arg("-u").output().unwrap();
@@ -60,14 +60,6 @@ fn bin_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_iris-trainer"))
 }
 
-fn expect(out: &Output, code: i32, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "expected `{n}` in: {stderr}");
-    }
-}
-
 #[test]
 fn read_only_model_directory_refuses_training_and_still_serves_predictions() {
     let s = Scratch::new();
@@ -80,12 +72,8 @@ fn read_only_model_directory_refuses_training_and_still_serves_predictions() {
     chmod(&model, 0o555);
     let before = snapshot(&model);
     let m = model.to_str().unwrap();
-    let out = s.run_unprivileged(&["--quiet", "--epochs", "3", "--out", m]);
-    expect(
-        &out,
-        6,
-        &["cannot write model directory", "Permission denied"],
-    );
+    s.run_unprivileged(&["--quiet", "--epochs", "3", "--out", m])
+        .fails(6, &["cannot write model directory", "Permission denied"]);
     assert_eq!(before, snapshot(&model));
     // Reading needs no write access.
     let out = s.run_unprivileged(&["predict", "-m", m, "5.1", "3.5", "1.4", "0.2"]);
@@ -109,23 +97,21 @@ fn unreadable_inputs_are_named() {
     let out_dir = s.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
     chmod(&out_dir, 0o777);
-    let out = s.run_unprivileged(&[
+    s.run_unprivileged(&[
         "--data",
         data.to_str().unwrap(),
         "--out",
         out_dir.to_str().unwrap(),
-    ]);
-    expect(
-        &out,
+    ])
+    .fails(
         4,
         &["cannot read data file", "data.csv", "Permission denied"],
     );
-    let out = s.run_unprivileged(&["--config", config.to_str().unwrap()]);
-    expect(
-        &out,
-        3,
-        &["cannot read config file", "c.toml", "Permission denied"],
-    );
+    s.run_unprivileged(&["--config", config.to_str().unwrap()])
+        .fails(
+            3,
+            &["cannot read config file", "c.toml", "Permission denied"],
+        );
 
     let model = copy_model(shared_model());
     let model_dir = s.path().join("model");
@@ -136,8 +122,8 @@ fn unreadable_inputs_are_named() {
     }
     chmod(&model_dir, 0o755);
     chmod(&model_dir.join("model.json"), 0o000);
-    let out = s.run_unprivileged(&["info", "-m", model_dir.to_str().unwrap()]);
-    expect(&out, 5, &["model.json", "Permission denied"]);
+    s.run_unprivileged(&["info", "-m", model_dir.to_str().unwrap()])
+        .fails(5, &["model.json", "Permission denied"]);
 }
 
 #[test]
@@ -147,23 +133,20 @@ fn a_full_disk_during_the_save_keeps_the_previous_model() {
     train_into(&out, 5);
     let before = snapshot(&out);
     // 8 KiB per file: model.mpk fits, metrics.csv of 300 epochs (about 20 KiB) does not.
-    let result = Command::new("prlimit")
+    Command::new("prlimit")
         .arg("--fsize=8192")
         .arg("--")
         .arg(bin_path())
         .args(["--quiet", "--out"])
         .arg(&out)
-        .output()
-        .unwrap();
-    expect(
-        &result,
-        6,
-        &[
-            "cannot write model directory",
-            "metrics.csv",
-            "File too large",
-        ],
-    );
+        .fails(
+            6,
+            &[
+                "cannot write model directory",
+                "metrics.csv",
+                "File too large",
+            ],
+        );
     // The previous model, byte for byte, and nothing half-written beside it.
     assert_eq!(before, snapshot(&out));
 }

@@ -1,10 +1,9 @@
 //! Sweeps end to end: one point by index (as a Kubernetes Indexed Job runs it), a whole local
 //! sweep across processes, the report and the installation of the best model.
 
-use predicates::prelude::*;
 use predicates::str::contains;
 
-use crate::common::{bin, cmd, metadata, write};
+use crate::common::{Fails, bin, cmd, metadata, write};
 
 const SWEEP: &str = "[grid]\n\"training.learning_rate\" = [0.001, 0.05]\n\"model.hidden\" = [[4], [16]]\n\
                      [[points]]\n\"training.epochs\" = 7\n";
@@ -51,16 +50,12 @@ fn bad_sweeps_and_indices_are_clear_errors() {
     cmd()
         .args(["--sweep"])
         .arg(&sweep)
-        .assert()
-        .code(3)
-        .stderr(contains("--sweep-index").and(contains("JOB_COMPLETION_INDEX")));
+        .fails(3, &["--sweep-index", "JOB_COMPLETION_INDEX"]);
     cmd()
         .args(["--sweep"])
         .arg(&sweep)
         .args(["--sweep-index", "5"])
-        .assert()
-        .code(3)
-        .stderr(contains("the sweep has 5 points (0 to 4)"));
+        .fails(3, &["the sweep has 5 points (0 to 4)"]);
     let typo = write(
         dir.path(),
         "typo.toml",
@@ -70,9 +65,7 @@ fn bad_sweeps_and_indices_are_clear_errors() {
         .args(["--sweep"])
         .arg(&typo)
         .args(["--sweep-index", "0"])
-        .assert()
-        .code(3)
-        .stderr(contains("typo.toml").and(contains("learning_rat")));
+        .fails(3, &["typo.toml", "learning_rat"]);
     let bad_value = write(
         dir.path(),
         "bad.toml",
@@ -81,20 +74,12 @@ fn bad_sweeps_and_indices_are_clear_errors() {
     cmd()
         .args(["sweep", "--sweep"])
         .arg(&bad_value)
-        .assert()
-        .code(3)
-        .stderr(contains("`training.epochs` = 0").and(contains("point 0")));
-    cmd()
-        .args(["sweep"])
-        .assert()
-        .code(3)
-        .stderr(contains("needs --sweep FILE"));
+        .fails(3, &["`training.epochs` = 0", "point 0"]);
+    cmd().args(["sweep"]).fails(3, &["needs --sweep FILE"]);
     cmd()
         .args(["sweep-report"])
         .arg(dir.path())
-        .assert()
-        .code(5)
-        .stderr(contains("no finished sweep points"));
+        .fails(5, &["no finished sweep points"]);
 }
 
 #[test]
@@ -236,10 +221,11 @@ fn failed_points_fail_the_sweep_and_are_named() {
         .arg(&data)
         .arg("--out")
         .arg(dir.path().join("out"))
-        .assert()
-        .code(1)
-        .stderr(
-            contains("1 of 2 sweep points failed")
-                .and(contains("point 1: error: training diverged")),
+        .fails(
+            1,
+            &[
+                "1 of 2 sweep points failed",
+                "point 1: error: training diverged",
+            ],
         );
 }

@@ -3,7 +3,7 @@
 use predicates::prelude::*;
 use predicates::str::contains;
 
-use crate::common::{bin, cmd, metadata, snapshot, train_into, write};
+use crate::common::{Fails, bin, cmd, metadata, snapshot, train_into, write};
 
 #[test]
 fn help_and_version() {
@@ -40,7 +40,10 @@ fn default_training_writes_a_complete_accurate_model() {
     assert!(stderr.contains("epoch   300/300"), "{stderr}");
 
     let m = metadata(&out);
-    assert_eq!(m["format_version"], 1);
+    // Version 2: version 1's fields, plus the task and how raw columns become inputs.
+    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["task"], "classification");
+    assert_eq!(m["preprocess"]["columns"][0]["type"], "numeric");
     assert_eq!(
         m["classes"],
         serde_json::json!(["setosa", "versicolor", "virginica"])
@@ -256,21 +259,6 @@ fn quiet_prints_only_the_summary() {
         .stdout(contains("trained"));
 }
 
-/// Runs training with `args` and checks it fails with `code` and a message containing `needles`.
-fn fails(args: &[&str], code: i32, needles: &[&str]) {
-    let out = bin().args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-    assert!(
-        stderr.lines().any(|l| l.starts_with("error: ")),
-        "{args:?}: {stderr}"
-    );
-    for n in needles {
-        assert!(stderr.contains(n), "{args:?}: expected `{n}` in: {stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
 #[test]
 fn bad_data_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -284,12 +272,17 @@ fn bad_data_files_are_clear_errors() {
             vec!["cannot read data file", "missing.csv"],
         ),
         (
-            p("text.csv", "a,b,y\n1,2,x\n3,oops,y\n"),
-            vec!["line 3", "`b`", "`oops` is not a number"],
-        ),
-        (
-            p("nan.csv", "a,b,y\n1,2,x\nNaN,1,y\n"),
-            vec!["line 3", "`a`", "not a finite number"],
+            // A word among numbers: a typo, not a category (NaN, NA, ? and blanks are missing).
+            p(
+                "text.csv",
+                &format!(
+                    "a,b,y\n{}3,oops,y\n",
+                    (0..30)
+                        .map(|i| format!("{i},{i}.5,{}\n", ["x", "y"][i % 2]))
+                        .collect::<String>()
+                ),
+            ),
+            vec!["line 32", "`b`", "`oops` is not a number"],
         ),
         (
             p("inf.csv", "a,b,y\n1,-inf,x\n3,1,y\n"),
@@ -311,13 +304,13 @@ fn bad_data_files_are_clear_errors() {
         ),
     ];
     for (path, needles) in cases {
-        fails(&["--data", &path, "--out", out], 4, &needles);
+        bin()
+            .args(["--data", &path, "--out", out])
+            .fails(4, &needles);
     }
-    fails(
-        &["--data", d.to_str().unwrap(), "--out", out],
-        4,
-        &["is a directory"],
-    );
+    bin()
+        .args(["--data", d.to_str().unwrap(), "--out", out])
+        .fails(4, &["is a directory"]);
     assert!(!d.join("out").join("model.json").exists());
 }
 
@@ -327,71 +320,63 @@ fn bad_configs_are_clear_errors() {
     let d = dir.path();
     let cfg = |name: &str, text: &str| write(d, name, text).to_string_lossy().into_owned();
     let c = cfg("typo.toml", "[training]\nepoch = 10\n");
-    fails(
-        &["--config", &c],
-        3,
-        &["typo.toml", "unknown field `epoch`", "line 2"],
-    );
+    bin()
+        .args(["--config", &c])
+        .fails(3, &["typo.toml", "unknown field `epoch`", "line 2"]);
     let c = cfg("section.toml", "[optimizer]\nlr = 1\n");
-    fails(&["--config", &c], 3, &["unknown field `optimizer`"]);
+    bin()
+        .args(["--config", &c])
+        .fails(3, &["unknown field `optimizer`"]);
     let c = cfg("type.toml", "[model]\nhidden = 16\n");
-    fails(&["--config", &c], 3, &["hidden"]);
+    bin().args(["--config", &c]).fails(3, &["hidden"]);
     let c = cfg("zero.toml", "[training]\nepochs = 0\n");
-    fails(
-        &["--config", &c],
-        3,
-        &["zero.toml", "`training.epochs` = 0"],
-    );
+    bin()
+        .args(["--config", &c])
+        .fails(3, &["zero.toml", "`training.epochs` = 0"]);
     let c = cfg("frac.toml", "[data]\ntest_fraction = 1.5\n");
-    fails(&["--config", &c], 3, &["`data.test_fraction` = 1.5"]);
+    bin()
+        .args(["--config", &c])
+        .fails(3, &["`data.test_fraction` = 1.5"]);
     let c = cfg("syntax.toml", "[training\n");
-    fails(&["--config", &c], 3, &["syntax.toml", "line 1"]);
+    bin()
+        .args(["--config", &c])
+        .fails(3, &["syntax.toml", "line 1"]);
     let c = cfg("binary.toml", "\u{0}\u{1}\u{2}");
-    fails(&["--config", &c], 3, &["binary.toml"]);
+    bin().args(["--config", &c]).fails(3, &["binary.toml"]);
     std::fs::write(d.join("latin1.toml"), b"# caf\xe9\n").unwrap();
-    fails(
-        &["--config", d.join("latin1.toml").to_str().unwrap()],
-        3,
-        &["UTF-8"],
-    );
-    fails(
-        &["--config", d.join("nope.toml").to_str().unwrap()],
-        3,
-        &["cannot read config file", "nope.toml"],
-    );
-    fails(
-        &["--config", d.to_str().unwrap()],
-        3,
-        &["cannot read config file"],
-    );
-    fails(
-        &["--lr", "-1"],
-        3,
-        &["`training.learning_rate` = -1", "command-line"],
-    );
-    fails(&["--hidden", "16,0"], 3, &["model.hidden"]);
+    bin()
+        .args(["--config", d.join("latin1.toml").to_str().unwrap()])
+        .fails(3, &["UTF-8"]);
+    bin()
+        .args(["--config", d.join("nope.toml").to_str().unwrap()])
+        .fails(3, &["cannot read config file", "nope.toml"]);
+    bin()
+        .args(["--config", d.to_str().unwrap()])
+        .fails(3, &["cannot read config file"]);
+    bin()
+        .args(["--lr", "-1"])
+        .fails(3, &["`training.learning_rate` = -1", "command-line"]);
+    bin().args(["--hidden", "16,0"]).fails(3, &["model.hidden"]);
     // A network the loader would refuse is refused before training, not after.
-    fails(
-        &["--hidden", "8000,8000"],
-        3,
-        &["model.hidden", "parameters", "at most 50000000"],
-    );
+    bin()
+        .args(["--hidden", "8000,8000"])
+        .fails(3, &["model.hidden", "parameters", "at most 50000000"]);
     // clap's own usage errors exit 2.
-    fails(&["--epochs", "many"], 2, &["--epochs"]);
-    fails(&["--no-such-flag"], 2, &["--no-such-flag"]);
+    bin().args(["--epochs", "many"]).fails(2, &["--epochs"]);
+    bin().args(["--no-such-flag"]).fails(2, &["--no-such-flag"]);
 }
 
 #[test]
 fn unwritable_output_is_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "file", "x");
-    fails(&["--out", file.to_str().unwrap()], 6, &["not a directory"]);
+    bin()
+        .args(["--out", file.to_str().unwrap()])
+        .fails(6, &["not a directory"]);
     let below = file.join("sub");
-    fails(
-        &["--out", below.to_str().unwrap()],
-        6,
-        &["cannot write model directory"],
-    );
+    bin()
+        .args(["--out", below.to_str().unwrap()])
+        .fails(6, &["cannot write model directory"]);
 }
 
 #[test]
@@ -406,7 +391,7 @@ fn a_failed_run_leaves_the_previous_model_untouched() {
         .arg(&bad)
         .arg("--out")
         .arg(&out)
-        .assert_fails();
+        .fails(4, &["bad.csv", "line 3"]);
     // Diverging training fails too and keeps the old model.
     let huge = write(
         dir.path(),
@@ -418,25 +403,8 @@ fn a_failed_run_leaves_the_previous_model_untouched() {
         .arg(&huge)
         .args(["--lr", "1e30", "--out"])
         .arg(&out)
-        .assert_fails();
+        .fails(8, &["training diverged"]);
     assert_eq!(before, snapshot(&out));
-}
-
-trait AssertFails {
-    fn assert_fails(&mut self);
-}
-
-impl AssertFails for std::process::Command {
-    fn assert_fails(&mut self) {
-        let out = self.output().unwrap();
-        assert!(!out.status.success());
-        assert_ne!(
-            out.status.code(),
-            Some(101),
-            "panicked: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 #[cfg(unix)]

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,49 @@ pub fn bin() -> Command {
 /// `bin()` for assert_cmd's fluent assertions.
 pub fn cmd() -> assert_cmd::Command {
     assert_cmd::Command::from_std(bin())
+}
+
+/// A command that must fail: `cmd.fails(4, &["line 3", "not a number"])` runs it (or takes its
+/// finished output) and asserts the exit code, an `error: ` line on stderr, that stderr names
+/// each of `needles`, and that nothing panicked. Returns stderr.
+pub trait Fails {
+    /// Asserts the failure; see the trait.
+    fn fails(&mut self, code: i32, needles: &[&str]) -> String;
+}
+
+impl Fails for Output {
+    #[track_caller]
+    fn fails(&mut self, code: i32, needles: &[&str]) -> String {
+        let stderr = String::from_utf8_lossy(&self.stderr).into_owned();
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "exit code; stderr: {stderr}"
+        );
+        assert!(
+            stderr.lines().any(|l| l.starts_with("error: ")),
+            "no `error: ` line in: {stderr}"
+        );
+        for n in needles {
+            assert!(stderr.contains(n), "expected `{n}` in: {stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    }
+}
+
+impl Fails for Command {
+    #[track_caller]
+    fn fails(&mut self, code: i32, needles: &[&str]) -> String {
+        self.output().unwrap().fails(code, needles)
+    }
+}
+
+impl Fails for assert_cmd::Command {
+    #[track_caller]
+    fn fails(&mut self, code: i32, needles: &[&str]) -> String {
+        self.output().unwrap().fails(code, needles)
+    }
 }
 
 /// A model trained once per test binary with the default config into a shared directory.

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The HTTP service against clients it did not write: tritonclient (Open Inference Protocol v2),
+# MLflow scoring bodies built as MLflow's client builds them, and the README's service commands.
+#
+# Usage: scripts/interop-test.sh [BINARY]   (default: builds target/release/iris-trainer)
+# The clients live in a venv under target/ (made once, remade when requirements change).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/interop-venv
+req=tests/interop/requirements.txt
+if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/requirements.txt"
+fi
+
+bin=${1:-}
+if [ -z "$bin" ]; then
+    cargo build --locked --quiet --release --bin iris-trainer
+    bin=target/release/iris-trainer
+fi
+exec "$venv/bin/python" tests/interop/serve_clients.py "$(realpath "$bin")" README.md

@@ -1,0 +1,1260 @@
+//! Tabular data: readers (CSV, gzip-compressed CSV, Parquet) that fill typed columns in
+//! bounded chunks, the [`Schema`] (roles, types, task), seeded splits and the [`Preprocessor`]
+//! fitted on the training rows. Training reads a whole [`Dataset`]; `predict` and `evaluate`
+//! stream [`read_rows`] chunk by chunk.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::config::{DataConfig, TrainConfig};
+use crate::error::{Error, Result};
+
+pub mod csv;
+pub mod parquet;
+pub mod preprocess;
+pub mod schema;
+pub mod split;
+pub mod table;
+
+pub use csv::{ColumnKind, MissingValues};
+pub use preprocess::{Encoder, Encoding, Preprocessor, Standardizer, Unseen};
+pub use schema::{ColumnPlan, FeatureType, Schema, Task};
+pub use split::Split;
+pub use table::{Column, ColumnData, MISSING, Table, TableBuilder};
+
+/// Fisher's Iris (the values R and scikit-learn distribute), with a header row.
+pub const IRIS_CSV: &[u8] = include_bytes!("../../data/iris.csv");
+
+/// The name used for the embedded data in messages and metadata.
+pub const EMBEDDED_IRIS: &str = "embedded:iris.csv";
+
+/// Largest prediction input read from standard input in one go by older callers.
+pub const MAX_CSV_BYTES: u64 = 1 << 30;
+
+/// Hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a field is not a usable number; the caller says where it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    /// The field is empty.
+    #[error("missing value (empty field)")]
+    Missing,
+    /// The field is not a number.
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    /// The field parses to NaN or infinity.
+    #[error("`{0}` is not a finite number (NaN, infinity or out of range)")]
+    NotFinite(String),
+}
+
+/// Parses one number, refusing empty, non-numeric and non-finite values.
+pub fn parse_number(s: &str) -> std::result::Result<f32, BadValue> {
+    if s.is_empty() {
+        return Err(BadValue::Missing);
+    }
+    let shown = || match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    };
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(BadValue::NotFinite(shown())),
+        Err(_) => Err(BadValue::NotANumber(shown())),
+    }
+}
+
+/// Reads a whole file, refusing directories.
+pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    check_file(path)?;
+    std::fs::read(path).map_err(|source| Error::DataRead {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn check_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::DataRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_dir() {
+        return Err(Error::Data {
+            source_name: path.display().to_string(),
+            message: "is a directory; give the path of a CSV or Parquet file".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Where a table comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The Iris data embedded in the binary.
+    Embedded,
+    /// A file: CSV, gzip-compressed CSV or Parquet, recognised by its first bytes.
+    Path(PathBuf),
+    /// Standard input (CSV or gzip-compressed CSV).
+    Stdin,
+}
+
+impl Source {
+    /// The name used in messages and metadata.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Embedded => EMBEDDED_IRIS.to_string(),
+            Source::Path(p) => p.display().to_string(),
+            Source::Stdin => "standard input".to_string(),
+        }
+    }
+}
+
+/// Hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hasher.lock() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// The file format found from the first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Gzip,
+    Parquet,
+}
+
+/// An opened input: its format, a reader of its (decompressed) bytes and the hash of its raw
+/// bytes so far.
+struct Opened {
+    name: String,
+    format: Format,
+    path: Option<PathBuf>,
+    reader: Box<dyn Read + Send>,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+fn open(source: &Source) -> Result<Opened> {
+    let name = source.name();
+    let hasher = Arc::new(Mutex::new(Sha256::new()));
+    let (raw, path): (Box<dyn Read + Send>, Option<PathBuf>) = match source {
+        Source::Embedded => (Box::new(IRIS_CSV), None),
+        Source::Path(p) => {
+            check_file(p)?;
+            let f = std::fs::File::open(p).map_err(|source| Error::DataRead {
+                path: p.clone(),
+                source,
+            })?;
+            (Box::new(f), Some(p.clone()))
+        }
+        Source::Stdin => (Box::new(std::io::stdin()), None),
+    };
+    let mut raw: Box<dyn Read + Send> = Box::new(Hashing {
+        inner: raw,
+        hasher: Arc::clone(&hasher),
+    });
+    let mut magic = Vec::with_capacity(4);
+    (&mut raw)
+        .take(4)
+        .read_to_end(&mut magic)
+        .map_err(|e| read_error(&name, path.as_deref(), e))?;
+    let format = if magic == b"PAR1" {
+        Format::Parquet
+    } else if magic.starts_with(&[0x1f, 0x8b]) {
+        Format::Gzip
+    } else {
+        Format::Csv
+    };
+    let rejoined: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(magic).chain(raw));
+    let reader: Box<dyn Read + Send> = match format {
+        Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(rejoined)),
+        _ => rejoined,
+    };
+    Ok(Opened {
+        name,
+        format,
+        path,
+        reader,
+        hasher,
+    })
+}
+
+fn read_error(name: &str, path: Option<&Path>, e: std::io::Error) -> Error {
+    match path {
+        Some(p)
+            if e.kind() != std::io::ErrorKind::InvalidData
+                && e.kind() != std::io::ErrorKind::InvalidInput =>
+        {
+            Error::DataRead {
+                path: p.to_path_buf(),
+                source: e,
+            }
+        }
+        _ => Error::Data {
+            source_name: name.to_string(),
+            message: format!("cannot be read: {e}"),
+        },
+    }
+}
+
+/// Options for reading a table.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// CSV delimiter; `None` detects it.
+    pub delimiter: Option<u8>,
+    /// Whether a CSV's first row is a header; `None` detects it.
+    pub has_header: Option<bool>,
+    /// Missing-value markers.
+    pub missing: Vec<String>,
+    /// Parsing threads (0: every core).
+    pub threads: usize,
+}
+
+impl ReadOptions {
+    /// The options `config` sets.
+    pub fn from_config(config: &DataConfig) -> Self {
+        ReadOptions {
+            delimiter: config.delimiter_byte().ok().flatten(),
+            has_header: config.has_header,
+            missing: config.missing_values.clone(),
+            threads: 0,
+        }
+    }
+}
+
+/// A table reader whose column names are known; [`TableReader::chunks`] reads the rows.
+pub struct TableReader {
+    /// Column names, in file order.
+    pub names: Vec<String>,
+    /// How the file was read, for messages (`CSV, delimiter ',', header`).
+    pub format: String,
+    name: String,
+    inner: ReaderKind,
+    hasher: Arc<Mutex<Sha256>>,
+    as_input: bool,
+}
+
+enum ReaderKind {
+    Csv(csv::CsvFile),
+    Parquet(parquet::ParquetFile),
+}
+
+impl std::fmt::Debug for TableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("names", &self.names)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Chunks of rows in file order.
+pub struct Chunks {
+    inner: Box<dyn Iterator<Item = std::result::Result<csv::Chunk, csv::ReadError>> + Send>,
+    name: String,
+    as_input: bool,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl std::fmt::Debug for Chunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunks")
+            .field("source", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chunks {
+    /// The hex SHA-256 of the raw bytes read so far (of the whole file once every chunk is read).
+    pub fn sha256(&self) -> String {
+        self.hasher
+            .lock()
+            .map(|h| hex(&h.clone().finalize()))
+            .unwrap_or_default()
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Result<csv::Chunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner
+            .next()
+            .map(|r| r.map_err(|e| wrap(&self.name, e, self.as_input)))
+    }
+}
+
+fn wrap(name: &str, e: csv::ReadError, as_input: bool) -> Error {
+    let message = match e {
+        csv::ReadError::Csv(e) => e.to_string(),
+        csv::ReadError::Io(e) => format!("cannot be read: {e}"),
+    };
+    if as_input {
+        Error::Input(format!("{name}: {message}"))
+    } else {
+        Error::Data {
+            source_name: name.to_string(),
+            message,
+        }
+    }
+}
+
+impl TableReader {
+    /// Opens `source`, reading a CSV's header (detecting delimiter and header) or a Parquet
+    /// file's schema. `known_names` make a CSV's first row a header when it holds one of them.
+    /// With `as_input`, errors are prediction-input errors rather than data-file errors.
+    pub fn open(
+        source: &Source,
+        options: &ReadOptions,
+        known_names: &[String],
+        as_input: bool,
+    ) -> Result<Self> {
+        let opened = open(source)?;
+        let name = opened.name.clone();
+        let fail = |e: csv::ReadError| wrap(&name, e, as_input);
+        match opened.format {
+            Format::Parquet => {
+                let Some(path) = opened.path.clone() else {
+                    return Err(wrap(
+                        &name,
+                        csv::ReadError::Csv(csv::CsvError {
+                            line: 0,
+                            message:
+                                "Parquet can be read from a file only, not from standard input"
+                                    .into(),
+                        }),
+                        as_input,
+                    ));
+                };
+                drop(opened.reader);
+                let bytes = std::fs::read(&path).map_err(|e| read_error(&name, Some(&path), e))?;
+                if let Ok(mut h) = opened.hasher.lock() {
+                    *h = Sha256::new();
+                    h.update(&bytes);
+                }
+                let file = parquet::ParquetFile::open(bytes, &options.missing).map_err(fail)?;
+                Ok(TableReader {
+                    names: file.names.clone(),
+                    format: "Parquet".into(),
+                    name,
+                    inner: ReaderKind::Parquet(file),
+                    hasher: opened.hasher,
+                    as_input,
+                })
+            }
+            Format::Csv | Format::Gzip => {
+                let csv_options = csv::CsvOptions {
+                    delimiter: options.delimiter,
+                    has_header: options.has_header,
+                    known_names: known_names.to_vec(),
+                    missing: MissingValues::new(&options.missing),
+                    threads: options.threads,
+                    block_bytes: csv::BLOCK_BYTES,
+                    extra_trailing_field: false,
+                };
+                let file = csv::CsvFile::open(opened.reader, csv_options).map_err(fail)?;
+                let delimiter = match file.delimiter {
+                    b'\t' => "tab".to_string(),
+                    d => format!("'{}'", d as char),
+                };
+                let format = format!(
+                    "{}CSV, delimiter {delimiter}, {}",
+                    if opened.format == Format::Gzip {
+                        "gzip-compressed "
+                    } else {
+                        ""
+                    },
+                    if file.has_header {
+                        "header"
+                    } else {
+                        "no header"
+                    }
+                );
+                Ok(TableReader {
+                    names: file.names.clone(),
+                    format,
+                    name,
+                    inner: ReaderKind::Csv(file),
+                    hasher: opened.hasher,
+                    as_input,
+                })
+            }
+        }
+    }
+
+    /// Whether a CSV's first row was a header (Parquet always names its columns).
+    pub fn has_header(&self) -> bool {
+        match &self.inner {
+            ReaderKind::Csv(f) => f.has_header,
+            ReaderKind::Parquet(_) => true,
+        }
+    }
+
+    /// Accepts rows with one extra trailing field, ignored (CSV only).
+    pub fn allow_extra_trailing_field(&mut self) {
+        if let ReaderKind::Csv(f) = &mut self.inner {
+            f.allow_extra_trailing_field();
+        }
+    }
+
+    /// Renames the columns (for a headerless CSV whose layout is known).
+    pub fn rename(&mut self, names: Vec<String>) {
+        if let ReaderKind::Csv(f) = &mut self.inner {
+            f.names = names.clone();
+        }
+        self.names = names;
+    }
+
+    /// The name used in messages.
+    pub fn source_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads the rows in chunks; `kinds` has one entry per column of [`TableReader::names`].
+    pub fn chunks(self, kinds: &[ColumnKind]) -> Result<Chunks> {
+        let name = self.name.clone();
+        let as_input = self.as_input;
+        let inner: Box<dyn Iterator<Item = _> + Send> = match self.inner {
+            ReaderKind::Csv(f) => Box::new(f.chunks(kinds).map_err(|e| wrap(&name, e, as_input))?),
+            ReaderKind::Parquet(f) => {
+                Box::new(f.chunks(kinds).map_err(|e| wrap(&name, e, as_input))?)
+            }
+        };
+        Ok(Chunks {
+            inner,
+            name,
+            as_input,
+            hasher: self.hasher,
+        })
+    }
+
+    /// Reads every row into one table; returns it with the SHA-256 of the file's bytes.
+    pub fn read_all(self, kinds: &[ColumnKind]) -> Result<(Table, String)> {
+        let name = self.name.clone();
+        let mut chunks = self.chunks(kinds)?;
+        let mut builder = TableBuilder::new();
+        for chunk in chunks.by_ref() {
+            builder
+                .push(chunk?.table)
+                .map_err(|c| Error::Internal(format!("{name}: chunks disagree on column `{c}`")))?;
+        }
+        // Drain what the reader did not need (a trailing remainder), so the hash covers the file.
+        Ok((builder.finish(), chunks.sha256()))
+    }
+}
+
+/// What a model predicts for each row of its training data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Class indices into `names`.
+    Classes {
+        /// Class names, in output order.
+        names: Vec<String>,
+        /// One class index per row.
+        labels: Vec<usize>,
+    },
+    /// Numbers.
+    Numbers(Vec<f32>),
+}
+
+/// A labelled table, its schema decided: what training reads.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// A path, or `embedded:iris.csv`.
+    pub source: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// How the file was read, for messages.
+    pub format: String,
+    /// The feature columns (rows with a missing label removed).
+    pub table: Table,
+    /// Roles, types and the task.
+    pub schema: Schema,
+    /// The label of each row.
+    pub target: Target,
+    /// Rows dropped because their label was missing.
+    pub dropped: usize,
+    /// Missing-value markers used.
+    pub missing_values: Vec<String>,
+}
+
+impl Dataset {
+    /// Reads the table `config` names (or the embedded Iris data) and decides its schema.
+    pub fn load(config: &DataConfig, max_categories: usize) -> Result<Self> {
+        let source = match &config.path {
+            None => Source::Embedded,
+            Some(p) => Source::Path(p.clone()),
+        };
+        let reader = TableReader::open(&source, &ReadOptions::from_config(config), &[], false)?;
+        let name = reader.source_name().to_string();
+        let data_err = |message: String| Error::Data {
+            source_name: name.clone(),
+            message,
+        };
+        let format = reader.format.clone();
+        let plan = ColumnPlan::new(&reader.names, config).map_err(&data_err)?;
+        let (table, sha256) = reader.read_all(&plan.kinds())?;
+        if table.rows() == 0 {
+            return Err(data_err("no data rows after the header".into()));
+        }
+        let schema = Schema::infer(&plan, &table, max_categories).map_err(&data_err)?;
+        let label = table
+            .column(&schema.label)
+            .ok_or_else(|| data_err(format!("label `{}` was not read", schema.label)))?;
+        let keep: Vec<usize> = (0..table.rows())
+            .filter(|&i| !label.data.is_missing(i))
+            .collect();
+        let dropped = table.rows() - keep.len();
+        if keep.is_empty() {
+            return Err(data_err(format!(
+                "every row's label (`{}`) is missing",
+                schema.label
+            )));
+        }
+        let table = if dropped > 0 {
+            table.select(&keep)
+        } else {
+            table
+        };
+        let label = &table
+            .column(&schema.label)
+            .ok_or_else(|| data_err("label column lost".into()))?
+            .data;
+        let target = match schema.task {
+            Task::Classification => {
+                let mut names: Vec<String> = (0..label.len())
+                    .filter_map(|i| label.text(i))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                schema::sort_levels(&mut names);
+                if names.len() < 2 {
+                    return Err(data_err(format!(
+                        "only one class (`{}`) in column `{}`: a classifier needs at least two",
+                        names.first().cloned().unwrap_or_default(),
+                        schema.label
+                    )));
+                }
+                let index: std::collections::HashMap<&str, usize> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.as_str(), i))
+                    .collect();
+                let labels = match label {
+                    ColumnData::Text { codes, levels } => {
+                        let map: Vec<usize> = levels
+                            .iter()
+                            .map(|l| index.get(l.as_str()).copied().unwrap_or(0))
+                            .collect();
+                        codes.iter().map(|&c| map[c as usize]).collect()
+                    }
+                    ColumnData::Numeric(_) => (0..label.len())
+                        .map(|i| {
+                            label
+                                .text(i)
+                                .and_then(|t| index.get(t.as_str()).copied())
+                                .unwrap_or(0)
+                        })
+                        .collect(),
+                };
+                Target::Classes { names, labels }
+            }
+            Task::Regression => match label {
+                ColumnData::Numeric(v) => {
+                    let first = v[0];
+                    if v.iter().all(|&x| x == first) {
+                        return Err(data_err(format!(
+                            "the label `{}` is {first} in every row: there is nothing to predict",
+                            schema.label
+                        )));
+                    }
+                    Target::Numbers(v.clone())
+                }
+                ColumnData::Text { .. } => {
+                    return Err(data_err(format!(
+                        "the label `{}` holds text; regression needs numbers (use --task classification)",
+                        schema.label
+                    )));
+                }
+            },
+        };
+        let mut table = table;
+        table.columns.retain(|c| c.name != schema.label);
+        Ok(Dataset {
+            source: name,
+            sha256,
+            format,
+            table,
+            schema,
+            target,
+            dropped,
+            missing_values: config.missing_values.clone(),
+        })
+    }
+
+    /// Number of rows with a label.
+    pub fn rows(&self) -> usize {
+        self.table.rows()
+    }
+
+    /// Class names (empty for regression).
+    pub fn class_names(&self) -> &[String] {
+        match &self.target {
+            Target::Classes { names, .. } => names,
+            Target::Numbers(_) => &[],
+        }
+    }
+
+    /// Rows per class, in class order (empty for regression).
+    pub fn class_counts(&self) -> Vec<usize> {
+        match &self.target {
+            Target::Classes { names, labels } => {
+                let mut counts = vec![0; names.len()];
+                for &l in labels {
+                    counts[l] += 1;
+                }
+                counts
+            }
+            Target::Numbers(_) => Vec::new(),
+        }
+    }
+
+    /// The schema as a compact table, with the file, its format and dropped rows: what the
+    /// trainer prints at start.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "data: {} ({}; {} rows{})\n",
+            self.source,
+            self.format,
+            self.rows(),
+            if self.dropped > 0 {
+                format!(
+                    "; {} row(s) with a missing label `{}` dropped",
+                    self.dropped, self.schema.label
+                )
+            } else {
+                String::new()
+            }
+        );
+        let mut t = self.table.clone();
+        // The label column is gone from the features; show it from the target.
+        match &self.target {
+            Target::Numbers(v) => t.columns.push(Column {
+                name: self.schema.label.clone(),
+                data: ColumnData::Numeric(v.clone()),
+            }),
+            Target::Classes { names, labels } => t.columns.push(Column {
+                name: self.schema.label.clone(),
+                data: ColumnData::Text {
+                    codes: labels.iter().map(|&l| l as u32).collect(),
+                    levels: names.clone(),
+                },
+            }),
+        }
+        s.push_str(&self.schema.describe(&t));
+        s
+    }
+}
+
+/// Labels of one split.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labels {
+    /// Class indices.
+    Classes(Vec<usize>),
+    /// Targets standardised with [`Prepared::target_scaling`].
+    Numbers(Vec<f32>),
+}
+
+/// One split's encoded rows.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Row-major inputs, `rows * width`.
+    pub x: Vec<f32>,
+    /// Number of rows.
+    pub rows: usize,
+    /// Their labels.
+    pub y: Labels,
+}
+
+/// Mean and standard deviation of a regression target, fitted on the training rows.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TargetScaling {
+    /// Mean.
+    pub mean: f32,
+    /// Population standard deviation (1 when constant).
+    pub std: f32,
+}
+
+/// A dataset split, its preprocessor fitted on the training rows, every split encoded.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Classification or regression.
+    pub task: Task,
+    /// Class names (empty for regression).
+    pub classes: Vec<String>,
+    /// The transform from raw columns to inputs.
+    pub preprocessor: Preprocessor,
+    /// Scaling of a regression target.
+    pub target_scaling: Option<TargetScaling>,
+    /// Rows the optimiser sees.
+    pub train: Part,
+    /// Rows that decide early stopping (carved out of the training split).
+    pub valid: Option<Part>,
+    /// Held-out rows, reported, never used for a decision.
+    pub test: Part,
+    /// The whole training split (train + valid) when there is a validation split.
+    pub train_all: Option<Part>,
+}
+
+impl Prepared {
+    /// Number of inputs.
+    pub fn width(&self) -> usize {
+        self.preprocessor.width()
+    }
+
+    /// Splits `data` (seeded by `rng`: stratified for classes, random for numbers), holds out a
+    /// validation split when early stopping is on, fits the preprocessor on the rows the
+    /// optimiser sees and encodes every split.
+    pub fn new(data: &Dataset, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Result<Self> {
+        let data_err = |message: String| Error::Data {
+            source_name: data.source.clone(),
+            message,
+        };
+        let split_of = |rows: &[usize], fraction: f64, rng: &mut ChaCha8Rng| match &data.target {
+            Target::Classes { names, labels } => {
+                let sub: Vec<usize> = rows.iter().map(|&r| labels[r]).collect();
+                Split::stratified(&sub, names, fraction, rng).map(|s| s.within(rows))
+            }
+            Target::Numbers(_) => Split::random(rows.len(), fraction, rng).map(|s| s.within(rows)),
+        };
+        let all: Vec<usize> = (0..data.rows()).collect();
+        let outer = split_of(&all, config.data.test_fraction, rng)
+            .map_err(|m| data_err(format!("cannot split into train and test: {m}")))?;
+        let (fit_rows, valid_rows) = if config.training.early_stopping_patience.is_some() {
+            let inner =
+                split_of(&outer.train, config.training.validation_fraction, rng).map_err(|m| {
+                    data_err(format!(
+                        "cannot hold out a validation split for early stopping: {m}"
+                    ))
+                })?;
+            (inner.train, Some(inner.test))
+        } else {
+            (outer.train.clone(), None)
+        };
+        let (preprocessor, x_train) = Preprocessor::fit(
+            &data.table,
+            &data.schema,
+            &fit_rows,
+            &config.preprocess,
+            &data.missing_values,
+        )
+        .map_err(&data_err)?;
+        let target_scaling = match &data.target {
+            Target::Numbers(v) => {
+                let n = fit_rows.len() as f64;
+                let mean = fit_rows.iter().map(|&r| f64::from(v[r])).sum::<f64>() / n;
+                let var = fit_rows
+                    .iter()
+                    .map(|&r| (f64::from(v[r]) - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let std = var.sqrt();
+                Some(TargetScaling {
+                    mean: mean as f32,
+                    std: if std > 1e-12 { std as f32 } else { 1.0 },
+                })
+            }
+            Target::Classes { .. } => None,
+        };
+        let labels = |rows: &[usize]| match &data.target {
+            Target::Classes { labels, .. } => {
+                Labels::Classes(rows.iter().map(|&r| labels[r]).collect())
+            }
+            Target::Numbers(v) => {
+                let s = target_scaling.unwrap_or(TargetScaling {
+                    mean: 0.0,
+                    std: 1.0,
+                });
+                Labels::Numbers(rows.iter().map(|&r| (v[r] - s.mean) / s.std).collect())
+            }
+        };
+        let encode = |rows: &[usize]| -> Result<Part> {
+            let (x, _) = preprocessor
+                .encode(&data.table, Some(rows))
+                .map_err(|e| data_err(e.to_string()))?;
+            Ok(Part {
+                x,
+                rows: rows.len(),
+                y: labels(rows),
+            })
+        };
+        let train = Part {
+            x: x_train,
+            rows: fit_rows.len(),
+            y: labels(&fit_rows),
+        };
+        let valid = valid_rows.as_deref().map(encode).transpose()?;
+        let train_all = if valid.is_some() {
+            Some(encode(&outer.train)?)
+        } else {
+            None
+        };
+        let test = encode(&outer.test)?;
+        Ok(Prepared {
+            task: data.schema.task,
+            classes: data.class_names().to_vec(),
+            preprocessor,
+            target_scaling,
+            train,
+            valid,
+            test,
+            train_all,
+        })
+    }
+}
+
+/// Opens a file of rows for a model whose features `encoding` describes (and whose label is
+/// `label`), matching columns by header name; a headerless file is taken to be laid out like
+/// the training file, or as the features in order (optionally followed by the label).
+///
+/// Returns the reader, renamed, and the kind each column must be read as. Feature columns the
+/// file lacks are an error naming them.
+pub fn open_rows(
+    source: &Source,
+    encoding: &Encoding,
+    label: &str,
+    task: Task,
+    as_input: bool,
+) -> Result<(TableReader, Vec<ColumnKind>)> {
+    let features = encoding.feature_names();
+    let mut known = features.clone();
+    known.push(label.to_string());
+    let options = ReadOptions {
+        delimiter: None,
+        has_header: None,
+        missing: encoding.missing_values.clone(),
+        threads: 0,
+    };
+    let mut reader = TableReader::open(source, &options, &known, as_input)?;
+    let name = reader.source_name().to_string();
+    let fail = |message: String| {
+        if as_input {
+            Error::Input(format!("{name}: {message}"))
+        } else {
+            Error::Data {
+                source_name: name.clone(),
+                message,
+            }
+        }
+    };
+    if !reader.has_header() {
+        let n = reader.names.len();
+        let names = if n == encoding.source_columns.len() && n != features.len() {
+            encoding.source_columns.clone()
+        } else if n == features.len() {
+            // Some rows may also hold the label, after the features.
+            reader.allow_extra_trailing_field();
+            features.clone()
+        } else if n == features.len() + 1 {
+            known.clone()
+        } else {
+            let mut expected = format!(
+                "{} (or {} with a label)",
+                features.len(),
+                features.len() + 1
+            );
+            if !encoding.source_columns.is_empty()
+                && encoding.source_columns.len() != features.len() + 1
+            {
+                expected.push_str(&format!(
+                    " or {} like the training file",
+                    encoding.source_columns.len()
+                ));
+            }
+            return Err(fail(format!(
+                "line 1 has {n} fields, expected {expected}: the model takes {} features ({})",
+                features.len(),
+                features.join(", ")
+            )));
+        };
+        reader.rename(names);
+    }
+    let missing: Vec<&String> = features
+        .iter()
+        .filter(|f| !reader.names.contains(f))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(fail(format!(
+            "the header has no column `{first}`; the model needs {}",
+            features.join(", ")
+        )));
+    }
+    let kinds = reader
+        .names
+        .iter()
+        .map(|n| {
+            if let Some(e) = encoding.columns.iter().find(|e| e.name() == n) {
+                match e.kind() {
+                    FeatureType::Numeric => ColumnKind::Numeric,
+                    _ => ColumnKind::Text,
+                }
+            } else if n == label {
+                match task {
+                    Task::Classification => ColumnKind::Text,
+                    Task::Regression => ColumnKind::Numeric,
+                }
+            } else {
+                ColumnKind::Skip
+            }
+        })
+        .collect();
+    Ok((reader, kinds))
+}
+
+/// Reads CSV rows of numeric features held in memory (a request body), matching columns to
+/// `feature_names`: by name with a header (other columns, such as the label, are ignored);
+/// without one, each row holds the features in order, optionally followed by a label. Returns
+/// the values row-major; a missing value is `NaN`.
+pub fn read_feature_rows(bytes: &[u8], source: &str, feature_names: &[String]) -> Result<Vec<f32>> {
+    let err = |message: String| Error::Input(format!("{source}: {message}"));
+    let fail = |e: csv::ReadError| err(e.to_string());
+    let options = csv::CsvOptions {
+        known_names: feature_names.to_vec(),
+        threads: 1,
+        ..csv::CsvOptions::default()
+    };
+    let mut file = csv::CsvFile::open(Box::new(std::io::Cursor::new(bytes.to_vec())), options)
+        .map_err(fail)?;
+    if !file.has_header {
+        let n = file.names.len();
+        let w = feature_names.len();
+        if n == w {
+            file.allow_extra_trailing_field();
+        } else if n != w + 1 {
+            return Err(err(format!(
+                "line 1 has {n} fields, expected {w} (or {} with a label)",
+                w + 1
+            )));
+        }
+        file.names = (0..n)
+            .map(|i| {
+                feature_names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("column_{i}"))
+            })
+            .collect();
+    }
+    if let Some(missing) = feature_names.iter().find(|f| !file.names.contains(f)) {
+        return Err(err(format!(
+            "the header has no column `{missing}`; the model needs {}",
+            feature_names.join(", ")
+        )));
+    }
+    let kinds: Vec<ColumnKind> = file
+        .names
+        .iter()
+        .map(|n| {
+            if feature_names.contains(n) {
+                ColumnKind::Numeric
+            } else {
+                ColumnKind::Skip
+            }
+        })
+        .collect();
+    let mut builder = TableBuilder::new();
+    for chunk in file.chunks(&kinds).map_err(fail)? {
+        builder
+            .push(chunk.map_err(fail)?.table)
+            .map_err(|c| Error::Internal(format!("{source}: chunks disagree on column `{c}`")))?;
+    }
+    let table = builder.finish();
+    if table.rows() == 0 {
+        return Err(err("no rows to predict".into()));
+    }
+    let columns: Vec<&Vec<f32>> = feature_names
+        .iter()
+        .map(|f| match table.column(f).map(|c| &c.data) {
+            Some(ColumnData::Numeric(v)) => Ok(v),
+            _ => Err(Error::Internal(format!(
+                "{source}: column `{f}` not read as numbers"
+            ))),
+        })
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(table.rows() * columns.len());
+    for i in 0..table.rows() {
+        out.extend(columns.iter().map(|c| c[i]));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ColumnRef;
+    use rand::SeedableRng;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn load(path: &Path, cfg: DataConfig) -> Result<Dataset> {
+        Dataset::load(
+            &DataConfig {
+                path: Some(path.to_path_buf()),
+                ..cfg
+            },
+            100,
+        )
+    }
+
+    #[test]
+    fn embedded_iris_is_150_by_4_with_50_per_class() {
+        let d = Dataset::load(&DataConfig::default(), 100).unwrap();
+        assert_eq!((d.rows(), d.schema.features.len()), (150, 4));
+        assert_eq!(d.class_names(), ["setosa", "versicolor", "virginica"]);
+        assert_eq!(d.class_counts(), [50, 50, 50]);
+        assert_eq!(d.schema.label, "species");
+        assert_eq!(d.sha256, sha256_hex(IRIS_CSV));
+        let x = match &d.table.column("sepal_width").unwrap().data {
+            ColumnData::Numeric(v) => v.clone(),
+            _ => panic!(),
+        };
+        // Fisher's values, not UCI's: samples 35 and 38 per UCI's errata.
+        assert_eq!((x[34], x[37]), (3.1, 3.6));
+    }
+
+    #[test]
+    fn penguin_like_file_with_label_first_blanks_and_categories() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("species,island,bill,sex,year\n");
+        for i in 0..40 {
+            let species = ["Adelie", "Gentoo"][i % 2];
+            let bill = if i % 7 == 3 {
+                "NA".to_string()
+            } else {
+                format!("{}.5", 35 + i % 2 * 10 + i % 3)
+            };
+            let sex = ["male", "female", ""][i % 3];
+            text.push_str(&format!(
+                "{species},{},{bill},{sex},{}\n",
+                ["Biscoe", "Dream"][i % 3 % 2],
+                2007 + i % 3
+            ));
+        }
+        text.push_str("NA,Biscoe,40.1,male,2008\n");
+        let p = write(dir.path(), "p.csv", text.as_bytes());
+        let d = load(
+            &p,
+            DataConfig {
+                label: Some(ColumnRef::Name("species".into())),
+                ignore: vec![ColumnRef::Name("year".into())],
+                ..DataConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(d.dropped, 1);
+        assert_eq!(d.rows(), 40);
+        assert_eq!(d.schema.task, Task::Classification);
+        assert_eq!(d.class_names(), ["Adelie", "Gentoo"]);
+        let kinds: Vec<_> = d
+            .schema
+            .features
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("island", FeatureType::Categorical),
+                ("bill", FeatureType::Numeric),
+                ("sex", FeatureType::Categorical)
+            ]
+        );
+        assert!(
+            d.describe().contains("1 row(s) with a missing label"),
+            "{}",
+            d.describe()
+        );
+        let config = TrainConfig::default();
+        let p = Prepared::new(&d, &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert_eq!(p.train.rows + p.test.rows, 40);
+        assert_eq!(p.width(), 2 + 1 + 3);
+        assert!(p.train.x.iter().chain(&p.test.x).all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn regression_targets_are_standardised_on_the_training_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("x;y\n");
+        for i in 0..50 {
+            text.push_str(&format!("{i};{}\n", i as f32 * 2.5 + 1.0));
+        }
+        let p = write(dir.path(), "r.csv", text.as_bytes());
+        let d = load(&p, DataConfig::default()).unwrap();
+        assert_eq!(d.schema.task, Task::Regression);
+        assert!(d.format.contains("delimiter ';'"), "{}", d.format);
+        let prep = Prepared::new(
+            &d,
+            &TrainConfig::default(),
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
+        let Labels::Numbers(y) = &prep.train.y else {
+            panic!()
+        };
+        let mean: f32 = y.iter().sum::<f32>() / y.len() as f32;
+        assert!(mean.abs() < 1e-5, "{mean}");
+        assert_eq!((prep.train.rows, prep.test.rows), (40, 10));
+        assert!(prep.target_scaling.is_some());
+    }
+
+    #[test]
+    fn gzip_is_read_by_content() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(IRIS_CSV).unwrap();
+        let bytes = gz.finish().unwrap();
+        let p = write(dir.path(), "iris.csv.gz", &bytes);
+        let d = load(&p, DataConfig::default()).unwrap();
+        assert_eq!(d.rows(), 150);
+        assert_eq!(d.sha256, sha256_hex(&bytes));
+        assert!(d.format.starts_with("gzip-compressed CSV"), "{}", d.format);
+        let bad = write(dir.path(), "bad.gz", &bytes[..bytes.len() / 2]);
+        let e = load(&bad, DataConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("bad.gz"), "{e}");
+    }
+
+    #[test]
+    fn bad_tables_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |name: &str, text: &str, cfg: DataConfig| {
+            let p = write(dir.path(), name, text.as_bytes());
+            load(&p, cfg).unwrap_err().to_string()
+        };
+        let m = err("one.csv", "a,y\n1,x\n2,x\n", DataConfig::default());
+        assert!(m.contains("only one class (`x`)"), "{m}");
+        let m = err("h.csv", "a,b,y\n", DataConfig::default());
+        assert!(m.contains("no data rows"), "{m}");
+        let m = err(
+            "missing.csv",
+            "a,y\n1,x\n2,z\n",
+            DataConfig {
+                label: Some(ColumnRef::Name("species".into())),
+                ..DataConfig::default()
+            },
+        );
+        assert!(
+            m.contains("`species` not found") && m.contains("a, y"),
+            "{m}"
+        );
+        let m = err(
+            "reg.csv",
+            "a,y\n1,x\n2,z\n",
+            DataConfig {
+                task: Some(Task::Regression),
+                ..DataConfig::default()
+            },
+        );
+        assert!(
+            m.contains("line 2") && m.contains("`x` is not a number"),
+            "{m}"
+        );
+        let m = err(
+            "const.csv",
+            "a,y\n1,2.5\n2,2.5\n",
+            DataConfig {
+                task: Some(Task::Regression),
+                ..DataConfig::default()
+            },
+        );
+        assert!(m.contains("nothing to predict"), "{m}");
+        let e = load(dir.path(), DataConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn rows_for_a_model_are_matched_by_name_or_layout() {
+        let d = Dataset::load(&DataConfig::default(), 100).unwrap();
+        let (p, _) = Preprocessor::fit(
+            &d.table,
+            &d.schema,
+            &(0..150).collect::<Vec<_>>(),
+            &Default::default(),
+            &d.missing_values,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let read = |text: &str| -> Result<Table> {
+            let path = write(dir.path(), "in.csv", text.as_bytes());
+            let (r, kinds) = open_rows(
+                &Source::Path(path),
+                &p.encoding,
+                "species",
+                Task::Classification,
+                true,
+            )?;
+            Ok(r.read_all(&kinds)?.0)
+        };
+        let t = read(
+            "petal_width,species,sepal_length,petal_length,sepal_width\n0.2,setosa,5.1,1.4,3.5\n",
+        )
+        .unwrap();
+        assert_eq!(t.rows(), 1);
+        assert!(t.column("species").is_some());
+        let t = read("5.1,3.5,1.4,0.2\n6,3,4,1\n").unwrap();
+        assert_eq!(t.rows(), 2);
+        let t = read("5.1,3.5,1.4,0.2,setosa\n").unwrap();
+        assert_eq!(
+            t.column("species").unwrap().data.text(0).as_deref(),
+            Some("setosa")
+        );
+        let m = read("1,2,3\n").unwrap_err().to_string();
+        assert!(m.contains("line 1 has 3 fields"), "{m}");
+        let m = read("a,b,c,d\n").unwrap_err().to_string();
+        assert!(m.contains("no column `sepal_length`"), "{m}");
+        let m = read("1,2,3,4\n5,6,seven,8\n").unwrap_err().to_string();
+        assert!(m.contains("line 2") && m.contains("seven"), "{m}");
+    }
+
+    #[test]
+    fn feature_rows_with_header_ignore_label_and_reorder() {
+        let names: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let v = read_feature_rows(b"b,y,a\n2,x,1\n4,z,3\n", "in", &names).unwrap();
+        assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
+        let v = read_feature_rows(b"1,2\n3,4,label\n", "in", &names).unwrap();
+        assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
+        let m = read_feature_rows(b"1,2,3,4\n", "in", &names)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("line 1 has 4 fields"), "{m}");
+        let m = read_feature_rows(b"1,x\n", "in", &names)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("`x` is not a number"), "{m}");
+    }
+}

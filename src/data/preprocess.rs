@@ -1,0 +1,868 @@
+//! The `Preprocessor`: raw columns in, the network's input matrix out. Fitted on the training
+//! rows only (imputation values, category levels, scaling) and stored in `model.json`, so
+//! training, `predict`, `evaluate` and the service apply exactly the same transform.
+//!
+//! - numeric: a missing value is filled in (mean, median or a constant), optionally with a 0/1
+//!   "was missing" input; then standardised.
+//! - categorical: one 0/1 input per level seen in the training rows, plus one for "missing" when
+//!   training rows had missing values. A level never seen in training is all zeros (and counted).
+//! - boolean: one 0/1 input, a missing value filled with the training rows' share of `true`;
+//!   standardised like a number.
+
+use serde::{Deserialize, Serialize};
+
+use super::schema::{FeatureType, Schema, boolean_value, sort_levels};
+use super::table::{ColumnData, MISSING, Table, format_number};
+use crate::config::{Impute, PreprocessConfig};
+
+/// How one feature column becomes inputs; stored in `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Encoder {
+    /// One input (plus an optional "was missing" input).
+    Numeric {
+        /// The column.
+        name: String,
+        /// The value a missing entry takes.
+        fill: f32,
+        /// Whether a 0/1 "was missing" input follows.
+        indicator: bool,
+    },
+    /// One 0/1 input.
+    Boolean {
+        /// The column.
+        name: String,
+        /// The value a missing entry takes (the training rows' share of `true`).
+        fill: f32,
+    },
+    /// One 0/1 input per level (and one for "missing" when `missing_level`).
+    Categorical {
+        /// The column.
+        name: String,
+        /// Levels seen in the training rows, in input order.
+        levels: Vec<String>,
+        /// Whether "missing" has its own input (training rows had missing values).
+        missing_level: bool,
+    },
+}
+
+impl Encoder {
+    /// The column it reads.
+    pub fn name(&self) -> &str {
+        match self {
+            Encoder::Numeric { name, .. }
+            | Encoder::Boolean { name, .. }
+            | Encoder::Categorical { name, .. } => name,
+        }
+    }
+
+    /// Its feature type.
+    pub fn kind(&self) -> FeatureType {
+        match self {
+            Encoder::Numeric { .. } => FeatureType::Numeric,
+            Encoder::Boolean { .. } => FeatureType::Boolean,
+            Encoder::Categorical { .. } => FeatureType::Categorical,
+        }
+    }
+
+    /// Number of inputs it produces.
+    pub fn width(&self) -> usize {
+        match self {
+            Encoder::Numeric { indicator, .. } => 1 + usize::from(*indicator),
+            Encoder::Boolean { .. } => 1,
+            Encoder::Categorical {
+                levels,
+                missing_level,
+                ..
+            } => levels.len() + usize::from(*missing_level),
+        }
+    }
+
+    /// Names of its inputs: `col`, `col:missing`, `col=level`, `col=<missing>`.
+    pub fn input_names(&self) -> Vec<String> {
+        match self {
+            Encoder::Numeric {
+                name, indicator, ..
+            } => {
+                let mut v = vec![name.clone()];
+                if *indicator {
+                    v.push(format!("{name}:missing"));
+                }
+                v
+            }
+            Encoder::Boolean { name, .. } => vec![name.clone()],
+            Encoder::Categorical {
+                name,
+                levels,
+                missing_level,
+            } => {
+                let mut v: Vec<String> = levels.iter().map(|l| format!("{name}={l}")).collect();
+                if *missing_level {
+                    v.push(format!("{name}=<missing>"));
+                }
+                v
+            }
+        }
+    }
+
+    /// Whether its inputs are standardised (numbers and booleans) or left as 0/1.
+    fn scaled(&self) -> Vec<bool> {
+        match self {
+            Encoder::Numeric { indicator, .. } => {
+                let mut v = vec![true];
+                if *indicator {
+                    v.push(false);
+                }
+                v
+            }
+            Encoder::Boolean { .. } => vec![true],
+            Encoder::Categorical { .. } => vec![false; self.width()],
+        }
+    }
+}
+
+/// The fitted encoders, as stored in `model.json` under `preprocess`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encoding {
+    /// One encoder per feature column, in input order.
+    pub columns: Vec<Encoder>,
+    /// Values that mean "missing" in input files.
+    pub missing_values: Vec<String>,
+    /// Every column of the training file, in order (to name the columns of a headerless file).
+    pub source_columns: Vec<String>,
+}
+
+impl Encoding {
+    /// Total number of inputs.
+    pub fn width(&self) -> usize {
+        self.columns.iter().map(Encoder::width).sum()
+    }
+
+    /// Input names, in order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.columns.iter().flat_map(Encoder::input_names).collect()
+    }
+
+    /// Feature column names, in order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name().to_string()).collect()
+    }
+
+    /// Checks that the encoders are usable (for a loaded `model.json`).
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, c) in self.columns.iter().enumerate() {
+            if self.columns[..i].iter().any(|d| d.name() == c.name()) {
+                return Err(format!("feature `{}` is listed twice", c.name()));
+            }
+            match c {
+                Encoder::Numeric { fill, .. } | Encoder::Boolean { fill, .. }
+                    if !fill.is_finite() =>
+                {
+                    return Err(format!(
+                        "feature `{}` has a non-finite fill value",
+                        c.name()
+                    ));
+                }
+                Encoder::Categorical {
+                    levels,
+                    missing_level,
+                    ..
+                } => {
+                    if levels.is_empty() && !missing_level {
+                        return Err(format!("categorical feature `{}` has no levels", c.name()));
+                    }
+                    for (j, l) in levels.iter().enumerate() {
+                        if levels[..j].contains(l) {
+                            return Err(format!(
+                                "categorical feature `{}` lists level `{l}` twice",
+                                c.name()
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-input standardisation, `(x - mean) / std`, fitted on the training split only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standardizer {
+    /// Mean of each input (0 for inputs left as 0/1).
+    pub mean: Vec<f32>,
+    /// Population standard deviation of each input (1 where an input is constant or left as 0/1).
+    pub std: Vec<f32>,
+}
+
+impl Standardizer {
+    /// Fits on row-major `values` of `scaled.len()` inputs; inputs not `scaled` keep 0 and 1.
+    pub fn fit(values: &[f32], scaled: &[bool]) -> Self {
+        let w = scaled.len();
+        let n = if w == 0 { 0 } else { values.len() / w };
+        let mut mean = vec![0f64; w];
+        let mut var = vec![0f64; w];
+        if n > 0 {
+            for row in values.chunks_exact(w) {
+                for (m, &x) in mean.iter_mut().zip(row) {
+                    *m += f64::from(x);
+                }
+            }
+            mean.iter_mut().for_each(|m| *m /= n as f64);
+            for row in values.chunks_exact(w) {
+                for ((v, &x), m) in var.iter_mut().zip(row).zip(&mean) {
+                    *v += (f64::from(x) - m).powi(2);
+                }
+            }
+        }
+        let std = var
+            .iter()
+            .zip(scaled)
+            .map(|(v, &s)| {
+                let sd = (v / n.max(1) as f64).sqrt();
+                if s && sd > 1e-12 { sd as f32 } else { 1.0 }
+            })
+            .collect();
+        Standardizer {
+            mean: mean
+                .iter()
+                .zip(scaled)
+                .map(|(&m, &s)| if s { m as f32 } else { 0.0 })
+                .collect(),
+            std,
+        }
+    }
+
+    /// Scales row-major values in place.
+    pub fn transform(&self, values: &mut [f32]) {
+        let w = self.mean.len();
+        if w == 0 {
+            return;
+        }
+        for row in values.chunks_mut(w) {
+            for ((x, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *x = (*x - m) / s;
+            }
+        }
+    }
+}
+
+/// How often inputs held a category the model never saw in training (encoded as all zeros).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Unseen {
+    /// `(column, count, up to five example values)`, for columns with any.
+    pub columns: Vec<(String, u64, Vec<String>)>,
+}
+
+impl Unseen {
+    /// Total unseen values.
+    pub fn total(&self) -> u64 {
+        self.columns.iter().map(|c| c.1).sum()
+    }
+
+    /// Adds another batch's counts.
+    pub fn merge(&mut self, other: Unseen) {
+        for (name, n, examples) in other.columns {
+            match self.columns.iter_mut().find(|c| c.0 == name) {
+                Some(c) => {
+                    c.1 += n;
+                    for e in examples {
+                        if c.2.len() < 5 && !c.2.contains(&e) {
+                            c.2.push(e);
+                        }
+                    }
+                }
+                None => self.columns.push((name, n, examples)),
+            }
+        }
+    }
+
+    /// One line for a warning, e.g. "`island`: 2 values (Atlantis)"; empty when none.
+    pub fn describe(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(name, n, ex)| format!("`{name}`: {n} ({})", ex.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// A value that cannot be encoded, with its 0-based row among the rows given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError {
+    /// 0-based row.
+    pub row: usize,
+    /// The column.
+    pub column: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "row {}, column `{}`: {}",
+            self.row + 1,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Encoders and scaling: the whole transform from raw columns to network inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocessor {
+    /// The encoders.
+    pub encoding: Encoding,
+    /// Scaling of the encoded inputs.
+    pub scaling: Standardizer,
+}
+
+/// Rows of `n` given as a list, or all.
+fn row_at(rows: Option<&[usize]>, i: usize) -> usize {
+    rows.map_or(i, |r| r[i])
+}
+
+impl Preprocessor {
+    /// Fits on `rows` of `table` for `schema`'s features and returns the encoded (scaled)
+    /// training matrix with it.
+    pub fn fit(
+        table: &Table,
+        schema: &Schema,
+        rows: &[usize],
+        config: &PreprocessConfig,
+        missing_values: &[String],
+    ) -> Result<(Self, Vec<f32>), String> {
+        let mut columns = Vec::with_capacity(schema.features.len());
+        for f in &schema.features {
+            let col = table
+                .column(&f.name)
+                .ok_or_else(|| format!("column `{}` was not read", f.name))?;
+            columns.push(fit_encoder(&f.name, f.kind, &col.data, rows, config)?);
+        }
+        let encoding = Encoding {
+            columns,
+            missing_values: missing_values.to_vec(),
+            source_columns: schema.columns.clone(),
+        };
+        let identity = Standardizer {
+            mean: vec![0.0; encoding.width()],
+            std: vec![1.0; encoding.width()],
+        };
+        let mut p = Preprocessor {
+            encoding,
+            scaling: identity,
+        };
+        let (mut x, _) = p.encode(table, Some(rows)).map_err(|e| e.to_string())?;
+        let scaled: Vec<bool> = p
+            .encoding
+            .columns
+            .iter()
+            .flat_map(Encoder::scaled)
+            .collect();
+        p.scaling = Standardizer::fit(&x, &scaled);
+        p.scaling.transform(&mut x);
+        Ok((p, x))
+    }
+
+    /// Number of inputs.
+    pub fn width(&self) -> usize {
+        self.encoding.width()
+    }
+
+    /// Encodes and scales `rows` of `table` (all rows when `None`) into a row-major matrix.
+    ///
+    /// Columns are found by name; other columns are ignored. Numbers may come as text (from
+    /// JSON or a file read as text) and categories as numbers.
+    pub fn encode(
+        &self,
+        table: &Table,
+        rows: Option<&[usize]>,
+    ) -> Result<(Vec<f32>, Unseen), EncodeError> {
+        let n = rows.map_or(table.rows(), <[usize]>::len);
+        let w = self.width();
+        let mut out = vec![0f32; n * w];
+        let mut unseen = Unseen::default();
+        let mut offset = 0;
+        for enc in &self.encoding.columns {
+            let name = enc.name();
+            let col = &table
+                .column(name)
+                .ok_or_else(|| EncodeError {
+                    row: 0,
+                    column: name.to_string(),
+                    message: format!(
+                        "the column is missing; the model needs {}",
+                        self.encoding.feature_names().join(", ")
+                    ),
+                })?
+                .data;
+            let err = |row: usize, message: String| EncodeError {
+                row,
+                column: name.to_string(),
+                message,
+            };
+            match enc {
+                Encoder::Numeric {
+                    fill, indicator, ..
+                } => {
+                    for i in 0..n {
+                        let r = row_at(rows, i);
+                        let v = match col {
+                            ColumnData::Numeric(v) => v[r],
+                            ColumnData::Text { codes, levels } => match codes[r] {
+                                MISSING => f32::NAN,
+                                c => parse_text_number(
+                                    &levels[c as usize],
+                                    &self.encoding.missing_values,
+                                )
+                                .map_err(|m| err(i, m))?,
+                            },
+                        };
+                        let cell = &mut out[i * w + offset..];
+                        if v.is_nan() {
+                            cell[0] = *fill;
+                            if *indicator {
+                                cell[1] = 1.0;
+                            }
+                        } else {
+                            cell[0] = v;
+                        }
+                    }
+                }
+                Encoder::Boolean { fill, .. } => {
+                    for i in 0..n {
+                        let r = row_at(rows, i);
+                        let v = match col {
+                            ColumnData::Numeric(v) if v[r].is_nan() => None,
+                            ColumnData::Numeric(v) => match v[r] {
+                                0.0 => Some(false),
+                                1.0 => Some(true),
+                                x => {
+                                    return Err(err(
+                                        i,
+                                        format!("{x} is not a boolean value (0 or 1)"),
+                                    ));
+                                }
+                            },
+                            ColumnData::Text { codes, levels } => match codes[r] {
+                                MISSING => None,
+                                c => {
+                                    let l = &levels[c as usize];
+                                    if self.encoding.missing_values.iter().any(|m| m == l.trim()) {
+                                        None
+                                    } else {
+                                        Some(boolean_value(l).ok_or_else(|| {
+                                            err(i, format!("`{l}` is not a boolean value (true/false, yes/no, y/n, t/f, 1/0)"))
+                                        })?)
+                                    }
+                                }
+                            },
+                        };
+                        out[i * w + offset] = match v {
+                            None => *fill,
+                            Some(b) => f32::from(u8::from(b)),
+                        };
+                    }
+                }
+                Encoder::Categorical {
+                    levels,
+                    missing_level,
+                    ..
+                } => {
+                    // The column's own codes mapped to the model's inputs once, not per row.
+                    let position = |value: &str| levels.iter().position(|l| l == value);
+                    let (map, names): (Vec<Option<usize>>, Vec<String>) = match col {
+                        ColumnData::Text { levels: own, .. } => {
+                            (own.iter().map(|l| position(l)).collect(), own.clone())
+                        }
+                        ColumnData::Numeric(_) => (Vec::new(), Vec::new()),
+                    };
+                    let missing_input = missing_level.then_some(levels.len());
+                    let mut count = 0u64;
+                    let mut examples: Vec<String> = Vec::new();
+                    for i in 0..n {
+                        let r = row_at(rows, i);
+                        let (slot, value) = match col {
+                            ColumnData::Text { codes, .. } => match codes[r] {
+                                MISSING => (missing_input, None),
+                                c => (map[c as usize], Some(c as usize)),
+                            },
+                            ColumnData::Numeric(v) if v[r].is_nan() => (missing_input, None),
+                            ColumnData::Numeric(v) => (position(&format_number(v[r])), None),
+                        };
+                        match slot {
+                            Some(j) => out[i * w + offset + j] = 1.0,
+                            None => {
+                                let is_missing = match col {
+                                    ColumnData::Text { codes, .. } => codes[r] == MISSING,
+                                    ColumnData::Numeric(v) => v[r].is_nan(),
+                                };
+                                if !is_missing {
+                                    count += 1;
+                                    if examples.len() < 5 {
+                                        let text = match (col, value) {
+                                            (_, Some(c)) => names[c].clone(),
+                                            (ColumnData::Numeric(v), _) => format_number(v[r]),
+                                            _ => String::new(),
+                                        };
+                                        if !examples.contains(&text) {
+                                            examples.push(text);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if count > 0 {
+                        unseen.columns.push((name.to_string(), count, examples));
+                    }
+                }
+            }
+            offset += enc.width();
+        }
+        self.scaling.transform(&mut out);
+        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+            let input = self.encoding.input_names()[i % w.max(1)].clone();
+            return Err(EncodeError {
+                row: i / w.max(1),
+                column: input,
+                message: "the value is too large to use (it overflows once scaled)".into(),
+            });
+        }
+        Ok((out, unseen))
+    }
+}
+
+/// A number given as text (JSON string, a file column read as text).
+fn parse_text_number(text: &str, missing: &[String]) -> Result<f32, String> {
+    let t = text.trim();
+    if missing.iter().any(|m| m == t) {
+        return Ok(f32::NAN);
+    }
+    match t.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!(
+            "`{t}` is not a finite number (NaN, infinity or out of range)"
+        )),
+        Err(_) => Err(format!("`{t}` is not a number")),
+    }
+}
+
+fn fit_encoder(
+    name: &str,
+    kind: FeatureType,
+    data: &ColumnData,
+    rows: &[usize],
+    config: &PreprocessConfig,
+) -> Result<Encoder, String> {
+    let name = name.to_string();
+    Ok(match (kind, data) {
+        (FeatureType::Numeric, ColumnData::Numeric(v)) => {
+            let mut present: Vec<f32> =
+                rows.iter().map(|&r| v[r]).filter(|x| !x.is_nan()).collect();
+            let has_missing = present.len() < rows.len();
+            let fill = match config.impute {
+                Impute::Constant => config.fill_value as f32,
+                _ if present.is_empty() => 0.0,
+                Impute::Mean => {
+                    (present.iter().map(|&x| f64::from(x)).sum::<f64>() / present.len() as f64)
+                        as f32
+                }
+                Impute::Median => {
+                    present.sort_unstable_by(f32::total_cmp);
+                    let m = present.len() / 2;
+                    if present.len() % 2 == 1 {
+                        present[m]
+                    } else {
+                        ((f64::from(present[m - 1]) + f64::from(present[m])) / 2.0) as f32
+                    }
+                }
+            };
+            Encoder::Numeric {
+                name,
+                fill,
+                indicator: config.missing_indicators && has_missing,
+            }
+        }
+        (FeatureType::Numeric, ColumnData::Text { .. }) => {
+            return Err(format!("column `{name}` is numeric but was read as text"));
+        }
+        (FeatureType::Boolean, data) => {
+            let mut trues = 0usize;
+            let mut present = 0usize;
+            for &r in rows {
+                let b = match data {
+                    ColumnData::Numeric(v) if v[r].is_nan() => None,
+                    ColumnData::Numeric(v) => Some(v[r] == 1.0),
+                    ColumnData::Text { codes, levels } => match codes[r] {
+                        MISSING => None,
+                        c => boolean_value(&levels[c as usize]),
+                    },
+                };
+                if let Some(b) = b {
+                    present += 1;
+                    trues += usize::from(b);
+                }
+            }
+            Encoder::Boolean {
+                name,
+                fill: if present == 0 {
+                    0.0
+                } else {
+                    trues as f32 / present as f32
+                },
+            }
+        }
+        (FeatureType::Categorical, data) => {
+            let mut has_missing = false;
+            let mut levels: Vec<String> = match data {
+                ColumnData::Text { codes, levels } => {
+                    let mut seen = vec![false; levels.len()];
+                    for &r in rows {
+                        match codes[r] {
+                            MISSING => has_missing = true,
+                            c => seen[c as usize] = true,
+                        }
+                    }
+                    levels
+                        .iter()
+                        .zip(seen)
+                        .filter(|(_, s)| *s)
+                        .map(|(l, _)| l.clone())
+                        .collect()
+                }
+                ColumnData::Numeric(v) => {
+                    let mut bits: Vec<u32> = Vec::new();
+                    for &r in rows {
+                        if v[r].is_nan() {
+                            has_missing = true;
+                        } else {
+                            bits.push(v[r].to_bits());
+                        }
+                    }
+                    bits.sort_unstable();
+                    bits.dedup();
+                    bits.into_iter()
+                        .map(|b| format_number(f32::from_bits(b)))
+                        .collect()
+                }
+            };
+            sort_levels(&mut levels);
+            levels.dedup();
+            if levels.len() > config.max_categories {
+                return Err(format!(
+                    "column `{name}` has {} distinct values in the training rows; one-hot encoding \
+                     takes at most {} (`preprocess.max_categories`): leave it out with --ignore {name} \
+                     or raise the limit",
+                    levels.len(),
+                    config.max_categories
+                ));
+            }
+            Encoder::Categorical {
+                name,
+                levels,
+                missing_level: has_missing,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::schema::{Feature, Task};
+    use crate::data::table::Column;
+
+    fn table() -> Table {
+        Table::new(vec![
+            Column {
+                name: "x".into(),
+                data: ColumnData::Numeric(vec![1.0, 3.0, f32::NAN, 5.0]),
+            },
+            Column {
+                name: "c".into(),
+                data: ColumnData::Text {
+                    codes: vec![0, 1, MISSING, 0],
+                    levels: vec!["red".into(), "blue".into()],
+                },
+            },
+            Column {
+                name: "b".into(),
+                data: ColumnData::Text {
+                    codes: vec![0, 1, 0, MISSING],
+                    levels: vec!["yes".into(), "no".into()],
+                },
+            },
+        ])
+        .unwrap()
+    }
+
+    fn schema() -> Schema {
+        Schema {
+            columns: vec!["x".into(), "c".into(), "b".into(), "y".into()],
+            label: "y".into(),
+            task: Task::Classification,
+            features: vec![
+                Feature {
+                    name: "x".into(),
+                    kind: FeatureType::Numeric,
+                },
+                Feature {
+                    name: "c".into(),
+                    kind: FeatureType::Categorical,
+                },
+                Feature {
+                    name: "b".into(),
+                    kind: FeatureType::Boolean,
+                },
+            ],
+            ignored: vec![],
+            task_reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn fits_on_the_training_rows_only() {
+        let t = table();
+        // Rows 0, 1 and 3: the missing x (row 2) and the missing category are not among them.
+        let (p, x) =
+            Preprocessor::fit(&t, &schema(), &[0, 1, 3], &PreprocessConfig::default(), &[])
+                .unwrap();
+        assert_eq!(p.encoding.input_names(), ["x", "c=blue", "c=red", "b"]);
+        assert_eq!(
+            p.encoding.columns[0],
+            Encoder::Numeric {
+                name: "x".into(),
+                fill: 3.0,
+                indicator: false
+            }
+        );
+        // x: mean 3, std sqrt(8/3); one-hot unscaled; b: yes, no, (missing -> 1/2).
+        let sd = (8f32 / 3.0).sqrt();
+        let expected_x = [-2.0 / sd, 0.0, 2.0 / sd];
+        for (i, ex) in expected_x.iter().enumerate() {
+            assert!((x[i * 4] - ex).abs() < 1e-6, "{x:?}");
+        }
+        assert_eq!(&x[1..3], [0.0, 1.0]);
+        assert_eq!(&x[5..7], [1.0, 0.0]);
+        // Row 2 (never fitted on): x imputed with the mean, the category unseen as "missing".
+        let (all, unseen) = p.encode(&t, None).unwrap();
+        assert!((all[2 * 4]).abs() < 1e-6);
+        assert_eq!(&all[2 * 4 + 1..2 * 4 + 3], [0.0, 0.0]);
+        assert_eq!(unseen.total(), 0);
+    }
+
+    #[test]
+    fn unseen_levels_are_zero_and_counted() {
+        let t = table();
+        let (p, _) =
+            Preprocessor::fit(&t, &schema(), &[0, 2, 3], &PreprocessConfig::default(), &[])
+                .unwrap();
+        // Training rows saw only `red` and a missing value: `blue` (row 1) is unseen.
+        assert_eq!(p.encoding.input_names(), ["x", "c=red", "c=<missing>", "b"]);
+        let (v, unseen) = p.encode(&t, Some(&[1])).unwrap();
+        assert_eq!(&v[1..3], [0.0, 0.0]);
+        assert_eq!(
+            unseen.columns,
+            [("c".to_string(), 1, vec!["blue".to_string()])]
+        );
+    }
+
+    #[test]
+    fn median_constant_and_indicators() {
+        let t = table();
+        let cfg = PreprocessConfig {
+            impute: Impute::Median,
+            missing_indicators: true,
+            ..PreprocessConfig::default()
+        };
+        let (p, _) = Preprocessor::fit(&t, &schema(), &[0, 1, 2, 3], &cfg, &[]).unwrap();
+        assert_eq!(
+            p.encoding.columns[0],
+            Encoder::Numeric {
+                name: "x".into(),
+                fill: 3.0,
+                indicator: true
+            }
+        );
+        assert_eq!(p.encoding.input_names()[1], "x:missing");
+        let cfg = PreprocessConfig {
+            impute: Impute::Constant,
+            fill_value: -1.0,
+            ..PreprocessConfig::default()
+        };
+        let (p, _) = Preprocessor::fit(&t, &schema(), &[0, 1, 2, 3], &cfg, &[]).unwrap();
+        assert!(matches!(p.encoding.columns[0], Encoder::Numeric { fill, .. } if fill == -1.0));
+    }
+
+    #[test]
+    fn values_given_as_text_or_numbers_encode_the_same() {
+        let t = table();
+        let (p, _) = Preprocessor::fit(
+            &t,
+            &schema(),
+            &[0, 1, 2, 3],
+            &PreprocessConfig::default(),
+            &["NA".into()],
+        )
+        .unwrap();
+        let as_text = Table::new(vec![
+            Column {
+                name: "b".into(),
+                data: ColumnData::Text {
+                    codes: vec![0],
+                    levels: vec!["YES".into()],
+                },
+            },
+            Column {
+                name: "x".into(),
+                data: ColumnData::Text {
+                    codes: vec![0],
+                    levels: vec!["3".into()],
+                },
+            },
+            Column {
+                name: "c".into(),
+                data: ColumnData::Text {
+                    codes: vec![0],
+                    levels: vec!["red".into()],
+                },
+            },
+        ])
+        .unwrap();
+        let (a, _) = p.encode(&as_text, None).unwrap();
+        let (b, _) = p.encode(&t, Some(&[0])).unwrap();
+        assert_eq!(a[1..], b[1..]);
+        let bad = Table::new(vec![
+            Column {
+                name: "x".into(),
+                data: ColumnData::Text {
+                    codes: vec![0],
+                    levels: vec!["abc".into()],
+                },
+            },
+            Column {
+                name: "c".into(),
+                data: ColumnData::Numeric(vec![1.0]),
+            },
+            Column {
+                name: "b".into(),
+                data: ColumnData::Numeric(vec![1.0]),
+            },
+        ])
+        .unwrap();
+        let e = p.encode(&bad, None).unwrap_err();
+        assert_eq!(e.to_string(), "row 1, column `x`: `abc` is not a number");
+        let missing = Table::new(vec![Column {
+            name: "x".into(),
+            data: ColumnData::Numeric(vec![1.0]),
+        }])
+        .unwrap();
+        let e = p.encode(&missing, None).unwrap_err();
+        assert!(e.to_string().contains("`c`: the column is missing"), "{e}");
+    }
+}

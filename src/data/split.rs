@@ -1,0 +1,124 @@
+//! Seeded train/test splits: stratified by class for classification, random for regression.
+
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// Row indices of a split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// Rows to fit on, ascending.
+    pub train: Vec<usize>,
+    /// Held-out rows, ascending.
+    pub test: Vec<usize>,
+}
+
+impl Split {
+    /// Holds out `fraction` of each class (rounded, at least one row, and at least one row kept).
+    /// `labels` are class indices below `class_names.len()`.
+    pub fn stratified(
+        labels: &[usize],
+        class_names: &[String],
+        fraction: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Split, String> {
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); class_names.len()];
+        for (i, &l) in labels.iter().enumerate() {
+            by_class[l].push(i);
+        }
+        let mut train = Vec::new();
+        let mut test = Vec::new();
+        for (mut rows, name) in by_class.into_iter().zip(class_names) {
+            if rows.len() < 2 {
+                return Err(format!(
+                    "class `{name}` has {} row(s); every class needs at least 2 to appear on both sides of the split",
+                    rows.len()
+                ));
+            }
+            rows.shuffle(rng);
+            let n_test = ((rows.len() as f64 * fraction).round() as usize).clamp(1, rows.len() - 1);
+            test.extend_from_slice(&rows[..n_test]);
+            train.extend_from_slice(&rows[n_test..]);
+        }
+        train.sort_unstable();
+        test.sort_unstable();
+        Ok(Split { train, test })
+    }
+
+    /// Holds out `fraction` of `rows` rows at random (rounded, at least one row each side).
+    pub fn random(rows: usize, fraction: f64, rng: &mut ChaCha8Rng) -> Result<Split, String> {
+        if rows < 2 {
+            return Err(format!(
+                "{rows} row(s); at least 2 are needed to hold one out"
+            ));
+        }
+        let mut order: Vec<usize> = (0..rows).collect();
+        order.shuffle(rng);
+        let n_test = ((rows as f64 * fraction).round() as usize).clamp(1, rows - 1);
+        let mut test = order[..n_test].to_vec();
+        let mut train = order[n_test..].to_vec();
+        train.sort_unstable();
+        test.sort_unstable();
+        Ok(Split { train, test })
+    }
+
+    /// The split of a subset: `self`'s positions mapped through `rows`.
+    pub fn within(&self, rows: &[usize]) -> Split {
+        Split {
+            train: self.train.iter().map(|&i| rows[i]).collect(),
+            test: self.test.iter().map(|&i| rows[i]).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn stratified_is_seeded_disjoint_and_per_class() {
+        let labels: Vec<usize> = (0..150).map(|i| i / 50).collect();
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let split = |seed| {
+            Split::stratified(&labels, &names, 0.2, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap()
+        };
+        let (s1, s2, s3) = (split(1), split(1), split(2));
+        assert_eq!(s1, s2);
+        assert_ne!(s1, s3);
+        assert_eq!((s1.train.len(), s1.test.len()), (120, 30));
+        for c in 0..3 {
+            assert_eq!(s1.test.iter().filter(|&&i| labels[i] == c).count(), 10);
+        }
+        assert!(s1.test.iter().all(|i| !s1.train.contains(i)));
+        let m = Split::stratified(
+            &[0, 0, 1],
+            &names[..2],
+            0.2,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap_err();
+        assert!(m.contains("class `b` has 1 row"), "{m}");
+    }
+
+    #[test]
+    fn random_holds_out_the_fraction() {
+        let s = Split::random(442, 0.2, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        assert_eq!((s.train.len(), s.test.len()), (354, 88));
+        let mut all: Vec<usize> = s.train.iter().chain(&s.test).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..442).collect::<Vec<_>>());
+        assert!(Split::random(1, 0.2, &mut ChaCha8Rng::seed_from_u64(3)).is_err());
+        let inner = Split {
+            train: vec![0, 2],
+            test: vec![1],
+        }
+        .within(&[10, 20, 30]);
+        assert_eq!(
+            inner,
+            Split {
+                train: vec![10, 30],
+                test: vec![20]
+            }
+        );
+    }
+}

@@ -1,0 +1,661 @@
+//! MLflow's scoring protocol, as `mlflow models serve` answers it
+//! (`mlflow/pyfunc/scoring_server`): `POST /invocations`, `GET /ping`, `GET /version`.
+//!
+//! Requests: JSON with exactly one of `dataframe_split` (pandas `to_dict(orient="split")`, what
+//! MLflow's own client sends), `dataframe_records` (`orient="records"`), `instances` or
+//! `inputs` (rows as arrays in feature order or as records; `inputs` also as columns
+//! `{feature: [values]}`), and an optional `params`; or `text/csv` with a header. Columns are
+//! matched to the model's features by name; other columns (a pandas index, the label) are
+//! ignored, as MLflow ignores inputs its signature does not name.
+//!
+//! Answers: `{"predictions": [...]}`: each row's label, or with
+//! `"params": {"predict_method": "predict_proba"}` (MLflow's scikit-learn convention) each
+//! row's class probabilities. Errors: `{"error_code": "BAD_REQUEST", "message": ...}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::json::{cut, feature_value, truncate};
+use super::limits::{self, MediaType};
+use super::{ApiError, Shared, Task};
+use crate::predict::Prediction;
+
+/// The JSON input fields of MLflow's scoring protocol.
+pub const FORMATS: [&str; 4] = [
+    "dataframe_split",
+    "dataframe_records",
+    "instances",
+    "inputs",
+];
+
+/// What `predict` answers, as `params.predict_method` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictMethod {
+    /// Each row's label (MLflow's default).
+    Predict,
+    /// Each row's class probabilities.
+    PredictProba,
+}
+
+/// A parsed scoring request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    /// Rows in the batch.
+    pub rows: usize,
+    /// Feature values, row-major `[rows, features]`.
+    pub values: Vec<f32>,
+    /// What to answer.
+    pub method: PredictMethod,
+}
+
+/// Rows collected in the model's feature order.
+struct Rows<'a> {
+    features: &'a [String],
+    max_rows: usize,
+    values: Vec<f32>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(features: &'a [String], max_rows: usize, rows: usize) -> Result<Self, String> {
+        limits::check_rows(rows, max_rows)?;
+        Ok(Rows {
+            features,
+            max_rows,
+            values: Vec::with_capacity(rows.saturating_mul(features.len())),
+        })
+    }
+
+    fn value(&mut self, v: &Value, at: &str, column: &str) -> Result<(), String> {
+        let x = feature_value(v).map_err(|e| format!("{at}, column `{column}`: {e}"))?;
+        self.values.push(x);
+        Ok(())
+    }
+
+    /// A record keyed by column name; columns the model does not use are ignored.
+    fn record(&mut self, v: &Value, at: &str) -> Result<(), String> {
+        let Value::Object(map) = v else {
+            return Err(format!(
+                "{at}: expected a record (an object keyed by column name), got {}",
+                truncate(v)
+            ));
+        };
+        for name in self.features {
+            let x = map.get(name).ok_or_else(|| {
+                format!(
+                    "{at}: missing column `{name}`; the model's features are {}",
+                    self.features.join(", ")
+                )
+            })?;
+            self.value(x, at, name)?;
+        }
+        Ok(())
+    }
+
+    /// A row of values at the given positions of the features.
+    fn row(
+        &mut self,
+        v: &Value,
+        at: &str,
+        positions: &[usize],
+        width: usize,
+    ) -> Result<(), String> {
+        let Value::Array(cells) = v else {
+            return Err(format!(
+                "{at}: expected a row (an array), got {}",
+                truncate(v)
+            ));
+        };
+        if cells.len() != width {
+            return Err(format!(
+                "{at}: expected {width} values, got {}",
+                cells.len()
+            ));
+        }
+        for (&p, name) in positions.iter().zip(self.features) {
+            self.value(&cells[p], at, name)?;
+        }
+        Ok(())
+    }
+
+    /// Rows as arrays in feature order or as records, all of one kind.
+    fn rows_or_records(&mut self, items: &[Value], field: &str) -> Result<(), String> {
+        let positions: Vec<usize> = (0..self.features.len()).collect();
+        let records = items.first().is_some_and(Value::is_object);
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            if records {
+                self.record(item, &at)?;
+            } else {
+                self.row(item, &at, &positions, self.features.len())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn done(self, method: PredictMethod) -> Invocation {
+        let rows = self.values.len() / self.features.len().max(1);
+        debug_assert!(rows <= self.max_rows);
+        Invocation {
+            rows,
+            values: self.values,
+            method,
+        }
+    }
+}
+
+/// `dataframe_split`: `{"columns": [...], "data": [[...]], "index": [...]}`.
+fn dataframe_split<'a>(
+    v: &Value,
+    features: &'a [String],
+    max_rows: usize,
+) -> Result<Rows<'a>, String> {
+    let Value::Object(map) = v else {
+        return Err(format!(
+            "`dataframe_split` must be an object with `columns` and `data` (pandas \
+             `to_dict(orient=\"split\")`), got {}",
+            truncate(v)
+        ));
+    };
+    if let Some(k) = map
+        .keys()
+        .find(|k| !["columns", "data", "index"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field `{}` in `dataframe_split`; expected columns, data, index",
+            cut(k, 40)
+        ));
+    }
+    let Some(Value::Array(data)) = map.get("data") else {
+        return Err("`dataframe_split.data` must be an array of rows".into());
+    };
+    let (positions, width) = match map.get("columns") {
+        // No column names: the rows hold the features in the model's order.
+        None => ((0..features.len()).collect(), features.len()),
+        Some(Value::Array(columns)) => {
+            let names = columns
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Option<Vec<&str>>>()
+                .ok_or("`dataframe_split.columns` must be an array of column names")?;
+            if let Some((i, dup)) = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| names[..*i].contains(n))
+            {
+                return Err(format!(
+                    "`dataframe_split.columns[{i}]`: column `{}` appears twice",
+                    cut(dup, 40)
+                ));
+            }
+            (column_positions(&names, features)?, names.len())
+        }
+        Some(other) => {
+            return Err(format!(
+                "`dataframe_split.columns` must be an array of column names, got {}",
+                truncate(other)
+            ));
+        }
+    };
+    let mut rows = Rows::new(features, max_rows, data.len())?;
+    for (i, row) in data.iter().enumerate() {
+        rows.row(
+            row,
+            &format!("dataframe_split.data[{i}]"),
+            &positions,
+            width,
+        )?;
+    }
+    Ok(rows)
+}
+
+/// Where each feature is among `columns`.
+fn column_positions(columns: &[&str], features: &[String]) -> Result<Vec<usize>, String> {
+    let missing: Vec<&str> = features
+        .iter()
+        .filter(|f| !columns.contains(&f.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing column(s) {}; the model's features are {}",
+            missing.join(", "),
+            features.join(", ")
+        ));
+    }
+    Ok(features
+        .iter()
+        .filter_map(|f| columns.iter().position(|c| c == f))
+        .collect())
+}
+
+/// `inputs` as columns: `{feature: [values]}`.
+fn columns<'a>(
+    map: &Map<String, Value>,
+    features: &'a [String],
+    max_rows: usize,
+) -> Result<Rows<'a>, String> {
+    let mut cols: Vec<&Vec<Value>> = Vec::with_capacity(features.len());
+    for name in features {
+        match map.get(name) {
+            Some(Value::Array(values)) => cols.push(values),
+            Some(other) => {
+                return Err(format!(
+                    "inputs.{name}: expected an array of values, got {}",
+                    truncate(other)
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "inputs: missing column `{name}`; the model's features are {}",
+                    features.join(", ")
+                ));
+            }
+        }
+    }
+    let n = cols.first().map_or(0, |c| c.len());
+    if let Some((name, c)) = features.iter().zip(&cols).find(|(_, c)| c.len() != n) {
+        return Err(format!(
+            "inputs.{name} has {} values but inputs.{} has {n}; every column needs the same rows",
+            c.len(),
+            features[0]
+        ));
+    }
+    let mut rows = Rows::new(features, max_rows, n)?;
+    for r in 0..n {
+        for (c, name) in cols.iter().zip(features) {
+            rows.value(&c[r], &format!("inputs.{name}[{r}]"), name)?;
+        }
+    }
+    Ok(rows)
+}
+
+fn predict_method(params: Option<&Value>) -> Result<PredictMethod, String> {
+    let map = match params {
+        None => return Ok(PredictMethod::Predict),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(format!(
+                "`params` must be an object, got {}",
+                truncate(other)
+            ));
+        }
+    };
+    if let Some(k) = map.keys().find(|k| *k != "predict_method") {
+        return Err(format!(
+            "unknown parameter `{}`; this model takes `predict_method` (predict or predict_proba)",
+            cut(k, 40)
+        ));
+    }
+    match map.get("predict_method") {
+        None => Ok(PredictMethod::Predict),
+        Some(Value::String(s)) if s == "predict" => Ok(PredictMethod::Predict),
+        Some(Value::String(s)) if s == "predict_proba" => Ok(PredictMethod::PredictProba),
+        Some(other) => Err(format!(
+            "`predict_method` must be \"predict\" or \"predict_proba\", got {}",
+            truncate(other)
+        )),
+    }
+}
+
+/// Parses a JSON scoring request for a model with these features.
+pub fn parse_json(body: &[u8], features: &[String], max_rows: usize) -> Result<Invocation, String> {
+    let v = super::json::parse(body)?;
+    let Value::Object(map) = &v else {
+        let got = match &v {
+            Value::Array(_) => "a list".to_string(),
+            other => truncate(other),
+        };
+        return Err(format!(
+            "the input must be a JSON object with exactly one of the input fields {}; got {got}",
+            FORMATS.join(", ")
+        ));
+    };
+    if let Some(k) = map
+        .keys()
+        .find(|k| *k != "params" && !FORMATS.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field `{}`; the input must be a JSON object with exactly one of the input \
+             fields {} (and optionally `params`)",
+            cut(k, 40),
+            FORMATS.join(", ")
+        ));
+    }
+    let given: Vec<&str> = FORMATS
+        .iter()
+        .copied()
+        .filter(|f| map.contains_key(*f))
+        .collect();
+    let [format] = given[..] else {
+        return Err(format!(
+            "the input must be a JSON object with exactly one of the input fields {}; got {}",
+            FORMATS.join(", "),
+            if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(", ")
+            }
+        ));
+    };
+    let method = predict_method(map.get("params"))?;
+    let data = &map[format];
+    let rows = match (format, data) {
+        ("dataframe_split", v) => dataframe_split(v, features, max_rows)?,
+        ("dataframe_records", Value::Array(items)) => {
+            let mut rows = Rows::new(features, max_rows, items.len())?;
+            for (i, item) in items.iter().enumerate() {
+                rows.record(item, &format!("dataframe_records[{i}]"))?;
+            }
+            rows
+        }
+        ("inputs", Value::Object(cols)) => columns(cols, features, max_rows)?,
+        ("instances" | "inputs", Value::Array(items)) => {
+            let mut rows = Rows::new(features, max_rows, items.len())?;
+            rows.rows_or_records(items, format)?;
+            rows
+        }
+        (_, other) => {
+            return Err(format!(
+                "`{format}` must be {}, got {}",
+                if format == "inputs" {
+                    "an array of rows or an object of columns"
+                } else {
+                    "an array"
+                },
+                truncate(other)
+            ));
+        }
+    };
+    Ok(rows.done(method))
+}
+
+/// Parses a scoring request of either content type.
+pub fn parse_invocation(
+    body: &[u8],
+    content_type: Option<&str>,
+    features: &[String],
+    max_rows: usize,
+) -> Result<Invocation, ApiError> {
+    let expected = "Content-Type must be application/json or text/csv";
+    let Some(ct) = content_type.map(MediaType::parse) else {
+        return Err(ApiError::unsupported_media_type(format!(
+            "{expected}; none was sent"
+        )));
+    };
+    ct.require_utf8()?;
+    if let Some((k, _)) = ct.params.iter().find(|(k, _)| k != "charset") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "unknown Content-Type parameter `{}` in `{}`",
+            cut(k, 40),
+            ct.text
+        )));
+    }
+    match ct.essence.as_str() {
+        "application/json" => parse_json(body, features, max_rows).map_err(ApiError::bad_request),
+        "text/csv" => {
+            let values = crate::data::read_feature_rows(body, "CSV body", features)?;
+            let rows = values.len() / features.len().max(1);
+            limits::check_rows(rows, max_rows).map_err(ApiError::bad_request)?;
+            Ok(Invocation {
+                rows,
+                values,
+                method: PredictMethod::Predict,
+            })
+        }
+        _ => Err(ApiError::unsupported_media_type(format!(
+            "{expected}, got `{}`",
+            ct.text
+        ))),
+    }
+}
+
+/// The answer's `predictions`, by the model's task.
+fn predictions_json(task: &Task, method: PredictMethod, predictions: &[Prediction]) -> Value {
+    match task {
+        Task::Classification { .. } => match method {
+            PredictMethod::Predict => {
+                json!(predictions.iter().map(|p| &p.species).collect::<Vec<_>>())
+            }
+            PredictMethod::PredictProba => {
+                json!(
+                    predictions
+                        .iter()
+                        .map(|p| &p.probabilities)
+                        .collect::<Vec<_>>()
+                )
+            }
+        },
+    }
+}
+
+/// `POST /invocations`.
+pub async fn invocations(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = limits::body(body)?;
+    limits::identity_encoding(&headers)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| ApiError::unsupported_media_type("Content-Type is not readable text"))?;
+    let invocation = parse_invocation(
+        &body,
+        content_type,
+        state.predictor.features(),
+        state.max_instances,
+    )?;
+    let predictions = super::run_predictions(&state, invocation.values).await?;
+    Ok(Json(json!({
+        "predictions": predictions_json(&state.task, invocation.method, &predictions)
+    })))
+}
+
+/// `GET /ping`: 200 once the model is loaded (which it is before the server listens).
+pub async fn ping() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], "\n").into_response()
+}
+
+/// `GET /version`: the server's version, as text.
+pub async fn version() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        env!("CARGO_PKG_VERSION"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn names() -> Vec<String> {
+        ["a", "b"].map(String::from).to_vec()
+    }
+
+    fn parse(body: &str) -> Result<Invocation, String> {
+        parse_json(body.as_bytes(), &names(), 3)
+    }
+
+    #[test]
+    fn every_format_gives_the_same_rows() {
+        let rows = vec![1.0, 2.0, 3.0, 4.0];
+        for body in [
+            // pandas `to_dict(orient="split")`, as MLflow's client sends a DataFrame; extra
+            // columns and any column order.
+            r#"{"dataframe_split":{"index":[0,1],"columns":["b","x","a"],"data":[[2,"?",1],[4,"?",3]]}}"#,
+            r#"{"dataframe_split":{"data":[[1,2],[3,4]]}}"#,
+            r#"{"dataframe_records":[{"a":1,"b":2},{"b":4,"a":3,"label":"x"}]}"#,
+            r#"{"instances":[[1,2],[3,4]]}"#,
+            r#"{"instances":[{"a":1,"b":2},{"a":3,"b":4}]}"#,
+            r#"{"inputs":[[1,2],[3,4]]}"#,
+            r#"{"inputs":{"b":[2,4],"a":[1,3]}}"#,
+        ] {
+            let r = parse(body).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(
+                (r.rows, &r.values, r.method),
+                (2, &rows, PredictMethod::Predict),
+                "{body}"
+            );
+        }
+        let r =
+            parse(r#"{"instances":[[1,2]],"params":{"predict_method":"predict_proba"}}"#).unwrap();
+        assert_eq!(r.method, PredictMethod::PredictProba);
+    }
+
+    #[test]
+    fn csv_is_matched_by_header() {
+        let r = parse_invocation(
+            b",b,a\n0,2,1\n1,4,3\n",
+            Some("text/csv; charset=utf-8"),
+            &names(),
+            3,
+        )
+        .unwrap();
+        assert_eq!((r.rows, r.values), (2, vec![1.0, 2.0, 3.0, 4.0]));
+        let e = parse_invocation(b"a,c\n1,2\n", Some("text/csv"), &names(), 3).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.message(),
+            "CSV body: the header has no column `b`; the model needs a, b"
+        );
+        let e = parse_invocation(b"a,b\n1,2\n3,4\n5,6\n7,8\n", Some("text/csv"), &names(), 3)
+            .unwrap_err();
+        assert_eq!(e.message(), "4 rows in one request; at most 3 are accepted");
+    }
+
+    #[test]
+    fn content_types_are_checked_as_mlflow_does() {
+        let body = br#"{"instances":[[1,2]]}"#;
+        for (ct, status, message) in [
+            (
+                None,
+                415,
+                "Content-Type must be application/json or text/csv; none was sent",
+            ),
+            (
+                Some("text/plain"),
+                415,
+                "Content-Type must be application/json or text/csv, got `text/plain`",
+            ),
+            (
+                Some("application/json; charset=latin-1"),
+                415,
+                "charset `latin-1` is not supported; send UTF-8 (Content-Type `application/json; charset=latin-1`)",
+            ),
+            (
+                Some("application/json; format=pandas-split"),
+                415,
+                "unknown Content-Type parameter `format` in `application/json; format=pandas-split`",
+            ),
+        ] {
+            let e = parse_invocation(body, ct, &names(), 3).unwrap_err();
+            assert_eq!(
+                (e.status().as_u16(), e.message()),
+                (status, message),
+                "{ct:?}"
+            );
+        }
+        assert!(
+            parse_invocation(body, Some("Application/JSON; charset=UTF-8"), &names(), 3).is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let formats = "dataframe_split, dataframe_records, instances, inputs";
+        let cases = [
+            ("{".to_string(), "body is not valid JSON: EOF while parsing an object at line 1 column 1".to_string()),
+            ("[[1,2]]".into(), format!("the input must be a JSON object with exactly one of the input fields {formats}; got a list")),
+            ("{}".into(), format!("the input must be a JSON object with exactly one of the input fields {formats}; got none")),
+            (r#"{"instances":[[1,2]],"inputs":[[1,2]]}"#.into(), format!("the input must be a JSON object with exactly one of the input fields {formats}; got instances, inputs")),
+            (r#"{"data":[[1,2]]}"#.into(), format!("unknown field `data`; the input must be a JSON object with exactly one of the input fields {formats} (and optionally `params`)")),
+            (r#"{"instances":[]}"#.into(), "no rows to predict".into()),
+            (r#"{"instances":[[1,2],[1,2],[1,2],[1,2]]}"#.into(), "4 rows in one request; at most 3 are accepted".into()),
+            (r#"{"instances":[[1,2],[1]]}"#.into(), "instances[1]: expected 2 values, got 1".into()),
+            (r#"{"instances":[[1,null]]}"#.into(), "instances[0], column `b`: expected a number, got null".into()),
+            (r#"{"instances":[[1,1e39]]}"#.into(), "instances[0], column `b`: 1e+39 is out of range for a 32-bit float".into()),
+            (r#"{"instances":[{"a":1,"b":2},[1,2]]}"#.into(), "instances[1]: expected a record (an object keyed by column name), got [1,2]".into()),
+            (r#"{"dataframe_records":[{"a":1}]}"#.into(), "dataframe_records[0]: missing column `b`; the model's features are a, b".into()),
+            (r#"{"dataframe_records":{"a":1}}"#.into(), "`dataframe_records` must be an array, got {\"a\":1}".into()),
+            (r#"{"dataframe_split":{"columns":["a"],"data":[[1]]}}"#.into(), "missing column(s) b; the model's features are a, b".into()),
+            (r#"{"dataframe_split":{"columns":["a","b","a"],"data":[[1,2,3]]}}"#.into(), "`dataframe_split.columns[2]`: column `a` appears twice".into()),
+            (r#"{"dataframe_split":{"columns":["a","b"],"data":[[1,2,3]]}}"#.into(), "dataframe_split.data[0]: expected 2 values, got 3".into()),
+            (r#"{"dataframe_split":{"columns":["a","b"],"rows":[[1,2]]}}"#.into(), "unknown field `rows` in `dataframe_split`; expected columns, data, index".into()),
+            (r#"{"inputs":{"a":[1,2],"b":[1]}}"#.into(), "inputs.b has 1 values but inputs.a has 2; every column needs the same rows".into()),
+            (r#"{"inputs":{"a":[1]}}"#.into(), "inputs: missing column `b`; the model's features are a, b".into()),
+            (r#"{"inputs":5}"#.into(), "`inputs` must be an array of rows or an object of columns, got 5".into()),
+            (r#"{"instances":[[1,2]],"params":{"predict_method":"score"}}"#.into(), "`predict_method` must be \"predict\" or \"predict_proba\", got \"score\"".into()),
+            (r#"{"instances":[[1,2]],"params":{"temperature":1}}"#.into(), "unknown parameter `temperature`; this model takes `predict_method` (predict or predict_proba)".into()),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(parse(&body).unwrap_err(), expected, "{body}");
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary bytes as JSON or CSV never panic the parser.
+            #[test]
+            fn arbitrary_bodies_never_panic(
+                body in proptest::collection::vec(any::<u8>(), 0..300),
+                csv in any::<bool>(),
+            ) {
+                let ct = if csv { "text/csv" } else { "application/json" };
+                if let Err(e) = parse_invocation(&body, Some(ct), &names(), 10) {
+                    prop_assert!(!e.message().is_empty());
+                    prop_assert!(e.status().is_client_error());
+                }
+            }
+
+            /// JSON-shaped text: what parses has whole, finite rows within the limit.
+            #[test]
+            fn json_like_bodies_parse_to_whole_finite_rows(
+                body in "(\\{|\\}|\\[|\\]|,|:|\"a\"|\"b\"|\"dataframe_split\"|\"dataframe_records\"|\"instances\"|\"inputs\"|\"columns\"|\"data\"|\"params\"|[0-9]{1,3}|-|1e39|null){0,50}"
+            ) {
+                if let Ok(r) = parse(&body) {
+                    prop_assert!(r.rows >= 1 && r.rows <= 3);
+                    prop_assert_eq!(r.values.len(), r.rows * 2);
+                    prop_assert!(r.values.iter().all(|v| v.is_finite()));
+                }
+            }
+
+            /// The same rows in every format parse to the same values.
+            #[test]
+            fn every_format_round_trips(rows in proptest::collection::vec((-1e6f32..1e6, -1e6f32..1e6), 1..4)) {
+                let flat: Vec<f32> = rows.iter().flat_map(|(a, b)| [*a, *b]).collect();
+                let arrays: Vec<[f32; 2]> = rows.iter().map(|(a, b)| [*a, *b]).collect();
+                let records: Vec<Value> = rows.iter().map(|(a, b)| json!({"b": b, "a": a})).collect();
+                let column = |j: usize| -> Vec<f32> { flat.iter().skip(j).step_by(2).copied().collect() };
+                let bodies = [
+                    json!({"dataframe_split": {"columns": ["a", "b"], "data": arrays}}),
+                    json!({"dataframe_records": records}),
+                    json!({"instances": arrays}),
+                    json!({"instances": records}),
+                    json!({"inputs": arrays}),
+                    json!({"inputs": {"a": column(0), "b": column(1)}}),
+                ];
+                for body in bodies {
+                    let r = parse(&body.to_string()).unwrap();
+                    prop_assert_eq!(&r.values, &flat);
+                }
+                let csv: String = std::iter::once("a,b\n".to_string())
+                    .chain(rows.iter().map(|(a, b)| format!("{a},{b}\n")))
+                    .collect();
+                let r = parse_invocation(csv.as_bytes(), Some("text/csv"), &names(), 3).unwrap();
+                prop_assert_eq!(&r.values, &flat);
+            }
+        }
+    }
+}

@@ -1,0 +1,1192 @@
+//! Open Inference Protocol v2 over REST, as KServe, Triton and Seldon MLServer clients speak it
+//! (kserve/open-inference-protocol, `inference_rest.md`), with Triton's binary tensor data
+//! extension, which `tritonclient` uses by default.
+//!
+//! How a tabular model maps onto tensors:
+//! - input: one tensor `input` of shape `[N, features]` (FP32, or FP64 / any integer type, all
+//!   converted to 32-bit floats), or one tensor per feature, named after it, of shape `[N]` or
+//!   `[N, 1]`; data row-major, nested or flat, in JSON or as binary after the JSON header;
+//! - outputs: by the model's task (see [`answer_tensors`]): `label` (BYTES `[N]`) and
+//!   `probabilities` (FP32 `[N, classes]`) for a classifier; a request's `outputs` picks some.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::json::truncate;
+use super::{ApiError, Shared, Task, limits};
+use crate::predict::Prediction;
+
+/// The name of the single input tensor that carries every feature.
+pub const INPUT: &str = "input";
+/// The classifier's output: the most probable class of each row.
+pub const LABEL: &str = "label";
+/// The classifier's output: each class's probability for each row.
+pub const PROBABILITIES: &str = "probabilities";
+/// The binary tensor data extension's header: the length of the JSON part of the body.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+/// The extensions `GET /v2` lists.
+pub const EXTENSIONS: [&str; 1] = ["binary_tensor_data"];
+
+/// A tensor element type of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datatype {
+    /// `BOOL`
+    Bool,
+    /// `UINT8`
+    Uint8,
+    /// `UINT16`
+    Uint16,
+    /// `UINT32`
+    Uint32,
+    /// `UINT64`
+    Uint64,
+    /// `INT8`
+    Int8,
+    /// `INT16`
+    Int16,
+    /// `INT32`
+    Int32,
+    /// `INT64`
+    Int64,
+    /// `FP16`
+    Fp16,
+    /// `FP32`
+    Fp32,
+    /// `FP64`
+    Fp64,
+    /// `BYTES`
+    Bytes,
+}
+
+const DATATYPES: [(Datatype, &str); 13] = [
+    (Datatype::Bool, "BOOL"),
+    (Datatype::Uint8, "UINT8"),
+    (Datatype::Uint16, "UINT16"),
+    (Datatype::Uint32, "UINT32"),
+    (Datatype::Uint64, "UINT64"),
+    (Datatype::Int8, "INT8"),
+    (Datatype::Int16, "INT16"),
+    (Datatype::Int32, "INT32"),
+    (Datatype::Int64, "INT64"),
+    (Datatype::Fp16, "FP16"),
+    (Datatype::Fp32, "FP32"),
+    (Datatype::Fp64, "FP64"),
+    (Datatype::Bytes, "BYTES"),
+];
+
+impl Datatype {
+    /// The protocol's name for a datatype.
+    pub fn parse(name: &str) -> Option<Self> {
+        DATATYPES.iter().find(|(_, n)| *n == name).map(|(d, _)| *d)
+    }
+
+    /// The protocol's name of this datatype.
+    pub fn name(self) -> &'static str {
+        DATATYPES
+            .iter()
+            .find(|(d, _)| *d == self)
+            .map_or("?", |(_, n)| n)
+    }
+
+    /// Bytes per element in binary form, for the types a feature can be sent as.
+    fn feature_width(self) -> Option<usize> {
+        use Datatype::*;
+        match self {
+            Uint8 | Int8 => Some(1),
+            Uint16 | Int16 => Some(2),
+            Uint32 | Int32 | Fp32 => Some(4),
+            Uint64 | Int64 | Fp64 => Some(8),
+            Bool | Fp16 | Bytes => None,
+        }
+    }
+
+    /// One JSON element as a feature value.
+    fn json_value(self, v: &Value) -> Result<f32, String> {
+        use Datatype::*;
+        let integer = |min: i128, max: i128| -> Result<f32, String> {
+            let i = v
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| v.as_u64().map(i128::from))
+                .filter(|i| (min..=max).contains(i));
+            i.map(|i| i as f32)
+                .ok_or_else(|| format!("{} is not representable as {}", truncate(v), self.name()))
+        };
+        match self {
+            Fp32 | Fp64 => match v.as_f64() {
+                Some(f) if (f as f32).is_finite() => Ok(f as f32),
+                Some(_) => Err(format!(
+                    "{v} is out of range for a 32-bit float (the model computes in FP32)"
+                )),
+                None => Err(format!("expected a number, got {}", truncate(v))),
+            },
+            Uint8 => integer(0, u8::MAX.into()),
+            Uint16 => integer(0, u16::MAX.into()),
+            Uint32 => integer(0, u32::MAX.into()),
+            Uint64 => integer(0, u64::MAX.into()),
+            Int8 => integer(i8::MIN.into(), i8::MAX.into()),
+            Int16 => integer(i16::MIN.into(), i16::MAX.into()),
+            Int32 => integer(i32::MIN.into(), i32::MAX.into()),
+            Int64 => integer(i64::MIN.into(), i64::MAX.into()),
+            Bool | Fp16 | Bytes => Err(format!("{} is not a feature type", self.name())),
+        }
+    }
+
+    /// Binary little-endian elements as feature values (`bytes.len()` is a multiple of the width).
+    fn binary_values(self, bytes: &[u8]) -> Vec<f32> {
+        use Datatype::*;
+        macro_rules! decode {
+            ($t:ty) => {
+                bytes
+                    .chunks_exact(std::mem::size_of::<$t>())
+                    .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()) as f32)
+                    .collect()
+            };
+        }
+        match self {
+            Uint8 => decode!(u8),
+            Uint16 => decode!(u16),
+            Uint32 => decode!(u32),
+            Uint64 => decode!(u64),
+            Int8 => decode!(i8),
+            Int16 => decode!(i16),
+            Int32 => decode!(i32),
+            Int64 => decode!(i64),
+            Fp32 => decode!(f32),
+            Fp64 => decode!(f64),
+            Bool | Fp16 | Bytes => Vec::new(),
+        }
+    }
+}
+
+/// One decoded input tensor.
+#[derive(Debug)]
+struct Input {
+    name: String,
+    shape: Vec<u64>,
+    values: Vec<f32>,
+}
+
+/// An output a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedOutput {
+    /// The output's name.
+    pub name: String,
+    /// Answer it as binary data after the JSON (the binary tensor data extension).
+    pub binary: bool,
+}
+
+/// A parsed inference request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferRequest {
+    /// The request's `id`, echoed in the answer.
+    pub id: Option<String>,
+    /// Rows in the batch.
+    pub rows: usize,
+    /// Feature values, row-major `[rows, features]`.
+    pub values: Vec<f32>,
+    /// What to answer, in order.
+    pub outputs: Vec<RequestedOutput>,
+}
+
+/// What a request may send instead of what it sent, for error messages.
+fn expected_inputs(features: &[String]) -> String {
+    format!(
+        "this model takes `{INPUT}` (FP32 [-1, {}]) or one input per feature ({}), each [-1] or [-1, 1]",
+        features.len(),
+        features.join(", ")
+    )
+}
+
+fn shape_text(shape: &[u64]) -> String {
+    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Refuses keys outside `allowed` in a JSON object.
+fn only_keys(map: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), String> {
+    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(format!(
+            "unknown field `{k}` in {what}; expected {}",
+            allowed.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A `parameters` object: its values are strings, numbers or booleans.
+fn parameters<'a>(
+    v: Option<&'a Value>,
+    what: &str,
+) -> Result<Option<&'a Map<String, Value>>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Object(m)) => match m
+            .iter()
+            .find(|(_, v)| !(v.is_string() || v.is_number() || v.is_boolean()))
+        {
+            Some((k, _)) => Err(format!(
+                "{what} parameter `{k}` must be a string, number or boolean"
+            )),
+            None => Ok(Some(m)),
+        },
+        Some(_) => Err(format!("`parameters` of {what} must be an object")),
+    }
+}
+
+fn bool_parameter(
+    p: Option<&Map<String, Value>>,
+    key: &str,
+    what: &str,
+) -> Result<Option<bool>, String> {
+    match p.and_then(|p| p.get(key)) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(format!(
+            "{what} parameter `{key}` must be true or false, got {}",
+            truncate(other)
+        )),
+    }
+}
+
+/// Splits a body into its JSON part and the binary data after it.
+fn split_body(body: &[u8], header_length: Option<usize>) -> Result<(&[u8], &[u8]), String> {
+    match header_length {
+        None => Ok((body, &[])),
+        Some(n) if n <= body.len() => Ok(body.split_at(n)),
+        Some(n) => Err(format!(
+            "Inference-Header-Content-Length is {n} but the body has only {} bytes",
+            body.len()
+        )),
+    }
+}
+
+/// Flattens nested JSON tensor data, converting each element.
+fn flatten(data: &Value, datatype: Datatype, at: &str, out: &mut Vec<f32>) -> Result<(), String> {
+    match data {
+        Value::Array(items) => {
+            for item in items {
+                flatten(item, datatype, at, out)?;
+            }
+            Ok(())
+        }
+        leaf => {
+            let v = datatype
+                .json_value(leaf)
+                .map_err(|e| format!("{at}, element {}: {e}", out.len()))?;
+            out.push(v);
+            Ok(())
+        }
+    }
+}
+
+fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String> {
+    let Value::Object(map) = v else {
+        return Err(format!(
+            "inputs[{i}] must be an object with name, shape, datatype and data"
+        ));
+    };
+    only_keys(
+        map,
+        &["name", "shape", "datatype", "parameters", "data"],
+        &format!("inputs[{i}]"),
+    )?;
+    let name = match map.get("name") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(format!(
+                "inputs[{i}].name must be a string, got {}",
+                truncate(other)
+            ));
+        }
+        None => return Err(format!("inputs[{i}] has no `name`")),
+    };
+    let at = format!("input `{name}`");
+    let shape: Vec<u64> = match map.get("shape") {
+        Some(Value::Array(dims)) => dims
+            .iter()
+            .map(|d| d.as_u64())
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                format!(
+                    "{at}: `shape` must be an array of non-negative integers, got {}",
+                    truncate(&map["shape"])
+                )
+            })?,
+        Some(other) => {
+            return Err(format!(
+                "{at}: `shape` must be an array of non-negative integers, got {}",
+                truncate(other)
+            ));
+        }
+        None => return Err(format!("{at} has no `shape`")),
+    };
+    let datatype = match map.get("datatype") {
+        Some(Value::String(s)) => Datatype::parse(s).ok_or_else(|| {
+            format!(
+                "{at}: unknown datatype `{}`; the protocol's are {}",
+                super::json::cut(s, 20),
+                DATATYPES.map(|(_, n)| n).join(", ")
+            )
+        })?,
+        Some(other) => {
+            return Err(format!(
+                "{at}: `datatype` must be a string, got {}",
+                truncate(other)
+            ));
+        }
+        None => return Err(format!("{at} has no `datatype`")),
+    };
+    let Some(width) = datatype.feature_width() else {
+        return Err(format!(
+            "{at}: datatype {} is not accepted; send FP32 (FP64 and integer types are converted to FP32)",
+            datatype.name()
+        ));
+    };
+    let elements = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("{at}: shape {} has too many elements", shape_text(&shape)))?;
+    let params = parameters(map.get("parameters"), &at)?;
+    let binary_size = match params.and_then(|p| p.get("binary_data_size")) {
+        None => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            format!(
+                "{at}: `binary_data_size` must be a non-negative integer, got {}",
+                truncate(v)
+            )
+        })?),
+    };
+    let values = match (map.get("data"), binary_size) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{at} has both `data` and a `binary_data_size` parameter; send one"
+            ));
+        }
+        (None, None) => return Err(format!("{at} has no `data`")),
+        (Some(data), None) => {
+            if !data.is_array() {
+                return Err(format!(
+                    "{at}: `data` must be an array, got {}",
+                    truncate(data)
+                ));
+            }
+            let mut values = Vec::new();
+            flatten(data, datatype, &at, &mut values)?;
+            values
+        }
+        (None, Some(size)) => {
+            let expected = elements.checked_mul(width as u64);
+            if expected != Some(size) {
+                return Err(format!(
+                    "{at}: `binary_data_size` is {size} bytes but shape {} of {} takes {} bytes",
+                    shape_text(&shape),
+                    datatype.name(),
+                    expected.map_or("too many".to_string(), |e| e.to_string())
+                ));
+            }
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            if size > binary.len() {
+                return Err(format!(
+                    "{at}: `binary_data_size` is {size} bytes but only {} bytes of binary data are left in the body",
+                    binary.len()
+                ));
+            }
+            let (mine, rest) = binary.split_at(size);
+            *binary = rest;
+            datatype.binary_values(mine)
+        }
+    };
+    if values.len() as u64 != elements {
+        return Err(format!(
+            "{at}: shape {} holds {elements} values but `data` has {}",
+            shape_text(&shape),
+            values.len()
+        ));
+    }
+    Ok(Input {
+        name,
+        shape,
+        values,
+    })
+}
+
+/// Lays the input tensors out as row-major feature rows: `(rows, values)`.
+fn layout(inputs: Vec<Input>, features: &[String]) -> Result<(usize, Vec<f32>), String> {
+    let width = features.len();
+    if inputs.iter().any(|t| t.name == INPUT) {
+        let t = match <[Input; 1]>::try_from(inputs) {
+            Ok([t]) => t,
+            Err(inputs) => {
+                let others: Vec<&str> = inputs
+                    .iter()
+                    .filter(|t| t.name != INPUT)
+                    .map(|t| t.name.as_str())
+                    .collect();
+                return Err(format!(
+                    "input `{INPUT}` carries every feature; send it alone, not with {}",
+                    if others.is_empty() {
+                        format!("another `{INPUT}`")
+                    } else {
+                        others.join(", ")
+                    }
+                ));
+            }
+        };
+        return match t.shape[..] {
+            [n, w] if w == width as u64 => Ok((n as usize, t.values)),
+            _ => Err(format!(
+                "input `{INPUT}` has shape {}; expected [N, {width}] (N rows of {})",
+                shape_text(&t.shape),
+                features.join(", ")
+            )),
+        };
+    }
+    let mut columns: Vec<Option<Input>> = (0..width).map(|_| None).collect();
+    let mut rows: Option<(u64, String)> = None;
+    for t in inputs {
+        let Some(idx) = features.iter().position(|f| *f == t.name) else {
+            return Err(format!(
+                "unknown input `{}`; {}",
+                t.name,
+                expected_inputs(features)
+            ));
+        };
+        if columns[idx].is_some() {
+            return Err(format!("input `{}` is given twice", t.name));
+        }
+        let n = match t.shape[..] {
+            [n] | [n, 1] => n,
+            _ => {
+                return Err(format!(
+                    "input `{}` has shape {}; a feature's input is [N] or [N, 1]",
+                    t.name,
+                    shape_text(&t.shape)
+                ));
+            }
+        };
+        match &rows {
+            Some((m, first)) if *m != n => {
+                return Err(format!(
+                    "input `{}` has {n} rows but `{first}` has {m}; every feature needs the same rows",
+                    t.name
+                ));
+            }
+            Some(_) => {}
+            None => rows = Some((n, t.name.clone())),
+        }
+        columns[idx] = Some(t);
+    }
+    let missing: Vec<&str> = features
+        .iter()
+        .zip(&columns)
+        .filter(|(_, c)| c.is_none())
+        .map(|(f, _)| f.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing input(s) {}; {}",
+            missing.join(", "),
+            expected_inputs(features)
+        ));
+    }
+    let columns: Vec<Input> = columns.into_iter().flatten().collect();
+    let n = rows.map_or(0, |(n, _)| n as usize);
+    let mut values = Vec::with_capacity(n * width);
+    for r in 0..n {
+        values.extend(columns.iter().map(|c| c.values[r]));
+    }
+    Ok((n, values))
+}
+
+fn parse_outputs(
+    v: Option<&Value>,
+    available: &[&str],
+    default_binary: bool,
+) -> Result<Vec<RequestedOutput>, String> {
+    let all = || {
+        available
+            .iter()
+            .map(|n| RequestedOutput {
+                name: n.to_string(),
+                binary: default_binary,
+            })
+            .collect()
+    };
+    let items = match v {
+        None => return Ok(all()),
+        Some(Value::Array(items)) if items.is_empty() => return Ok(all()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(format!(
+                "`outputs` must be an array, got {}",
+                truncate(other)
+            ));
+        }
+    };
+    let mut out: Vec<RequestedOutput> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(map) = item else {
+            return Err(format!("outputs[{i}] must be an object with a `name`"));
+        };
+        only_keys(map, &["name", "parameters"], &format!("outputs[{i}]"))?;
+        let name = match map.get("name") {
+            Some(Value::String(s)) => s,
+            _ => return Err(format!("outputs[{i}] needs a string `name`")),
+        };
+        if !available.contains(&name.as_str()) {
+            return Err(format!(
+                "unknown output `{}`; this model answers {}",
+                super::json::cut(name, 40),
+                available.join(", ")
+            ));
+        }
+        if out.iter().any(|o| o.name == *name) {
+            return Err(format!("output `{name}` is asked for twice"));
+        }
+        let at = format!("output `{name}`");
+        let params = parameters(map.get("parameters"), &at)?;
+        let binary = bool_parameter(params, "binary_data", &at)?.unwrap_or(default_binary);
+        out.push(RequestedOutput {
+            name: name.clone(),
+            binary,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses an inference request body (JSON, or a JSON header of `header_length` bytes followed
+/// by binary tensor data) for a model with these features and outputs.
+pub fn parse_infer_request(
+    body: &[u8],
+    header_length: Option<usize>,
+    features: &[String],
+    outputs: &[&str],
+    max_rows: usize,
+) -> Result<InferRequest, String> {
+    let (head, mut binary) = split_body(body, header_length)?;
+    let v = super::json::parse(head)?;
+    let Value::Object(map) = &v else {
+        return Err(format!(
+            "the inference request must be a JSON object with `inputs`, got {}",
+            truncate(&v)
+        ));
+    };
+    only_keys(
+        map,
+        &["id", "parameters", "inputs", "outputs"],
+        "the inference request",
+    )?;
+    let id = match map.get("id") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(format!("`id` must be a string, got {}", truncate(other))),
+    };
+    let params = parameters(map.get("parameters"), "the request")?;
+    let binary_output =
+        bool_parameter(params, "binary_data_output", "the request")?.unwrap_or(false);
+    let inputs = match map.get("inputs") {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(Value::Array(_)) => {
+            return Err(format!("`inputs` is empty; {}", expected_inputs(features)));
+        }
+        Some(other) => {
+            return Err(format!(
+                "`inputs` must be an array, got {}",
+                truncate(other)
+            ));
+        }
+        None => {
+            return Err(format!(
+                "missing field `inputs`; {}",
+                expected_inputs(features)
+            ));
+        }
+    };
+    let inputs = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_input(i, v, &mut binary))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !binary.is_empty() {
+        return Err(format!(
+            "{} bytes of binary data follow the last input's; the inputs' `binary_data_size` \
+             parameters must add up to the body after the JSON header",
+            binary.len()
+        ));
+    }
+    let (rows, values) = layout(inputs, features)?;
+    limits::check_rows(rows, max_rows)?;
+    let outputs = parse_outputs(map.get("outputs"), outputs, binary_output)?;
+    Ok(InferRequest {
+        id,
+        rows,
+        values,
+        outputs,
+    })
+}
+
+/// An output tensor's data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum TensorData {
+    /// `BYTES`: UTF-8 strings.
+    Bytes(Vec<String>),
+    /// `FP32`.
+    Fp32(Vec<f32>),
+}
+
+impl TensorData {
+    fn datatype(&self) -> Datatype {
+        match self {
+            TensorData::Bytes(_) => Datatype::Bytes,
+            TensorData::Fp32(_) => Datatype::Fp32,
+        }
+    }
+
+    /// The binary tensor data extension's form: little-endian numbers; strings as a 4-byte
+    /// little-endian length and the bytes.
+    fn to_binary(&self) -> Vec<u8> {
+        match self {
+            TensorData::Fp32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::Bytes(v) => v
+                .iter()
+                .flat_map(|s| {
+                    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+                    len.to_le_bytes().into_iter().chain(s.bytes())
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A named output tensor with its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputTensor {
+    /// The output's name.
+    pub name: &'static str,
+    /// Its shape; the first axis is the batch.
+    pub shape: Vec<i64>,
+    /// Its elements, row-major.
+    pub data: TensorData,
+}
+
+/// The model's answers as output tensors: the one place the v2 outputs depend on the task.
+/// (Metadata comes from the same function called with no rows.)
+pub fn answer_tensors(task: &Task, predictions: &[Prediction]) -> Vec<OutputTensor> {
+    let n = predictions.len() as i64;
+    match task {
+        Task::Classification { classes } => vec![
+            OutputTensor {
+                name: LABEL,
+                shape: vec![n],
+                data: TensorData::Bytes(predictions.iter().map(|p| p.species.clone()).collect()),
+            },
+            OutputTensor {
+                name: PROBABILITIES,
+                shape: vec![n, classes.len() as i64],
+                data: TensorData::Fp32(
+                    predictions
+                        .iter()
+                        .flat_map(|p| p.probabilities.iter().copied())
+                        .collect(),
+                ),
+            },
+        ],
+    }
+}
+
+/// A tensor's description in model metadata.
+#[derive(Debug, Serialize)]
+struct TensorMeta {
+    name: String,
+    datatype: &'static str,
+    shape: Vec<i64>,
+}
+
+/// The model's output tensors as metadata (`-1` for the batch axis).
+fn output_metadata(task: &Task) -> Vec<TensorMeta> {
+    answer_tensors(task, &[])
+        .into_iter()
+        .map(|t| TensorMeta {
+            name: t.name.to_string(),
+            datatype: t.data.datatype().name(),
+            shape: std::iter::once(-1)
+                .chain(t.shape[1..].iter().copied())
+                .collect(),
+        })
+        .collect()
+}
+
+/// The names of the model's outputs, in answer order.
+pub fn output_names(task: &Task) -> Vec<&'static str> {
+    answer_tensors(task, &[])
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
+/// The model a `/v2/models/{name}[/versions/{version}]` path names.
+#[derive(Debug, Deserialize)]
+pub struct ModelPath {
+    name: String,
+    version: Option<String>,
+}
+
+fn check_model(
+    state: &Shared,
+    path: Result<Path<ModelPath>, PathRejection>,
+) -> Result<(), ApiError> {
+    let Path(p) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if p.name != state.model_name {
+        return Err(ApiError::not_found(format!(
+            "unknown model `{}`; this server serves `{}`",
+            super::json::cut(&p.name, 60),
+            state.model_name
+        )));
+    }
+    match p.version {
+        Some(v) if v != state.model_version => Err(ApiError::not_found(format!(
+            "model `{}` has no version `{}`; its version is `{}` (or leave the version out)",
+            state.model_name,
+            super::json::cut(&v, 60),
+            state.model_version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `GET /v2`: the server's name, version and extensions.
+pub async fn server_metadata() -> Json<Value> {
+    Json(json!({
+        "name": "iris-trainer",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": EXTENSIONS,
+    }))
+}
+
+/// `GET /v2/health/live`.
+pub async fn live() -> Json<Value> {
+    Json(json!({"live": true}))
+}
+
+/// `GET /v2/health/ready`: the one model is loaded before the server listens.
+pub async fn ready() -> Json<Value> {
+    Json(json!({"ready": true}))
+}
+
+/// `GET /v2/models/{name}[/versions/{version}]/ready`.
+pub async fn model_ready(
+    State(state): State<Shared>,
+    path: Result<Path<ModelPath>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    check_model(&state, path)?;
+    Ok(Json(json!({"name": state.model_name, "ready": true})))
+}
+
+/// `GET /v2/models/{name}[/versions/{version}]`: inputs and outputs.
+pub async fn model_metadata(
+    State(state): State<Shared>,
+    path: Result<Path<ModelPath>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    check_model(&state, path)?;
+    let width = state.predictor.features().len() as i64;
+    Ok(Json(json!({
+        "name": state.model_name,
+        "versions": [state.model_version],
+        "platform": "burn_mpk",
+        "inputs": [TensorMeta { name: INPUT.to_string(), datatype: "FP32", shape: vec![-1, width] }],
+        "outputs": output_metadata(&state.task),
+    })))
+}
+
+#[derive(Serialize)]
+struct ResponseOutput<'a> {
+    name: &'static str,
+    datatype: &'static str,
+    shape: &'a [i64],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a TensorData>,
+}
+
+#[derive(Serialize)]
+struct InferResponse<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    outputs: Vec<ResponseOutput<'a>>,
+}
+
+/// `POST /v2/models/{name}[/versions/{version}]/infer`.
+pub async fn infer(
+    State(state): State<Shared>,
+    path: Result<Path<ModelPath>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    check_model(&state, path)?;
+    let body = limits::body(body)?;
+    limits::identity_encoding(&headers)?;
+    if let Some(ct) = limits::media_type(&headers)? {
+        // `curl -d` sends a form type unless told otherwise; Triton and KServe read such a body
+        // as JSON too.
+        let accepted = [
+            "application/json",
+            "application/octet-stream",
+            "application/x-www-form-urlencoded",
+        ];
+        if !accepted.contains(&ct.essence.as_str()) {
+            return Err(ApiError::unsupported_media_type(format!(
+                "Content-Type must be application/json (or application/octet-stream with binary \
+                 tensor data), got `{}`",
+                ct.text
+            )));
+        }
+    }
+    let header_length = match headers.get(HEADER_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("Inference-Header-Content-Length must be a byte count")
+                })?,
+        ),
+    };
+    let request = parse_infer_request(
+        &body,
+        header_length,
+        state.predictor.features(),
+        &output_names(&state.task),
+        state.max_instances,
+    )
+    .map_err(ApiError::bad_request)?;
+    let predictions = super::run_predictions(&state, request.values).await?;
+    let tensors = answer_tensors(&state.task, &predictions);
+    let mut binary = Vec::new();
+    let mut outputs = Vec::with_capacity(request.outputs.len());
+    for wanted in &request.outputs {
+        let t = tensors
+            .iter()
+            .find(|t| t.name == wanted.name)
+            .ok_or_else(|| {
+                ApiError::internal(format!("output `{}` was not computed", wanted.name))
+            })?;
+        let (parameters, data) = if wanted.binary {
+            let bytes = t.data.to_binary();
+            let parameters = json!({"binary_data_size": bytes.len()});
+            binary.extend(bytes);
+            (Some(parameters), None)
+        } else {
+            (None, Some(&t.data))
+        };
+        outputs.push(ResponseOutput {
+            name: t.name,
+            datatype: t.data.datatype().name(),
+            shape: &t.shape,
+            parameters,
+            data,
+        });
+    }
+    let answer = InferResponse {
+        model_name: &state.model_name,
+        model_version: &state.model_version,
+        id: request.id.as_deref(),
+        outputs,
+    };
+    let mut head = serde_json::to_vec(&answer).map_err(ApiError::internal)?;
+    if binary.is_empty() {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], head).into_response());
+    }
+    let head_length = head.len();
+    head.extend(binary);
+    let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], head).into_response();
+    response
+        .headers_mut()
+        .insert(HEADER_LENGTH, HeaderValue::from(head_length));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        ["a", "b"].map(String::from).to_vec()
+    }
+
+    const OUTPUTS: [&str; 2] = [LABEL, PROBABILITIES];
+
+    fn parse(body: &str) -> Result<InferRequest, String> {
+        parse_infer_request(body.as_bytes(), None, &names(), &OUTPUTS, 3)
+    }
+
+    fn values(body: &str) -> Vec<f32> {
+        parse(body).unwrap_or_else(|e| panic!("{body}: {e}")).values
+    }
+
+    #[test]
+    fn one_input_nested_or_flat_and_one_input_per_feature_give_the_same_rows() {
+        let rows = vec![1.0, 2.0, 3.0, 4.0];
+        for body in [
+            r#"{"inputs":[{"name":"input","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,4]]}]}"#,
+            r#"{"inputs":[{"name":"input","shape":[2,2],"datatype":"FP64","data":[1,2,3,4]}]}"#,
+            r#"{"inputs":[{"name":"input","shape":[2,2],"datatype":"INT64","data":[1,2,3,4]}]}"#,
+            r#"{"inputs":[{"name":"b","shape":[2],"datatype":"FP32","data":[2,4]},
+                          {"name":"a","shape":[2,1],"datatype":"UINT8","data":[[1],[3]]}]}"#,
+        ] {
+            assert_eq!(values(body), rows, "{body}");
+        }
+    }
+
+    #[test]
+    fn id_outputs_and_binary_choices_are_kept() {
+        let r = parse(r#"{"id":"x1","inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#)
+            .unwrap();
+        assert_eq!(r.id.as_deref(), Some("x1"));
+        assert_eq!(r.rows, 1);
+        let all = |binary| {
+            OUTPUTS
+                .iter()
+                .map(|n| RequestedOutput {
+                    name: n.to_string(),
+                    binary,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(r.outputs, all(false));
+        let r = parse(
+            r#"{"parameters":{"binary_data_output":true},
+                "inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.outputs, all(true));
+        let r = parse(
+            r#"{"parameters":{"binary_data_output":true},
+                "inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}],
+                "outputs":[{"name":"probabilities","parameters":{"binary_data":false}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.outputs,
+            [RequestedOutput {
+                name: PROBABILITIES.into(),
+                binary: false
+            }]
+        );
+    }
+
+    /// A JSON header and binary little-endian data, as tritonclient sends them.
+    fn binary_body(inputs: &[(&str, &str, Vec<u64>, Vec<u8>)]) -> (Vec<u8>, usize) {
+        let head: Vec<Value> = inputs
+            .iter()
+            .map(|(name, datatype, shape, bytes)| {
+                json!({"name": name, "datatype": datatype, "shape": shape,
+                       "parameters": {"binary_data_size": bytes.len()}})
+            })
+            .collect();
+        let mut body = serde_json::to_vec(&json!({ "inputs": head })).unwrap();
+        let n = body.len();
+        for (_, _, _, bytes) in inputs {
+            body.extend(bytes);
+        }
+        (body, n)
+    }
+
+    #[test]
+    fn binary_tensor_data_decodes_every_numeric_type() {
+        let f32s: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let i16s: Vec<u8> = [-7i16, 300].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (body, n) = binary_body(&[
+            ("a", "FP32", vec![2], f32s),
+            ("b", "INT16", vec![2, 1], i16s),
+        ]);
+        let r = parse_infer_request(&body, Some(n), &names(), &OUTPUTS, 3).unwrap();
+        assert_eq!(r.values, [1.5, -7.0, -2.0, 300.0]);
+        let f64s: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (body, n) = binary_body(&[("input", "FP64", vec![1, 2], f64s)]);
+        let r = parse_infer_request(&body, Some(n), &names(), &OUTPUTS, 3).unwrap();
+        assert_eq!(r.values, [1.0, 2.0]);
+    }
+
+    #[test]
+    fn binary_data_that_does_not_add_up_is_refused() {
+        let eight = vec![0u8; 8];
+        let (body, n) = binary_body(&[("input", "FP32", vec![1, 2], eight.clone())]);
+        let err =
+            |body: &[u8], n| parse_infer_request(body, Some(n), &names(), &OUTPUTS, 3).unwrap_err();
+        let mut longer = body.clone();
+        longer.push(0);
+        assert_eq!(
+            err(&longer, n),
+            "1 bytes of binary data follow the last input's; the inputs' `binary_data_size` \
+             parameters must add up to the body after the JSON header"
+        );
+        assert_eq!(
+            err(&body[..body.len() - 1], n),
+            "input `input`: `binary_data_size` is 8 bytes but only 7 bytes of binary data are left in the body"
+        );
+        assert_eq!(
+            err(&body, body.len() + 1),
+            format!(
+                "Inference-Header-Content-Length is {} but the body has only {} bytes",
+                body.len() + 1,
+                body.len()
+            )
+        );
+        let (body, n) = binary_body(&[("input", "FP32", vec![1, 3], eight)]);
+        assert_eq!(
+            err(&body, n),
+            "input `input`: `binary_data_size` is 8 bytes but shape [1, 3] of FP32 takes 12 bytes"
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let one = |name: &str, shape: &str, datatype: &str, data: &str| {
+            format!(
+                r#"{{"inputs":[{{"name":"{name}","shape":{shape},"datatype":"{datatype}","data":{data}}}]}}"#
+            )
+        };
+        let cases = [
+            ("{".to_string(), "body is not valid JSON: EOF while parsing an object at line 1 column 1"),
+            ("[]".into(), "the inference request must be a JSON object with `inputs`, got []"),
+            (r#"{"inputs":[],"x":1}"#.into(), "unknown field `x` in the inference request; expected id, parameters, inputs, outputs"),
+            (r#"{"inputs":[]}"#.into(), "`inputs` is empty; this model takes `input` (FP32 [-1, 2]) or one input per feature (a, b), each [-1] or [-1, 1]"),
+            (r#"{"id":5,"inputs":[]}"#.into(), "`id` must be a string, got 5"),
+            (one("input", "[1,3]", "FP32", "[1,2,3]"), "input `input` has shape [1, 3]; expected [N, 2] (N rows of a, b)"),
+            (one("input", "[2]", "FP32", "[1,2]"), "input `input` has shape [2]; expected [N, 2] (N rows of a, b)"),
+            (one("input", "[1,2]", "FP32", "[1,2,3]"), "input `input`: shape [1, 2] holds 2 values but `data` has 3"),
+            (one("input", "[1,2]", "BYTES", r#"["1","2"]"#), "input `input`: datatype BYTES is not accepted; send FP32 (FP64 and integer types are converted to FP32)"),
+            (one("input", "[1,2]", "FP17", "[1,2]"), "input `input`: unknown datatype `FP17`; the protocol's are BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES"),
+            (one("input", "[1,2]", "FP32", r#"[1,"2"]"#), "input `input`, element 1: expected a number, got \"2\""),
+            (one("input", "[1,2]", "FP32", "[1,1e39]"), "input `input`, element 1: 1e+39 is out of range for a 32-bit float (the model computes in FP32)"),
+            (one("input", "[1,2]", "INT8", "[1,300]"), "input `input`, element 1: 300 is not representable as INT8"),
+            (one("input", "[1,2]", "INT32", "[1,1.5]"), "input `input`, element 1: 1.5 is not representable as INT32"),
+            (one("input", "[1,-2]", "FP32", "[1,2]"), "input `input`: `shape` must be an array of non-negative integers, got [1,-2]"),
+            (one("input", "[0,2]", "FP32", "[]"), "no rows to predict"),
+            (one("input", "[4,2]", "FP32", "[1,2,3,4,5,6,7,8]"), "4 rows in one request; at most 3 are accepted"),
+            (one("c", "[1]", "FP32", "[1]"), "unknown input `c`; this model takes `input` (FP32 [-1, 2]) or one input per feature (a, b), each [-1] or [-1, 1]"),
+            (one("a", "[1]", "FP32", "[1]"), "missing input(s) b; this model takes `input` (FP32 [-1, 2]) or one input per feature (a, b), each [-1] or [-1, 1]"),
+            (one("a", "[1,2]", "FP32", "[1,2]"), "input `a` has shape [1, 2]; a feature's input is [N] or [N, 1]"),
+            (
+                r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[1]},{"name":"a","shape":[1],"datatype":"FP32","data":[1]}]}"#.into(),
+                "input `a` is given twice",
+            ),
+            (
+                r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[1]},{"name":"b","shape":[2],"datatype":"FP32","data":[1,2]}]}"#.into(),
+                "input `b` has 2 rows but `a` has 1; every feature needs the same rows",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]},{"name":"a","shape":[1],"datatype":"FP32","data":[1]}]}"#.into(),
+                "input `input` carries every feature; send it alone, not with a",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32"}]}"#.into(),
+                "input `input` has no `data`",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}],"outputs":[{"name":"logits"}]}"#.into(),
+                "unknown output `logits`; this model answers label, probabilities",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}],"parameters":{"binary_data_output":"yes"}}"#.into(),
+                "the request parameter `binary_data_output` must be true or false, got \"yes\"",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(parse(&body).unwrap_err(), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn answers_follow_the_task_and_metadata_comes_from_them() {
+        let task = Task::Classification {
+            classes: vec!["x".into(), "y".into()],
+        };
+        let p = Prediction {
+            species: "y".into(),
+            class_index: 1,
+            probability: 0.75,
+            probabilities: vec![0.25, 0.75],
+        };
+        let t = answer_tensors(&task, &[p.clone(), p]);
+        assert_eq!(t[0].data, TensorData::Bytes(vec!["y".into(), "y".into()]));
+        assert_eq!(t[1].shape, [2, 2]);
+        assert_eq!(t[1].data, TensorData::Fp32(vec![0.25, 0.75, 0.25, 0.75]));
+        assert_eq!(t[0].data.to_binary(), b"\x01\0\0\0y\x01\0\0\0y");
+        assert_eq!(t[1].data.to_binary()[..4], 0.25f32.to_le_bytes());
+        let meta = serde_json::to_value(output_metadata(&task)).unwrap();
+        assert_eq!(
+            meta,
+            json!([{"name": "label", "datatype": "BYTES", "shape": [-1]},
+                   {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}])
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary bytes, with or without a header length, never panic the parser.
+            #[test]
+            fn arbitrary_bodies_never_panic(
+                body in proptest::collection::vec(any::<u8>(), 0..300),
+                header in proptest::option::of(0usize..400),
+            ) {
+                if let Err(m) = parse_infer_request(&body, header, &names(), &OUTPUTS, 10) {
+                    prop_assert!(!m.is_empty());
+                }
+            }
+
+            /// JSON-shaped text: what parses has whole, finite rows within the limit.
+            #[test]
+            fn json_like_bodies_parse_to_whole_finite_rows(
+                body in "(\\{|\\}|\\[|\\]|,|:|\"inputs\"|\"name\"|\"input\"|\"a\"|\"b\"|\"shape\"|\"datatype\"|\"FP32\"|\"INT8\"|\"data\"|\"outputs\"|\"label\"|[0-9]{1,3}|-|1e39|null|true){0,60}"
+            ) {
+                if let Ok(r) = parse(&body) {
+                    prop_assert!(r.rows >= 1 && r.rows <= 3);
+                    prop_assert_eq!(r.values.len(), r.rows * 2);
+                    prop_assert!(r.values.iter().all(|v| v.is_finite()));
+                }
+            }
+
+            /// Rows sent in any of the layouts come back as the same row-major values.
+            #[test]
+            fn every_layout_round_trips(rows in proptest::collection::vec((-1e6f32..1e6, -1e6f32..1e6), 1..4)) {
+                let flat: Vec<f32> = rows.iter().flat_map(|(a, b)| [*a, *b]).collect();
+                let n = rows.len();
+                let nested: Vec<[f32; 2]> = rows.iter().map(|(a, b)| [*a, *b]).collect();
+                let column = |j: usize| -> Vec<f32> { flat.iter().skip(j).step_by(2).copied().collect() };
+                let bodies = [
+                    json!({"inputs": [{"name": "input", "shape": [n, 2], "datatype": "FP32", "data": flat}]}),
+                    json!({"inputs": [{"name": "input", "shape": [n, 2], "datatype": "FP32", "data": nested}]}),
+                    json!({"inputs": [{"name": "b", "shape": [n, 1], "datatype": "FP32", "data": column(1)},
+                                      {"name": "a", "shape": [n], "datatype": "FP32", "data": column(0)}]}),
+                ];
+                for body in bodies {
+                    let r = parse_infer_request(body.to_string().as_bytes(), None, &names(), &OUTPUTS, 3).unwrap();
+                    prop_assert_eq!(&r.values, &flat);
+                }
+                let bytes: Vec<u8> = flat.iter().flat_map(|x| x.to_le_bytes()).collect();
+                let (body, len) = binary_body(&[("input", "FP32", vec![n as u64, 2], bytes)]);
+                let r = parse_infer_request(&body, Some(len), &names(), &OUTPUTS, 3).unwrap();
+                prop_assert_eq!(&r.values, &flat);
+            }
+        }
+    }
+}
