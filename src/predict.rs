@@ -39,7 +39,7 @@ pub enum RowPrediction {
     /// A classifier's answer.
     Class(Prediction),
     /// A regressor's answer, in the target's units.
-    Number(f64),
+    Number(f32),
 }
 
 /// A model's scores on a labelled table.
@@ -229,7 +229,7 @@ impl<B: Backend> Predictor<B> {
                 let s = self.target_scaling();
                 outputs
                     .iter()
-                    .map(|&o| RowPrediction::Number(f64::from(o * s.std + s.mean)))
+                    .map(|&o| RowPrediction::Number(o * s.std + s.mean))
                     .collect()
             }
         }
@@ -503,11 +503,11 @@ pub fn format_rows(
             _ => text,
         });
     }
-    let values: Vec<f64> = rows
+    let values: Vec<f32> = rows
         .iter()
         .map(|r| match r {
             RowPrediction::Number(v) => *v,
-            RowPrediction::Class(_) => f64::NAN,
+            RowPrediction::Class(_) => f32::NAN,
         })
         .collect();
     Ok(match format {

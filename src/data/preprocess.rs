@@ -201,7 +201,7 @@ impl Standardizer {
     /// Fits on row-major `values` of `scaled.len()` inputs; inputs not `scaled` keep 0 and 1.
     pub fn fit(values: &[f32], scaled: &[bool]) -> Self {
         let w = scaled.len();
-        let n = if w == 0 { 0 } else { values.len() / w };
+        let n = values.len().checked_div(w).unwrap_or(0);
         let mut mean = vec![0f64; w];
         let mut var = vec![0f64; w];
         if n > 0 {

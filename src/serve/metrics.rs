@@ -39,6 +39,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     predictions: Family<ClassLabels, Counter>,
+    unseen: Counter,
 }
 
 impl Metrics {
@@ -65,11 +66,25 @@ impl Metrics {
             "Predicted rows by class",
             predictions.clone(),
         );
+        let unseen = Counter::default();
+        registry.register(
+            "unseen_categories",
+            "Values of categorical features never seen in training (encoded as all zeros)",
+            unseen.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             predictions,
+            unseen,
+        }
+    }
+
+    /// Counts category values the model never saw in training.
+    pub fn count_unseen(&self, n: u64) {
+        if n > 0 {
+            self.unseen.inc_by(n);
         }
     }
 

@@ -434,7 +434,7 @@ fn predictions_json(task: &Task, method: PredictMethod, predictions: &[Predictio
 }
 
 /// `POST /invocations`.
-pub async fn invocations(
+pub(crate) async fn invocations(
     State(state): State<Shared>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -459,12 +459,12 @@ pub async fn invocations(
 }
 
 /// `GET /ping`: 200 once the model is loaded (which it is before the server listens).
-pub async fn ping() -> Response {
+pub(crate) async fn ping() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], "\n").into_response()
 }
 
 /// `GET /version`: the server's version, as text.
-pub async fn version() -> Response {
+pub(crate) async fn version() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         env!("CARGO_PKG_VERSION"),

@@ -106,7 +106,7 @@ impl Task {
 }
 
 /// What every handler shares.
-pub struct AppState {
+pub(crate) struct AppState {
     predictor: Predictor<Backend>,
     task: Task,
     metrics: metrics::Metrics,
@@ -243,6 +243,33 @@ async fn run_predictions(
     Ok(predictions)
 }
 
+/// Runs a batch of raw rows, off the async workers when it is large; counts its classes and
+/// the categories the model never saw.
+async fn run_rows(
+    state: &Shared,
+    rows: crate::data::Table,
+) -> std::result::Result<Vec<crate::predict::RowPrediction>, ApiError> {
+    let predictions = if rows.rows() <= 64 {
+        state.predictor.predict_rows(&rows)?
+    } else {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.predictor.predict_rows(&rows))
+            .await
+            .map_err(|e| ApiError::internal(format!("the prediction task failed: {e}")))??
+    };
+    state.metrics.count_unseen(predictions.unseen.total());
+    let classes: Vec<Prediction> = predictions
+        .rows
+        .iter()
+        .filter_map(|p| match p {
+            crate::predict::RowPrediction::Class(c) => Some(c.clone()),
+            crate::predict::RowPrediction::Number(_) => None,
+        })
+        .collect();
+    state.metrics.count(&classes);
+    Ok(predictions.rows)
+}
+
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::not_found(format!(
         "no route {method} {}; see GET /openapi.json",
@@ -264,5 +291,7 @@ async fn openapi(State(state): State<Shared>) -> Json<Value> {
         max_instances: state.max_instances,
         model_name: &state.model_name,
         model_version: &state.model_version,
+        encoders: &state.predictor.preprocessor().encoding.columns,
+        regression: state.predictor.task() == crate::data::Task::Regression,
     }))
 }

@@ -734,7 +734,7 @@ pub fn output_names(task: &Task) -> Vec<&'static str> {
 
 /// The model a `/v2/models/{name}[/versions/{version}]` path names.
 #[derive(Debug, Deserialize)]
-pub struct ModelPath {
+pub(crate) struct ModelPath {
     name: String,
     version: Option<String>,
 }
@@ -763,7 +763,7 @@ fn check_model(
 }
 
 /// `GET /v2`: the server's name, version and extensions.
-pub async fn server_metadata() -> Json<Value> {
+pub(crate) async fn server_metadata() -> Json<Value> {
     Json(json!({
         "name": "iris-trainer",
         "version": env!("CARGO_PKG_VERSION"),
@@ -772,17 +772,17 @@ pub async fn server_metadata() -> Json<Value> {
 }
 
 /// `GET /v2/health/live`.
-pub async fn live() -> Json<Value> {
+pub(crate) async fn live() -> Json<Value> {
     Json(json!({"live": true}))
 }
 
 /// `GET /v2/health/ready`: the one model is loaded before the server listens.
-pub async fn ready() -> Json<Value> {
+pub(crate) async fn ready() -> Json<Value> {
     Json(json!({"ready": true}))
 }
 
 /// `GET /v2/models/{name}[/versions/{version}]/ready`.
-pub async fn model_ready(
+pub(crate) async fn model_ready(
     State(state): State<Shared>,
     path: Result<Path<ModelPath>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -791,7 +791,7 @@ pub async fn model_ready(
 }
 
 /// `GET /v2/models/{name}[/versions/{version}]`: inputs and outputs.
-pub async fn model_metadata(
+pub(crate) async fn model_metadata(
     State(state): State<Shared>,
     path: Result<Path<ModelPath>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -827,7 +827,7 @@ struct InferResponse<'a> {
 }
 
 /// `POST /v2/models/{name}[/versions/{version}]/infer`.
-pub async fn infer(
+pub(crate) async fn infer(
     State(state): State<Shared>,
     path: Result<Path<ModelPath>, PathRejection>,
     headers: HeaderMap,

@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::oip;
 use super::rest::workshop_aliases;
+use crate::data::Encoder;
 
 /// What the document says about the served model.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +19,28 @@ pub struct ServiceDescription<'a> {
     pub model_name: &'a str,
     /// The model's version on the v2 routes.
     pub model_version: &'a str,
+    /// How each feature is read (types, category levels); empty: every feature a number.
+    pub encoders: &'a [Encoder],
+    /// Whether the model predicts a number (`{"value": x}`) rather than a class.
+    pub regression: bool,
+}
+
+/// The JSON schema of one feature's raw value in `POST /predict`.
+fn feature_schema(e: Option<&Encoder>) -> Value {
+    match e {
+        None => json!({"type": "number"}),
+        Some(Encoder::Numeric { .. }) => {
+            json!({"type": ["number", "null"], "description": "null: missing, filled in as in training"})
+        }
+        Some(Encoder::Boolean { .. }) => json!({"type": ["boolean", "string", "null"],
+            "description": "true/false (or yes/no, y/n, t/f, 1/0); null: missing"}),
+        Some(Encoder::Categorical { levels, .. }) => {
+            let mut values: Vec<Value> = levels.iter().map(|l| json!(l)).collect();
+            values.push(Value::Null);
+            json!({"type": ["string", "null"], "enum": values,
+                   "description": "a level seen in training; another value is accepted and encoded as all zeros (counted in /metrics as iris_trainer_unseen_categories_total)"})
+        }
+    }
 }
 
 fn error_response(description: &str, schema: &str) -> Value {
@@ -84,7 +107,14 @@ pub fn openapi_document(d: &ServiceDescription) -> Value {
     let features = d.features;
     let feature_props: Map<String, Value> = features
         .iter()
-        .map(|f| (f.clone(), json!({"type": "number"})))
+        .map(|f| {
+            let e = d.encoders.iter().find(|e| e.name() == f);
+            (f.clone(), feature_schema(e))
+        })
+        .collect();
+    let item_schemas: Vec<Value> = features
+        .iter()
+        .map(|f| feature_schema(d.encoders.iter().find(|e| e.name() == f)))
         .collect();
     let prob_props: Map<String, Value> = d
         .classes
@@ -209,13 +239,17 @@ pub fn openapi_document(d: &ServiceDescription) -> Value {
         "components": {"schemas": {
             "Instance": {"oneOf": [
                 {"type": "object", "additionalProperties": false, "required": features, "properties": feature_props},
-                {"type": "array", "items": {"type": "number"}, "minItems": features.len(), "maxItems": features.len()}
+                {"type": "array", "prefixItems": item_schemas, "items": false, "minItems": features.len(), "maxItems": features.len()}
             ]},
-            "Prediction": {"type": "object", "required": ["species", "probability", "probabilities"], "properties": {
-                "species": {"type": "string", "enum": d.classes},
-                "probability": {"type": "number"},
-                "probabilities": {"type": "object", "properties": prob_props}
-            }},
+            "Prediction": if d.regression {
+                json!({"type": "object", "required": ["value"], "properties": {"value": {"type": "number"}}})
+            } else {
+                json!({"type": "object", "required": ["species", "probability", "probabilities"], "properties": {
+                    "species": {"type": "string", "enum": d.classes},
+                    "probability": {"type": "number"},
+                    "probabilities": {"type": "object", "properties": prob_props}
+                }})
+            },
             "Error": {"type": "object", "required": ["error", "status"], "properties": {
                 "error": {"type": "string"}, "status": {"type": "integer"}
             }},
@@ -292,6 +326,8 @@ mod tests {
             max_instances: 7,
             model_name: "m",
             model_version: "v1",
+            encoders: &[],
+            regression: false,
         });
         let spec: oas3::Spec = serde_json::from_value(doc.clone()).expect("valid OpenAPI 3.1");
         assert_eq!(spec.openapi, "3.1.0");

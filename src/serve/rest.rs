@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::json::{feature_value, truncate};
 use super::{ApiError, AppState, Shared, limits};
-use crate::predict::Prediction;
+use crate::data::{Column, ColumnData, Encoder, FeatureType, MISSING, Table};
+use crate::predict::{Prediction, RowPrediction};
 
 /// The workshop's query parameter names, in Iris feature order.
 pub const WORKSHOP_PARAMS: [&str; 4] = ["slength", "swidth", "plength", "pwidth"];
@@ -196,6 +197,169 @@ pub fn parse_predict_body(
     }
 }
 
+/// One column of raw values being read from JSON.
+enum RawColumn {
+    Numbers(Vec<f32>),
+    Text { codes: Vec<u32>, levels: Vec<String> },
+}
+
+impl RawColumn {
+    /// Adds one JSON value: a number (or `null`) for a numeric feature; a string, number,
+    /// boolean (or `null`) for a categorical or boolean one.
+    fn push(&mut self, x: &Value, at: &str, name: &str) -> Result<(), String> {
+        match self {
+            RawColumn::Numbers(v) => v.push(match x {
+                Value::Null => f32::NAN,
+                x => feature_value(x).map_err(|e| format!("{at}`{name}`: {e}"))?,
+            }),
+            RawColumn::Text { codes, levels } => {
+                let text = match x {
+                    Value::Null => None,
+                    Value::String(s) => Some(s.clone()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    Value::Number(_) => Some(crate::data::table::format_number(
+                        feature_value(x).map_err(|e| format!("{at}`{name}`: {e}"))?,
+                    )),
+                    other => {
+                        return Err(format!(
+                            "{at}`{name}`: expected a string, a number or null, got {}",
+                            truncate(other)
+                        ));
+                    }
+                };
+                codes.push(match text {
+                    None => MISSING,
+                    Some(t) => match levels.iter().position(|l| *l == t) {
+                        Some(i) => i as u32,
+                        None => {
+                            levels.push(t);
+                            levels.len() as u32 - 1
+                        }
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns one JSON instance (an object keyed by feature name, or an array in feature order) into
+/// raw values.
+fn instance_row(
+    v: &Value,
+    encoders: &[Encoder],
+    at: &str,
+    columns: &mut [RawColumn],
+) -> Result<(), String> {
+    let names: Vec<&str> = encoders.iter().map(Encoder::name).collect();
+    match v {
+        Value::Array(items) => {
+            if items.len() != names.len() {
+                return Err(format!(
+                    "{at}expected {} values ({}), got {}",
+                    names.len(),
+                    names.join(", "),
+                    items.len()
+                ));
+            }
+            for ((x, name), col) in items.iter().zip(&names).zip(columns.iter_mut()) {
+                col.push(x, at, name)?;
+            }
+        }
+        Value::Object(map) => {
+            if let Some(extra) = map.keys().find(|k| !names.contains(&k.as_str())) {
+                return Err(format!(
+                    "{at}unknown field `{extra}`; expected {}",
+                    names.join(", ")
+                ));
+            }
+            for (name, col) in names.iter().zip(columns.iter_mut()) {
+                let x = map.get(*name).ok_or_else(|| {
+                    format!("{at}missing field `{name}` (send null for a missing value)")
+                })?;
+                col.push(x, at, name)?;
+            }
+        }
+        other => {
+            return Err(format!(
+                "{at}expected an object keyed by feature name or an array of {} values, got {}",
+                names.len(),
+                truncate(other)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a `POST /predict` body into a table of raw columns, `Ok((rows, batched))`: numbers
+/// for numeric features, strings for categories, `null` for a missing value.
+pub fn parse_predict_rows(
+    body: &[u8],
+    encoders: &[Encoder],
+    max_instances: usize,
+) -> Result<(Table, bool), String> {
+    let v = super::json::parse(body)?;
+    let mut columns: Vec<RawColumn> = encoders
+        .iter()
+        .map(|e| match e.kind() {
+            FeatureType::Numeric => RawColumn::Numbers(Vec::new()),
+            _ => RawColumn::Text {
+                codes: Vec::new(),
+                levels: Vec::new(),
+            },
+        })
+        .collect();
+    let batched = match &v {
+        Value::Object(map) if map.contains_key("instances") => {
+            if let Some(extra) = map.keys().find(|k| *k != "instances") {
+                return Err(format!("unknown field `{extra}` beside `instances`"));
+            }
+            let Some(Value::Array(items)) = map.get("instances") else {
+                return Err("`instances` must be an array".into());
+            };
+            if items.is_empty() {
+                return Err("`instances` is empty".into());
+            }
+            if items.len() > max_instances {
+                return Err(format!(
+                    "{} instances in one request; at most {max_instances} are accepted",
+                    items.len()
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                instance_row(item, encoders, &format!("instances[{i}]: "), &mut columns)?;
+            }
+            true
+        }
+        _ => {
+            instance_row(&v, encoders, "", &mut columns)?;
+            false
+        }
+    };
+    let columns = encoders
+        .iter()
+        .zip(columns)
+        .map(|(e, c)| Column {
+            name: e.name().to_string(),
+            data: match c {
+                RawColumn::Numbers(v) => ColumnData::Numeric(v),
+                RawColumn::Text { codes, levels } => ColumnData::Text { codes, levels },
+            },
+        })
+        .collect();
+    let table = Table::new(columns).ok_or("columns of different lengths")?;
+    Ok((table, batched))
+}
+
+/// A class or number prediction as JSON: `{"species", "probability", "probabilities"}` or
+/// `{"value"}`.
+fn row_json(state: &AppState, p: &RowPrediction) -> Value {
+    match p {
+        RowPrediction::Class(c) => prediction_json(state, c),
+        RowPrediction::Number(v) => json!({ "value": v }),
+    }
+}
+
 /// `POST /predict`: one instance, or `{"instances": [...]}`.
 pub async fn predict(
     State(state): State<Shared>,
@@ -212,14 +376,14 @@ pub async fn predict(
             ct.text
         )));
     }
-    let (values, batched) =
-        parse_predict_body(&body, state.predictor.features(), state.max_instances)
-            .map_err(ApiError::bad_request)?;
-    let predictions = super::run_predictions(&state, values).await?;
-    let mut rows: Vec<Value> = predictions
-        .iter()
-        .map(|p| prediction_json(&state, p))
-        .collect();
+    let (table, batched) = parse_predict_rows(
+        &body,
+        &state.predictor.preprocessor().encoding.columns,
+        state.max_instances,
+    )
+    .map_err(ApiError::bad_request)?;
+    let predictions = super::run_rows(&state, table).await?;
+    let mut rows: Vec<Value> = predictions.iter().map(|p| row_json(&state, p)).collect();
     Ok(Json(if batched {
         json!({ "predictions": rows })
     } else {
@@ -301,6 +465,47 @@ mod tests {
         }
     }
 
+    fn penguin_encoders() -> Vec<Encoder> {
+        vec![
+            Encoder::Categorical {
+                name: "island".into(),
+                levels: vec!["Biscoe".into(), "Dream".into()],
+                missing_level: false,
+            },
+            Encoder::Numeric {
+                name: "bill".into(),
+                fill: 40.0,
+                indicator: false,
+            },
+        ]
+    }
+
+    #[test]
+    fn raw_rows_take_strings_numbers_and_nulls() {
+        let e = penguin_encoders();
+        let (t, batched) = parse_predict_rows(
+            br#"{"instances":[{"island":"Dream","bill":39.1},["Atlantis",null],{"island":null,"bill":1}]}"#,
+            &e,
+            10,
+        )
+        .unwrap();
+        assert!(batched);
+        assert_eq!(t.rows(), 3);
+        let island = &t.column("island").unwrap().data;
+        assert_eq!(island.text(1).as_deref(), Some("Atlantis"));
+        assert!(island.is_missing(2));
+        assert!(t.column("bill").unwrap().data.is_missing(1));
+        for (body, expected) in [
+            (&br#"{"island":"Dream"}"#[..], "missing field `bill` (send null"),
+            (br#"{"island":"Dream","bill":"x"}"#, "`bill`: expected a number"),
+            (br#"{"island":[1],"bill":1}"#, "`island`: expected a string, a number or null"),
+            (br#"["Dream"]"#, "expected 2 values"),
+        ] {
+            let m = parse_predict_rows(body, &e, 10).unwrap_err();
+            assert!(m.contains(expected), "{m}");
+        }
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -310,6 +515,14 @@ mod tests {
             #[test]
             fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
                 if let Err(m) = parse_predict_body(&body, &names(), 10) {
+                    prop_assert!(!m.is_empty());
+                }
+            }
+
+            /// Arbitrary bytes never panic the raw-row parser either.
+            #[test]
+            fn arbitrary_raw_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+                if let Err(m) = parse_predict_rows(&body, &penguin_encoders(), 10) {
                     prop_assert!(!m.is_empty());
                 }
             }
