@@ -33,9 +33,9 @@ fn benches(c: &mut Criterion) {
                 &prepared,
                 &config,
                 &device,
-                &mut ChaCha8Rng::seed_from_u64(1),
                 &mut (),
                 &Interrupter::new(),
+                &mut (),
             )
             .unwrap()
         })

@@ -37,6 +37,8 @@ const LOCK_FILE: &str = ".lock";
 const COMMIT_LOCK_FILE: &str = ".commit-lock";
 const STAGING_PREFIX: &str = ".staging-";
 const COMMIT_MARKER: &str = "COMPLETE";
+/// The checkpoint of an unfinished training run, beside the staging directories.
+pub const CHECKPOINT_FILE: &str = ".checkpoint.mpk";
 /// Larger metadata files are refused unread.
 const MAX_METADATA_BYTES: u64 = 16 << 20;
 
@@ -146,6 +148,12 @@ impl ModelDir {
             Ok(())
         })?;
         Ok(metadata)
+    }
+
+    /// Where the training run that writes this directory keeps its checkpoint, for that run
+    /// (it holds the lock) to read and replace.
+    pub fn checkpoints<'a>(&'a self, lock: &'a WriteLock) -> DirCheckpoints<'a> {
+        DirCheckpoints { dir: self, lock }
     }
 
     /// Replaces this directory's model with a copy of the (validated) model in `from`.
@@ -306,6 +314,65 @@ impl ModelDir {
         if file.try_lock().is_ok() {
             let _ = recover(&self.path);
         }
+    }
+}
+
+/// A model directory's checkpoint file, `.checkpoint.mpk`: written into a staging directory, then
+/// renamed into place, so it is always a whole checkpoint. The model's own files are never
+/// touched; the file is removed once the run's model is saved.
+#[derive(Debug)]
+pub struct DirCheckpoints<'a> {
+    dir: &'a ModelDir,
+    lock: &'a WriteLock,
+}
+
+impl DirCheckpoints<'_> {
+    /// The checkpoint file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path.join(CHECKPOINT_FILE)
+    }
+
+    /// Deletes the checkpoint (the run it belongs to has saved its model).
+    pub fn remove(&self) -> Result<()> {
+        let _ = self.lock;
+        match fs::remove_file(self.path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::output(
+                &self.dir.path,
+                format!("removing {CHECKPOINT_FILE}: {e}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl crate::train::CheckpointStore for DirCheckpoints<'_> {
+    fn load(&self) -> Result<Option<Vec<u8>>> {
+        match fs::read(self.path()) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::output(
+                &self.dir.path,
+                format!("reading {CHECKPOINT_FILE}: {e}"),
+            )),
+        }
+    }
+
+    fn save(&mut self, bytes: &[u8]) -> Result<()> {
+        let path = &self.dir.path;
+        let out = |e: &dyn std::fmt::Display| {
+            Error::output(path, format!("writing {CHECKPOINT_FILE}: {e}"))
+        };
+        // Killed while writing, the staging directory has no COMPLETE marker: the next writer's
+        // recovery deletes it, and the previous checkpoint is still whole.
+        let staging = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempdir_in(path)
+            .map_err(|e| out(&e))?;
+        let file = staging.path().join(CHECKPOINT_FILE);
+        write_synced(&file, bytes).map_err(|e| out(&e))?;
+        fs::rename(&file, self.path()).map_err(|e| out(&e))?;
+        sync_dir(path).map_err(|e| out(&e))?;
+        staging.close().map_err(|e| out(&e))
     }
 }
 

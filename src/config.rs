@@ -272,6 +272,8 @@ pub struct TrainingConfig {
     pub regression_loss: RegressionLoss,
     /// Huber's threshold, in standard deviations of the target.
     pub huber_delta: f64,
+    /// Save a checkpoint every this many epochs (and when interrupted); `None` is off.
+    pub checkpoint_every: Option<usize>,
 }
 
 impl Default for TrainingConfig {
@@ -286,6 +288,7 @@ impl Default for TrainingConfig {
             validation_fraction: 0.1,
             regression_loss: RegressionLoss::Mse,
             huber_delta: 1.0,
+            checkpoint_every: None,
         }
     }
 }
@@ -333,6 +336,8 @@ pub struct Overrides {
     pub ignore: Option<Vec<String>>,
     /// `--task`
     pub task: Option<Task>,
+    /// `--checkpoint-every`
+    pub checkpoint_every: Option<usize>,
 }
 
 /// Largest accepted values: beyond these a typo is far likelier than intent.
@@ -414,6 +419,9 @@ impl TrainConfig {
         }
         if let Some(v) = o.task {
             self.data.task = Some(v);
+        }
+        if let Some(v) = o.checkpoint_every {
+            self.training.checkpoint_every = Some(v);
         }
     }
 
@@ -533,6 +541,17 @@ impl TrainConfig {
                 "must be at least 1; remove the key to turn early stopping off",
             ));
         }
+        if let Some(k) = t.checkpoint_every
+            && (k == 0 || k > MAX_EPOCHS)
+        {
+            return Err(bad(
+                "training.checkpoint_every",
+                k.to_string(),
+                &format!(
+                    "must be between 1 and {MAX_EPOCHS} epochs; remove the key to turn checkpoints off"
+                ),
+            ));
+        }
         if !frac(t.validation_fraction) {
             return Err(bad(
                 "training.validation_fraction",
@@ -614,6 +633,11 @@ mod tests {
                 "early_stopping_patience",
                 "= 0",
             ),
+            (
+                "[training]\ncheckpoint_every = 0",
+                "training.checkpoint_every",
+                "= 0",
+            ),
             ("[data]\ntest_fraction = 1.0", "data.test_fraction", "= 1"),
             ("[data]\ntest_fraction = 0.0", "data.test_fraction", "= 0"),
             ("[data]\nfeatures = []", "data.features", "[]"),
@@ -688,6 +712,7 @@ mod tests {
                     "data.test_fraction", "model.hidden", "model.dropout", "training.epochs",
                     "training.batch_size", "training.learning_rate", "training.weight_decay",
                     "training.seed", "training.early_stopping_patience", "training.validation_fraction",
+                    "training.checkpoint_every",
                 ]),
                 value in prop::sample::select(vec![
                     "0", "1", "-1", "0.5", "1e300", "-1e-300", "nan", "inf", "-inf", "[]", "[0]",

@@ -72,10 +72,20 @@ pub enum Error {
     #[error("{0}")]
     Device(String),
     /// Training was stopped by a signal before it finished.
-    #[error("interrupted by {signal}: training stopped, previous model left untouched")]
+    #[error(
+        "interrupted by {signal}: training stopped, previous model left untouched{}",
+        match checkpoint {
+            Some(epoch) => format!(
+                "; progress saved at epoch {epoch}: run the same command again to resume"
+            ),
+            None => String::new(),
+        }
+    )]
     Interrupted {
         /// The signal that stopped it.
         signal: Signal,
+        /// The epoch whose checkpoint was saved, when checkpoints are on.
+        checkpoint: Option<usize>,
     },
     /// Results could not be written (standard output, a report file).
     #[error("cannot write {what}: {source}")]
@@ -156,7 +166,7 @@ impl Error {
             Error::Output { .. } | Error::WriteOutput { .. } => exit_code::OUTPUT,
             Error::Device(_) => exit_code::DEVICE,
             Error::Diverged { .. } => exit_code::DIVERGED,
-            Error::Interrupted { signal } => signal.exit_code(),
+            Error::Interrupted { signal, .. } => signal.exit_code(),
             Error::Serve { .. }
             | Error::Unhealthy { .. }
             | Error::SweepFailed(_)

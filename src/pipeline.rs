@@ -31,7 +31,6 @@ pub struct TrainRun {
     label: String,
     features: Vec<String>,
     prepared: Prepared,
-    rng: ChaCha8Rng,
     out: ModelDir,
     lock: WriteLock,
     sweep: Option<SweepInfo>,
@@ -44,7 +43,8 @@ impl TrainRun {
     pub fn prepare(config: TrainConfig, origin: &str, sweep: Option<SweepInfo>) -> Result<Self> {
         config.validate(origin)?;
         let dataset = Dataset::load(&config.data, config.preprocess.max_categories)?;
-        // The split and the batch order share one generator, seeded here.
+        // The split draws from the seed's first stream; every epoch draws its batch order and
+        // dropout masks from a stream of its own (`train::epoch_rng`).
         let mut rng = ChaCha8Rng::seed_from_u64(config.training.seed);
         let prepared = Prepared::new(&dataset, &config, &mut rng)?;
         let params = train::mlp_config(&prepared, &config).num_params();
@@ -81,7 +81,6 @@ impl TrainRun {
             features: schema.features.iter().map(|f| f.name.clone()).collect(),
             config,
             prepared,
-            rng,
             out,
             lock,
             sweep,
@@ -112,8 +111,10 @@ impl TrainRun {
     /// Trains on `device` and replaces the model directory's contents atomically.
     ///
     /// `device_info` is recorded in the metadata; `observer` hears every epoch; raising
-    /// `interrupter` stops training between epochs with [`Error::Interrupted`], leaving the
-    /// previous model as it was. Returns the saved metadata.
+    /// `interrupter` stops training before its next batch with [`Error::Interrupted`], leaving
+    /// the previous model as it was (and, with `training.checkpoint_every`, the progress in a
+    /// checkpoint). A checkpoint of this run left in the model directory by an earlier, killed
+    /// attempt is resumed from. Returns the saved metadata.
     pub fn run<B: AutodiffBackend>(
         self,
         device: &B::Device,
@@ -127,13 +128,20 @@ impl TrainRun {
             label,
             features,
             prepared,
-            mut rng,
             out,
             lock,
             sweep,
             ..
         } = self;
-        let fitted = train::fit::<B>(&prepared, &config, device, &mut rng, observer, interrupter)?;
+        let mut checkpoints = out.checkpoints(&lock);
+        let fitted = train::fit::<B>(
+            &prepared,
+            &config,
+            device,
+            observer,
+            interrupter,
+            &mut checkpoints,
+        )?;
         let Prepared {
             task,
             classes,
@@ -177,13 +185,16 @@ impl TrainRun {
         let metrics_csv = history_csv(&fitted.history, task)?;
         // Training is done: from here on an interruption no longer stops anything, the save
         // completes.
-        out.save(
+        let saved = out.save(
             &lock,
             fitted.model,
             metadata,
             &metrics_csv,
             Metadata::summary,
-        )
+        )?;
+        // Killed before this, the next run resumes from the checkpoint and saves the same model.
+        out.checkpoints(&lock).remove()?;
+        Ok(saved)
     }
 }
 

@@ -10,6 +10,7 @@ mod common;
 mod cli {
     mod inference;
     mod permissions;
+    mod resume;
     mod serve;
     mod soak;
     mod sweep;

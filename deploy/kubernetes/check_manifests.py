@@ -72,6 +72,14 @@ pod = job["spec"]["template"]["spec"]
 pod_checks(pod, "train Job", writes_models=True)
 args = pod["containers"][0]["args"]
 check(args[:1] == ["train"] and "/models/current" in args, f"train Job args {args}")
+# Preemption: the pod checkpoints, a restarted pod (same args) resumes, evictions are not failures.
+check("--checkpoint-every" in args and int(args[args.index("--checkpoint-every") + 1]) >= 1,
+      f"train Job checkpoints (--checkpoint-every N): {args}")
+check(pod.get("terminationGracePeriodSeconds", 30) >= 30, "train Job gives SIGTERM time to checkpoint")
+rules = job["spec"].get("podFailurePolicy", {}).get("rules", [])
+check(any(r["action"] == "Ignore" and {"type": "DisruptionTarget", "status": "True"} in r.get("onPodConditions", [])
+          for r in rules), "evicted/preempted training pods are replaced, not counted as failures")
+check(pod.get("restartPolicy") == "Never", "podFailurePolicy needs restartPolicy: Never")
 config_vol = [v for v in pod["volumes"] if "configMap" in v][0]["configMap"]["name"]
 check(config_vol == cm["metadata"]["name"], "the Job mounts the generated ConfigMap (hashed name)")
 dep = by_kind(base, "Deployment", "iris-trainer-serve")

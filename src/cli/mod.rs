@@ -165,6 +165,10 @@ struct TrainArgs {
     /// Early-stopping patience in epochs [config: training.early_stopping_patience].
     #[arg(long, value_name = "EPOCHS")]
     patience: Option<usize>,
+    /// Save the run's progress every N epochs and when stopped by SIGTERM/SIGINT; the same
+    /// command run again resumes from it [config: training.checkpoint_every].
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
     /// Sweep file: train one of its points into OUT/point-NNN.
     #[arg(long, value_name = "FILE")]
     sweep: Option<PathBuf>,
@@ -225,6 +229,10 @@ impl TrainArgs {
                 .map(|h| h.iter().map(usize::to_string).collect::<Vec<_>>().join(",")),
         );
         push("--patience", self.patience.map(|x| x.to_string()));
+        push(
+            "--checkpoint-every",
+            self.checkpoint_every.map(|x| x.to_string()),
+        );
         push("--sweep", path(&self.sweep));
         v
     }
@@ -364,6 +372,7 @@ impl TrainArgs {
             label: self.label.clone(),
             ignore: self.ignore.clone(),
             task: self.task.map(Task::from),
+            checkpoint_every: self.checkpoint_every,
         }
     }
 }

@@ -48,6 +48,16 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// A line on stderr, above the bar if there is one.
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
 impl TrainObserver for Progress {
     fn started(&mut self, epochs: usize) {
         self.epochs = epochs;
@@ -89,6 +99,28 @@ impl TrainObserver for Progress {
                 }
             }
             ProgressMode::Quiet => {}
+        }
+    }
+
+    fn resumed(&mut self, epoch: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(epoch as u64);
+            bar.reset_eta();
+        }
+        if self.mode != ProgressMode::Quiet {
+            self.println(&format!(
+                "resuming from the checkpoint of epoch {epoch}/{}",
+                self.epochs
+            ));
+        }
+    }
+
+    fn checkpoint_ignored(&mut self, reason: &str) {
+        if self.mode != ProgressMode::Quiet {
+            self.println(&format!(
+                "note: not resuming from the checkpoint in the model directory: {reason}; \
+                 starting from epoch 1 (it will be replaced)"
+            ));
         }
     }
 

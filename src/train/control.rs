@@ -48,6 +48,16 @@ impl EarlyStopping {
     pub fn best_epoch(&self) -> Option<usize> {
         self.best.map(|(_, e)| e)
     }
+
+    /// The patience and the best (loss, epoch) so far, for a checkpoint.
+    pub(super) fn to_parts(&self) -> (usize, Option<(f64, usize)>) {
+        (self.patience, self.best)
+    }
+
+    /// The state [`Self::to_parts`] saved.
+    pub(super) fn from_parts((patience, best): (usize, Option<(f64, usize)>)) -> Self {
+        EarlyStopping { patience, best }
+    }
 }
 
 /// A flag the caller raises to stop training between epochs (burn-train's `Interrupter`).

@@ -3,9 +3,11 @@
 //!
 //! The data arrive split and encoded ([`Prepared`]); the loop's concerns are types, as in
 //! burn-train: [`EarlyStopping`] decides when to stop, an [`Interrupter`] lets the caller stop it
-//! between epochs, and a [`TrainObserver`] is told about every epoch (the command line draws its
-//! progress bar with one). Nothing here prints.
+//! before any batch, a [`CheckpointStore`] keeps its progress so a killed run can carry on, and a
+//! [`TrainObserver`] is told about every epoch (the command line draws its progress bar with
+//! one). Nothing here prints.
 
+mod checkpoint;
 mod control;
 
 use std::time::{Duration, Instant};
@@ -18,10 +20,13 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use rand::RngCore;
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 
+pub use checkpoint::{CheckpointStore, epoch_rng, fingerprint};
 pub use control::{EarlyStopping, Interrupter, Verdict};
+
+use checkpoint::{Adaptor, Checkpoint, CheckpointRef, OptimizerRecord};
 
 use crate::config::{RegressionLoss, TrainConfig};
 use crate::data::{Labels, Part, Prepared, TargetScaling, Task};
@@ -39,6 +44,14 @@ pub trait TrainObserver {
     /// An epoch finished.
     fn epoch(&mut self, stats: &EpochStats) {
         let _ = stats;
+    }
+    /// The run carries on from the checkpoint of epoch `epoch` (called after `started`).
+    fn resumed(&mut self, epoch: usize) {
+        let _ = epoch;
+    }
+    /// A checkpoint was found but not resumed from, for the reason given; the run starts over.
+    fn checkpoint_ignored(&mut self, reason: &str) {
+        let _ = reason;
     }
     /// The loop ended (normally, early, or with an error).
     fn finished(&mut self) {}
@@ -109,11 +122,37 @@ impl<B: Backend> Targets<B> {
         }
     }
 
+    /// The rows `idx` lists, in that order (one gather on the device).
     fn select(&self, idx: Tensor<B, 1, Int>) -> Self {
         match self {
             Targets::Classes(t) => Targets::Classes(t.clone().select(0, idx)),
             Targets::Numbers(t) => Targets::Numbers(t.clone().select(0, idx)),
         }
+    }
+
+    /// The contiguous rows `rows`.
+    fn slice(&self, rows: std::ops::Range<usize>) -> Self {
+        match self {
+            Targets::Classes(t) => Targets::Classes(t.clone().slice([rows])),
+            Targets::Numbers(t) => Targets::Numbers(t.clone().slice([rows])),
+        }
+    }
+}
+
+impl<B: Backend> Clone for Targets<B> {
+    fn clone(&self) -> Self {
+        match self {
+            Targets::Classes(t) => Targets::Classes(t.clone()),
+            Targets::Numbers(t) => Targets::Numbers(t.clone()),
+        }
+    }
+}
+
+/// Targets kept on the inner backend, handed to the autodiff loss (no gradient flows into them).
+fn targets_from_inner<B: AutodiffBackend>(t: Targets<B::InnerBackend>) -> Targets<B> {
+    match t {
+        Targets::Classes(t) => Targets::Classes(Tensor::from_inner(t)),
+        Targets::Numbers(t) => Targets::Numbers(Tensor::from_inner(t)),
     }
 }
 
@@ -199,39 +238,58 @@ fn reordered(part: &Part, order: &[usize]) -> Labels {
     }
 }
 
-/// One pass over the training rows in (shuffled) batches, updating `model`.
+/// One pass over the training rows in (shuffled) batches, updating the model.
 ///
-/// Returns the updated model and the outputs each batch was trained on, copied to the host in
-/// one read per epoch (scored there).
+/// The rows live on the device from the start. An epoch puts them in its batch order with one
+/// gather on the device (only the order's indices travel), then every batch is a contiguous
+/// slice of that copy. The outputs each batch was trained on stay on the device and are read
+/// back once, at the end of the epoch, to score it.
 struct Epoch<'a, B: AutodiffBackend> {
-    x: &'a Tensor<B, 2>,
-    y: &'a Targets<B>,
-    order: &'a [usize],
+    x: &'a Tensor<B::InnerBackend, 2>,
+    y: &'a Targets<B::InnerBackend>,
+    part: &'a Part,
+    /// The epoch's row order; `None`: as stored (full batch).
+    order: Option<&'a [usize]>,
     batch: usize,
     learning_rate: f64,
     loss_fn: &'a Loss<B>,
 }
 
 impl<B: AutodiffBackend> Epoch<'_, B> {
+    /// Runs the epoch; `None` when `interrupter` was raised before its last batch (the model
+    /// and optimiser are then part-way through it).
     fn run<O: Optimizer<Mlp<B>, B>>(
         &self,
         mut model: Mlp<B>,
         optim: &mut O,
         device: &B::Device,
-    ) -> (Mlp<B>, Vec<f32>) {
-        let n = self.order.len();
-        let mut epoch_outputs = Vec::with_capacity(n.div_ceil(self.batch));
-        for chunk in self.order.chunks(self.batch) {
-            let (x, y) = if self.batch == n {
-                (self.x.clone(), self.y.select_all())
-            } else {
-                let idx: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
+        interrupter: &Interrupter,
+    ) -> Option<(Mlp<B>, Vec<f32>)> {
+        let n = self.part.rows;
+        let (x, y) = match self.order {
+            Some(order) => {
+                let idx: Vec<i64> = order.iter().map(|&i| i as i64).collect();
                 let idx =
-                    Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [chunk.len()]), device);
+                    Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(idx, [n]), device);
                 (self.x.clone().select(0, idx.clone()), self.y.select(idx))
+            }
+            None => (self.x.clone(), self.y.clone()),
+        };
+        let mut epoch_outputs = Vec::with_capacity(n.div_ceil(self.batch));
+        for start in (0..n).step_by(self.batch) {
+            if interrupter.signal().is_some() {
+                return None;
+            }
+            let (xb, yb) = if self.batch >= n {
+                (x.clone(), y.clone())
+            } else {
+                let end = (start + self.batch).min(n);
+                (x.clone().slice([start..end]), y.slice(start..end))
             };
-            let outputs = model.forward(x);
-            let loss = self.loss_fn.forward(outputs.clone(), y);
+            let outputs = model.forward(Tensor::from_inner(xb));
+            let loss = self
+                .loss_fn
+                .forward(outputs.clone(), targets_from_inner::<B>(yb));
             epoch_outputs.push(outputs.inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(self.learning_rate, model, grads);
@@ -241,15 +299,14 @@ impl<B: AutodiffBackend> Epoch<'_, B> {
             .convert::<f32>()
             .into_vec::<f32>()
             .unwrap_or_default();
-        (model, outputs)
+        Some((model, outputs))
     }
-}
 
-impl<B: Backend> Targets<B> {
-    fn select_all(&self) -> Self {
-        match self {
-            Targets::Classes(t) => Targets::Classes(t.clone()),
-            Targets::Numbers(t) => Targets::Numbers(t.clone()),
+    /// Training scores of the epoch's outputs, rows in the order they were trained on.
+    fn score(&self, outputs: &[f32], scorer: Scorer) -> Scores {
+        match self.order {
+            Some(order) => scorer.score(outputs, &reordered(self.part, order)),
+            None => scorer.score(outputs, &self.part.y),
         }
     }
 }
@@ -279,24 +336,30 @@ fn epoch_stats(epoch: usize, train: &Scores, valid: Option<&Scores>, test: &Scor
     }
 }
 
-/// Trains a model on `data` as `config` says; `rng` (seeded, as it was for the split) orders
-/// the batches.
+/// Trains a model on `data` as `config` says.
 ///
-/// `interrupter` is checked once per epoch; when raised, training ends with
+/// `interrupter` is checked before every batch; when raised, training ends with
 /// [`Error::Interrupted`] and nothing is returned. `observer` hears about every epoch.
+///
+/// `checkpoints` keeps the run's progress: a checkpoint found there that belongs to this run
+/// (same data, same settings but for the epoch count) is resumed from; with
+/// `training.checkpoint_every` set, one is saved every that many epochs and when the run is
+/// interrupted. Pass `&mut ()` for neither.
 pub fn fit<B: AutodiffBackend>(
     data: &Prepared,
     config: &TrainConfig,
     device: &B::Device,
-    rng: &mut ChaCha8Rng,
     observer: &mut dyn TrainObserver,
     interrupter: &Interrupter,
+    checkpoints: &mut dyn CheckpointStore,
 ) -> Result<Fitted<B::InnerBackend>> {
     let started = Instant::now();
     let t = &config.training;
 
-    // The model's initial weights and dropout masks come from the backend's generator, the split
-    // and the batch order from ours: both seeded, so a run is reproducible on a given backend.
+    // The model's initial weights come from the backend's generator seeded here (the split was
+    // drawn from the seed too); every epoch then draws its batch order and dropout masks from a
+    // generator of its own (`epoch_rng`). All seeded, so a run is reproducible on a given
+    // backend, resumed or not.
     B::seed(device, t.seed);
 
     let mlp = mlp_config(data, config);
@@ -305,7 +368,7 @@ pub fn fit<B: AutodiffBackend>(
     if t.weight_decay > 0.0 {
         adam = adam.with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay as f32)));
     }
-    let mut optim = adam.init::<B, Mlp<B>>();
+    let mut optim: Adaptor<B> = adam.init::<B, Mlp<B>>();
     let loss_fn = match data.task {
         Task::Classification => Loss::CrossEntropy(CrossEntropyLossConfig::new().init(device)),
         Task::Regression => match t.regression_loss {
@@ -320,8 +383,9 @@ pub fn fit<B: AutodiffBackend>(
         huber_delta: t.huber_delta,
     };
 
-    let x_train = features_tensor::<B>(&data.train, device);
-    let y_train = Targets::<B>::new(&data.train, device);
+    // Everything goes to the device once.
+    let x_train = features_tensor::<B::InnerBackend>(&data.train, device);
+    let y_train = Targets::<B::InnerBackend>::new(&data.train, device);
     let x_test = features_tensor::<B::InnerBackend>(&data.test, device);
     let x_valid = data
         .valid
@@ -331,64 +395,120 @@ pub fn fit<B: AutodiffBackend>(
     let n = data.train.rows;
     let batch = t.batch_size.unwrap_or(n).min(n).max(1);
     let mut order: Vec<usize> = (0..n).collect();
-    let mut early_stopping = t.early_stopping_patience.map(EarlyStopping::new);
-    let mut history = Vec::with_capacity(t.epochs.min(100_000));
-    let mut best: Option<(usize, Mlp<B::InnerBackend>)> = None;
-    let mut stopped_early = false;
+    let mut state = LoopState::<B> {
+        epoch: 0,
+        early_stopping: t.early_stopping_patience.map(EarlyStopping::new),
+        history: Vec::with_capacity(t.epochs.min(100_000)),
+        best: None,
+    };
+    let found = checkpoints.load()?;
+    // Hashing the data costs a pass over it: only when a checkpoint is read or written.
+    let fingerprint = if found.is_some() || t.checkpoint_every.is_some() {
+        checkpoint::fingerprint(config, data)
+    } else {
+        String::new()
+    };
+    let mut saved_epoch = None;
     observer.started(t.epochs);
+    if let Some(bytes) = found {
+        match Checkpoint::<B>::from_bytes(bytes, &fingerprint, &mlp, model.clone(), device) {
+            Ok(c) if c.epoch <= t.epochs => {
+                model = c.model;
+                optim = optim.load_record(c.optimizer);
+                state = LoopState {
+                    epoch: c.epoch,
+                    early_stopping: c.early_stopping,
+                    history: c.history,
+                    best: c.best,
+                };
+                saved_epoch = Some(state.epoch);
+                observer.resumed(state.epoch);
+            }
+            Ok(c) => observer.checkpoint_ignored(&format!(
+                "it is of epoch {}, past the {} epochs asked for",
+                c.epoch, t.epochs
+            )),
+            Err(why) => observer.checkpoint_ignored(&why),
+        }
+    }
+    let mut stopped_early = false;
     let result: Result<()> = 'train: {
-        for epoch in 1..=t.epochs {
-            if let Some(signal) = interrupter.signal() {
-                break 'train Err(Error::Interrupted { signal });
-            }
-            if batch < n {
-                order.shuffle(rng);
-            }
-            let pass = Epoch {
-                x: &x_train,
-                y: &y_train,
-                order: &order,
-                batch,
-                learning_rate: t.learning_rate,
-                loss_fn: &loss_fn,
-            };
-            let outputs;
-            (model, outputs) = pass.run(model, &mut optim, device);
-            let train_eval = scorer.score(&outputs, &reordered(&data.train, &order));
-            if diverged(&outputs, n * mlp.outputs, train_eval.loss()) {
-                break 'train Err(Error::Diverged {
-                    epoch,
+        for epoch in state.epoch + 1..=t.epochs {
+            // Interrupted between epochs, or part-way through one: keep the last epoch completed.
+            let mut interrupted = interrupter.signal();
+            if interrupted.is_none() {
+                let mut erng = checkpoint::epoch_rng(t.seed, epoch);
+                B::seed(device, erng.next_u64());
+                if batch < n {
+                    order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+                    order.shuffle(&mut erng);
+                }
+                let pass = Epoch {
+                    x: &x_train,
+                    y: &y_train,
+                    part: &data.train,
+                    order: (batch < n).then_some(order.as_slice()),
+                    batch,
                     learning_rate: t.learning_rate,
-                });
-            }
-
-            let inner = model.valid();
-            let test_eval = score(&inner, &x_test, &data.test, scorer);
-            let valid_eval = data
-                .valid
-                .as_ref()
-                .zip(x_valid.as_ref())
-                .map(|(v, x)| score(&inner, x, v, scorer));
-            let stats = epoch_stats(epoch, &train_eval, valid_eval.as_ref(), &test_eval);
-            observer.epoch(&stats);
-            history.push(stats);
-
-            if let (Some(es), Some(v)) = (early_stopping.as_mut(), valid_eval) {
-                let verdict = es.update(epoch, v.loss());
-                if verdict.improved {
-                    best = Some((epoch, inner));
+                    loss_fn: &loss_fn,
+                };
+                // `model` stays the epoch's starting point until the epoch completes; the
+                // optimiser's starting point is kept to checkpoint an epoch interrupted part-way.
+                let optim_before = t.checkpoint_every.map(|_| optim.to_record());
+                match pass.run(model.clone(), &mut optim, device, interrupter) {
+                    Some((m, outputs)) => {
+                        model = m;
+                        let train_eval = pass.score(&outputs, scorer);
+                        if diverged(&outputs, n * mlp.outputs, train_eval.loss()) {
+                            break 'train Err(Error::Diverged {
+                                epoch,
+                                learning_rate: t.learning_rate,
+                            });
+                        }
+                        let scoring = Scoring {
+                            data,
+                            x_test: &x_test,
+                            x_valid: x_valid.as_ref(),
+                            scorer,
+                        };
+                        if state.finish_epoch(epoch, &train_eval, &model, &scoring, observer) {
+                            stopped_early = epoch < t.epochs;
+                            break;
+                        }
+                        if t.checkpoint_every.is_some_and(|k| epoch % k == 0) && epoch < t.epochs {
+                            checkpoints.save(&state.encode(
+                                &model,
+                                &optim.to_record(),
+                                &fingerprint,
+                            )?)?;
+                            saved_epoch = Some(epoch);
+                        }
+                        continue;
+                    }
+                    None => {
+                        if let Some(o) = optim_before {
+                            optim = optim.load_record(o);
+                        }
+                        interrupted = interrupter.signal();
+                    }
                 }
-                if verdict.stop {
-                    stopped_early = epoch < t.epochs;
-                    break;
-                }
             }
+            let signal = interrupted.unwrap_or(crate::error::Signal::Interrupt);
+            let mut checkpoint = None;
+            if t.checkpoint_every.is_some() && state.epoch > 0 {
+                if saved_epoch != Some(state.epoch) {
+                    checkpoints.save(&state.encode(&model, &optim.to_record(), &fingerprint)?)?;
+                }
+                checkpoint = Some(state.epoch);
+            }
+            break 'train Err(Error::Interrupted { signal, checkpoint });
         }
         Ok(())
     };
     observer.finished();
     result?;
 
+    let LoopState { history, best, .. } = state;
     let (model, best_epoch) = match best {
         Some((epoch, m)) => (m, epoch),
         None => (model.valid(), history.len()),
@@ -413,6 +533,78 @@ pub fn fit<B: AutodiffBackend>(
         test,
         duration: started.elapsed(),
     })
+}
+
+/// What an epoch's model is scored on after training it: the test (and validation) rows.
+struct Scoring<'a, B: Backend> {
+    data: &'a Prepared,
+    x_test: &'a Tensor<B, 2>,
+    x_valid: Option<&'a Tensor<B, 2>>,
+    scorer: Scorer<'a>,
+}
+
+/// What the loop carries from epoch to epoch besides the weights and the optimiser.
+struct LoopState<B: AutodiffBackend> {
+    /// The last epoch completed.
+    epoch: usize,
+    early_stopping: Option<EarlyStopping>,
+    history: Vec<EpochStats>,
+    /// The best epoch so far and its weights (with early stopping).
+    best: Option<(usize, Mlp<B::InnerBackend>)>,
+}
+
+impl<B: AutodiffBackend> LoopState<B> {
+    /// Scores the model after `epoch` on the test (and validation) rows, records the epoch and
+    /// tells the observer; returns whether early stopping ends the run.
+    fn finish_epoch(
+        &mut self,
+        epoch: usize,
+        train_eval: &Scores,
+        model: &Mlp<B>,
+        on: &Scoring<'_, B::InnerBackend>,
+        observer: &mut dyn TrainObserver,
+    ) -> bool {
+        let inner = model.valid();
+        let test_eval = score(&inner, on.x_test, &on.data.test, on.scorer);
+        let valid_eval = on
+            .data
+            .valid
+            .as_ref()
+            .zip(on.x_valid)
+            .map(|(v, x)| score(&inner, x, v, on.scorer));
+        let stats = epoch_stats(epoch, train_eval, valid_eval.as_ref(), &test_eval);
+        observer.epoch(&stats);
+        self.history.push(stats);
+        self.epoch = epoch;
+        if let (Some(es), Some(v)) = (self.early_stopping.as_mut(), valid_eval) {
+            let verdict = es.update(epoch, v.loss());
+            if verdict.improved {
+                self.best = Some((epoch, inner));
+            }
+            return verdict.stop;
+        }
+        false
+    }
+
+    /// The checkpoint of the state after `self.epoch`.
+    fn encode(
+        &self,
+        model: &Mlp<B>,
+        optimizer: &OptimizerRecord<B>,
+        fingerprint: &str,
+    ) -> Result<Vec<u8>> {
+        checkpoint::encode::<B>(
+            CheckpointRef {
+                epoch: self.epoch,
+                model,
+                optimizer,
+                best: self.best.as_ref(),
+                early_stopping: self.early_stopping.as_ref(),
+                history: &self.history,
+            },
+            fingerprint,
+        )
+    }
 }
 
 /// Scores of the kept weights, without dropout, on the whole training split and the test split;

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Data at scale: iris-trainer against a PyTorch script on synthetic tables, side by side.
+
+Run through scripts/bench.sh (which builds the release binary and installs torch, pandas and
+numpy into its virtualenv), or directly:
+
+  python bench/scale.py --python target/bench-venv/bin/python [--rows 10000,100000,1000000,5000000]
+
+Measures, every figure the best of --runs runs (whole-process wall time and peak RSS from GNU
+time; in-process times from each program's own report):
+  1. 1,000,000 x 32 (10 classes), one epoch at batch 256: iris-trainer, the PyTorch script
+     (bench/torch_train.py: pandas.read_csv, the same MLP, Adam, batch, threads), and
+     pandas.read_csv alone; plus `iris-trainer evaluate` on the same file.
+  2. 100,000 x 32, 10 epochs at batch 256: epochs per second in process, same span for both
+     (split, scaling, tensors, epochs, final scores), same threads.
+  3. Cost growth: one epoch at batch 256 on each of --rows, both programs.
+Tables are written once by bench/make_synthetic.py into --data-dir and reused.
+Writes bench/results/scale.{json,md} and prints the tables.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+p = argparse.ArgumentParser()
+p.add_argument("--bin", default=str(ROOT / "target" / "release" / "iris-trainer"))
+p.add_argument("--python", default=sys.executable, help="python with torch, pandas and numpy")
+p.add_argument("--rows", default="10000,100000,1000000,5000000", help="cost-growth table sizes")
+p.add_argument("--runs", type=int, default=3, help="runs per measurement (the best is kept)")
+p.add_argument("--threads", type=int, default=2, help="threads for PyTorch (iris-trainer's are its own)")
+p.add_argument("--loop-epochs", type=int, default=10, help="epochs of the 100,000-row loop comparison")
+p.add_argument("--data-dir", default=str(ROOT / "target" / "bench-data"))
+p.add_argument("--only", default="", help="comma-separated subset of: million,loop,growth")
+a = p.parse_args()
+
+BIN, PY = os.path.abspath(a.bin), os.path.abspath(a.python)
+data_dir = Path(a.data_dir)
+data_dir.mkdir(parents=True, exist_ok=True)
+work = Path(tempfile.mkdtemp(prefix="iris-scale."))
+only = set(filter(None, a.only.split(",")))
+results = {"machine": {}, "million": {}, "loop": {}, "growth": {}}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def table(rows):
+    path = data_dir / f"synthetic-{rows}x32.csv"
+    if not path.exists():
+        log(f"writing {path}")
+        tmp = path.with_suffix(".tmp")
+        subprocess.run([PY, str(ROOT / "bench" / "make_synthetic.py"), str(tmp), "--rows", str(rows),
+                        "--features", "32", "--classes", "10"], check=True)
+        tmp.rename(path)
+    return path
+
+
+def timed(argv):
+    """(wall seconds, peak RSS MiB, stdout, exit code) of one run under GNU time."""
+    fmt = work / "time.txt"
+    r = subprocess.run(["/usr/bin/time", "-o", str(fmt), "-f", "%e %M"] + argv,
+                       capture_output=True, text=True)
+    wall, rss = fmt.read_text().split()[-2:]
+    return float(wall), int(rss) / 1024, r.stdout, r.returncode, r.stderr
+
+
+def best(argv, runs=None, parse=None):
+    """The run with the lowest wall time; `parse(stdout, run)` adds in-process figures."""
+    runs = runs or a.runs
+    out = []
+    for i in range(runs):
+        wall, rss, stdout, code, stderr = timed([s.replace("{i}", str(i)) for s in argv])
+        if code != 0:
+            return {"error": (stderr.strip().splitlines() or [f"exit {code}"])[-1], "exit_code": code}
+        entry = {"wall_s": wall, "peak_rss_mib": rss}
+        if parse:
+            entry.update(parse(stdout, i))
+        out.append(entry)
+    pick = min(out, key=lambda e: e["wall_s"])
+    return {**pick, "runs": len(out), "peak_rss_mib": min(e["peak_rss_mib"] for e in out),
+            "all_wall_s": [e["wall_s"] for e in out]}
+
+
+def ours(data, epochs, runs=None):
+    def parse(_stdout, i):
+        m = json.loads((work / f"ours{i}" / "model.json").read_text())
+        return {"fit_s": m["duration_s"], "epochs": m["metrics"]["epochs_run"],
+                "epochs_per_s": m["metrics"]["epochs_run"] / m["duration_s"],
+                "test_accuracy": m["metrics"]["test"]["accuracy"]}
+    return best([BIN, "--quiet", "--data", str(data), "--epochs", str(epochs), "--batch-size", "256",
+                 "--out", str(work / "ours{i}")], runs, parse)
+
+
+def torch(data, epochs, runs=None):
+    def parse(stdout, _i):
+        r = json.loads(stdout.strip().splitlines()[-1])
+        return {"fit_s": r["fit_s"], "loop_s": r["loop_s"], "read_s": r["read_s"], "import_s": r["import_s"],
+                "epochs": r["epochs"], "epochs_per_s": r["fit_epochs_per_s"],
+                "test_accuracy": r["test_accuracy"], "torch": r["torch"], "threads": r["threads"]}
+    return best([PY, str(ROOT / "bench" / "torch_train.py"), "--data", str(data), "--epochs", str(epochs),
+                 "--batch-size", "256", "--threads", str(a.threads)], runs, parse)
+
+
+def want(section):
+    return not only or section in only
+
+
+if want("million"):
+    big = table(1_000_000)
+    log("1,000,000 x 32, one epoch: iris-trainer, PyTorch, pandas.read_csv, evaluate")
+    results["million"] = {
+        "file_mb": big.stat().st_size / 1e6,
+        "iris-trainer": ours(big, 1),
+        "pytorch": torch(big, 1),
+        "pandas.read_csv": best([PY, "-c", f"import pandas; pandas.read_csv({str(big)!r})"]),
+    }
+    model = work / "ours0"
+    if (model / "model.json").exists():
+        results["million"]["evaluate"] = best([BIN, "evaluate", "--model", str(model), "--data", str(big)])
+
+if want("loop"):
+    mid = table(100_000)
+    log(f"100,000 x 32, {a.loop_epochs} epochs: training loop in process")
+    results["loop"] = {"epochs": a.loop_epochs, "iris-trainer": ours(mid, a.loop_epochs),
+                       "pytorch": torch(mid, a.loop_epochs)}
+
+if want("growth"):
+    for rows in [int(r) for r in a.rows.split(",") if r]:
+        data = table(rows)
+        log(f"cost growth: {rows:,} rows, one epoch")
+        results["growth"][str(rows)] = {"file_mb": data.stat().st_size / 1e6,
+                                        "iris-trainer": ours(data, 1), "pytorch": torch(data, 1)}
+
+
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+
+
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+results["machine"] = {
+    "cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
+    "iris_trainer": sh(f"{BIN} --version"),
+    "commit": sh(f"git -C {ROOT} rev-parse --short HEAD") + (" (modified)" if sh(f"git -C {ROOT} status --porcelain --untracked-files=no") else ""),
+    "python": sh(f"{PY} --version"),
+    "versions": sh(f"{PY} -c 'import torch, pandas, numpy; print(torch.__version__, pandas.__version__, numpy.__version__)'"),
+    "runs": a.runs, "threads": a.threads,
+}
+out_dir = ROOT / "bench" / "results"
+out_dir.mkdir(exist_ok=True)
+(out_dir / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+# Tables ------------------------------------------------------------------------------------------
+def secs(e, key="wall_s"):
+    if "error" in e:
+        return "failed: " + e["error"]
+    return f"{e[key]:.2f} s"
+
+
+def mib(e):
+    return "" if "error" in e else (f"{e['peak_rss_mib'] / 1024:.2f} GiB" if e["peak_rss_mib"] >= 1024
+                                    else f"{e['peak_rss_mib']:.0f} MiB")
+
+
+def ratio(o, t, key, invert=False):
+    if "error" in o or "error" in t or not o.get(key) or not t.get(key):
+        return ""
+    r = t[key] / o[key] if not invert else o[key] / t[key]
+    return f"{r:.2f}x"
+
+
+m = results["machine"]
+v = m["versions"].split()
+lines = [f"Machine: {m['cpu']}, {m['cores']} cores; {m['os']}",
+         f"Versions: {m['iris_trainer']} (commit {m['commit']}); {m['python']}, torch {v[0] if v else '?'} "
+         f"(CPU, {m['threads']} threads), pandas {v[1] if len(v) > 1 else '?'}, numpy {v[2] if len(v) > 2 else '?'}; "
+         f"best of {m['runs']} runs", ""]
+if results["million"]:
+    r = results["million"]
+    o, t, pd_ = r["iris-trainer"], r["pytorch"], r["pandas.read_csv"]
+    lines += [f"1,000,000 x 32 ({r['file_mb']:.0f} MB CSV, 10 classes), one epoch at batch 256:", "",
+              "| | whole process | peak RSS | training (in process) |", "|---|---|---|---|",
+              f"| iris-trainer | {secs(o)} | {mib(o)} | {secs(o, 'fit_s') if 'fit_s' in o else ''} |",
+              f"| PyTorch script (pandas.read_csv; torch, {m['threads']} threads) | {secs(t)} | {mib(t)} | "
+              f"{secs(t, 'fit_s') if 'fit_s' in t else ''} |",
+              f"| `pandas.read_csv` alone | {secs(pd_)} | {mib(pd_)} | |"]
+    if "evaluate" in r:
+        lines.append(f"| `iris-trainer evaluate` on the file | {secs(r['evaluate'])} | {mib(r['evaluate'])} | |")
+    lines.append("")
+    if "error" not in o and "error" not in t:
+        lines += [f"iris-trainer / PyTorch: wall time {o['wall_s'] / t['wall_s']:.2f}x, "
+                  f"peak RSS {o['peak_rss_mib'] / t['peak_rss_mib']:.2f}x", ""]
+if results["loop"]:
+    r = results["loop"]
+    o, t = r["iris-trainer"], r["pytorch"]
+    lines += [f"100,000 x 32, {r['epochs']} epochs at batch 256, in process (split, scaling, epochs, final scores):", "",
+              "| | epochs/s | test accuracy |", "|---|---|---|",
+              f"| iris-trainer | {o.get('epochs_per_s', 0):.2f} | {o.get('test_accuracy', 0):.4f} |",
+              f"| PyTorch | {t.get('epochs_per_s', 0):.2f} | {t.get('test_accuracy', 0):.4f} |",
+              "", f"iris-trainer: {ratio(t, o, 'epochs_per_s', invert=True)} PyTorch's epochs/s", ""]
+if results["growth"]:
+    lines += ["Cost growth, one epoch at batch 256 (whole process; training in process):", "",
+              "| rows | CSV | iris-trainer: wall, peak RSS, training | PyTorch: wall, peak RSS, training |",
+              "|---|---|---|---|"]
+    for rows, r in results["growth"].items():
+        o, t = r["iris-trainer"], r["pytorch"]
+        cell = lambda e: (secs(e) if "error" in e else f"{secs(e)}, {mib(e)}, {secs(e, 'fit_s')}")
+        lines.append(f"| {int(rows):,} | {r['file_mb']:.0f} MB | {cell(o)} | {cell(t)} |")
+    lines.append("")
+text = "\n".join(lines) + "\n"
+(out_dir / "scale.md").write_text(text)
+print(text)
