@@ -284,7 +284,7 @@ impl<B: AutodiffBackend> Epoch<'_, B> {
                 (x.clone(), y.clone())
             } else {
                 let end = (start + self.batch).min(n);
-                (x.clone().slice([start..end]), y.slice(start..end))
+                (x.clone().slice(start..end), y.slice(start..end))
             };
             let outputs = model.forward(Tensor::from_inner(xb));
             let loss = self
