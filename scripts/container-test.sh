@@ -403,7 +403,8 @@ grep -q '^mlflow: running, exit 0, healthy' "$WORK/compose-ps.txt" || fail "comp
 grep -q '^train: exited, exit 0' "$WORK/compose-ps.txt" || fail "compose: train failed with the mlflow profile"
 readme "$ROOT" "curl -fsS http://localhost:5001/health"; echo
 experiment=$(curl -fsS 'http://localhost:5001/api/2.0/mlflow/experiments/get-by-name?experiment_name=iris-trainer' || true)
-if docker run --rm "$CPU_IMAGE" train --help | grep -q MLFLOW_TRACKING_URI; then
+train_help=$(docker run --rm "$CPU_IMAGE" train --help)
+if grep -q MLFLOW_TRACKING_URI <<<"$train_help"; then
     id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["experiment"]["experiment_id"])' "$experiment") \
         || fail "compose: no iris-trainer experiment in MLflow: $experiment"
     runs=$(curl -fsS -X POST -H 'Content-Type: application/json' \
