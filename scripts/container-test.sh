@@ -227,12 +227,6 @@ timed_build() { # NAME CMD: a README build command, its log kept out of sight un
 BUILD_TIMES=()
 step "build the CPU image (linux/amd64, native)"
 timed_build cpu-amd64 "docker build -t $CPU_IMAGE ."
-step "build the CPU image for linux/arm64 (cross-compiled by the native builder)"
-timed_build cpu-arm64 "docker buildx build --platform linux/arm64 -t $ARM_IMAGE --load ."
-grep -q 'aarch64-unknown-linux-gnu' "$WORK/build-cpu-arm64.log" || fail "the arm64 build did not cross-compile"
-step "build the GPU image"
-timed_build gpu "docker build -f Dockerfile.gpu -t $GPU_IMAGE ."
-[ "$(docker image inspect --format '{{.Architecture}}' "$ARM_IMAGE")" = arm64 ] || fail "$ARM_IMAGE is not an arm64 image"
 [ "$(docker image inspect --format '{{.Architecture}}' "$CPU_IMAGE")" = amd64 ] || fail "$CPU_IMAGE is not an amd64 image"
 
 # --- CPU image, linux/amd64: the README's commands ------------------------------------------
@@ -281,7 +275,30 @@ CLEANUP+=("docker volume rm -f $vol")
 docker run --rm -v "$vol:/artifacts" "$CPU_IMAGE" --quiet --epochs 20 >/dev/null || fail "training as the image's user"
 docker run --rm -v "$vol:/artifacts" "$CPU_IMAGE" info | grep -q "20 epochs" || fail "model not in the volume"
 
-# --- CPU image, linux/arm64 under QEMU -------------------------------------------------------
+# --- Compose ---------------------------------------------------------------------------------
+step "compose: train once into a named volume, then serve with a health check (the README's commands)"
+port_free 5000 || fail "port 5000 is taken on this machine: compose publishes it"
+CLEANUP+=("docker compose --project-directory $ROOT --profile gpu --profile mlflow down -v")
+readme "$ROOT" "docker compose up -d --wait"
+docker compose ps -a --format '{{.Service}}: {{.State}}, exit {{.ExitCode}}, {{.Health}}' | tee "$WORK/compose-ps.txt"
+grep -q '^train: exited, exit 0' "$WORK/compose-ps.txt" || fail "compose: train did not complete successfully"
+grep -q '^serve: running, exit 0, healthy' "$WORK/compose-ps.txt" || fail "compose: serve is not running and healthy"
+readme "$ROOT" "curl 'http://localhost:5000/prediction?slength=5.1&swidth=3.5&plength=1.4&pwidth=0.2'" | tee "$WORK/compose-pred.json"; echo
+grep -q '"species":"setosa"' "$WORK/compose-pred.json" || fail "compose: /prediction"
+readme "$ROOT" "docker compose run --rm train info" | tee "$WORK/compose-info.txt"
+grep -q "300 epochs" "$WORK/compose-info.txt" || fail "compose: the model in the volume is not the bundled config's"
+volume=$(docker volume ls -q --filter label=com.docker.compose.project=iris-trainer --filter label=com.docker.compose.volume=models)
+[ -n "$volume" ] || fail "compose: no models volume"
+readme "$ROOT" "docker compose down -v"
+[ -z "$(docker volume ls -q --filter name="^${volume}\$")" ] || fail "compose down -v left the volume $volume"
+[ -z "$(docker compose ps -aq)" ] || fail "compose down left containers"
+
+# --- CPU image, linux/arm64: cross-compiled, run under QEMU ---------------------------------
+step "build the CPU image for linux/arm64 (cross-compiled by the native builder)"
+timed_build cpu-arm64 "docker buildx build --platform linux/arm64 -t $ARM_IMAGE --load ."
+grep -q 'aarch64-unknown-linux-gnu' "$WORK/build-cpu-arm64.log" || fail "the arm64 build did not cross-compile"
+[ "$(docker image inspect --format '{{.Architecture}}' "$ARM_IMAGE")" = arm64 ] || fail "$ARM_IMAGE is not an arm64 image"
+
 step "arm64 image under QEMU user-mode emulation: train, predict, serve"
 file_out=$(docker create --platform linux/arm64 "$ARM_IMAGE" >"$WORK/arm.cid" && docker cp "$(cat "$WORK/arm.cid")":/usr/local/bin/iris-trainer "$WORK/iris-trainer-arm64" && docker rm "$(cat "$WORK/arm.cid")" >/dev/null && file -b "$WORK/iris-trainer-arm64")
 echo "binary: $file_out"
@@ -293,7 +310,7 @@ grep -q "^trained 4-16-3 MLP" "$WORK/arm-train.out" || fail "arm64: training sum
 out=$(docker run --rm --platform linux/arm64 -v "$USERDIR/arm64/artifacts:/artifacts:ro" "$ARM_IMAGE" predict --model /artifacts 5.1 3.5 1.4 0.2)
 echo "$out"
 [[ "$out" == setosa* ]] || fail "arm64: expected setosa, got: $out"
-# A model trained on arm64 predicts the same class on amd64 (and the other way round).
+# The model trained on arm64 loads and predicts on amd64 too.
 out=$(docker run --rm -v "$USERDIR/arm64/artifacts:/artifacts:ro" "$CPU_IMAGE" predict --model /artifacts 6.7 3.0 5.2 2.3)
 [[ "$out" == virginica* ]] || fail "amd64 predicting with the arm64 model: $out"
 port=$(( (RANDOM % 20000) + 30000 ))
@@ -310,7 +327,10 @@ grep -q '"species":"setosa"' "$WORK/arm-pred.json" || fail "arm64: /prediction"
 docker stop -t 10 "$name" >/dev/null
 docker logs "$name" 2>&1 | grep -q "shut down cleanly" || fail "arm64: no graceful shutdown on stop"
 
-# --- GPU image -----------------------------------------------------------------------------
+# --- GPU image ---------------------------------------------------------------------------
+step "build the GPU image"
+timed_build gpu "docker build -f Dockerfile.gpu -t $GPU_IMAGE ."
+
 step "GPU image without a GPU: Docker's own error for --gpus all, the image's exit 7 without it"
 set +e
 gpus_cmd="docker run --rm --gpus all --user \"\$(id -u):\$(id -g)\" -v \"\$PWD/artifacts:/artifacts\" $GPU_IMAGE"
@@ -344,24 +364,6 @@ docker run --rm --user "$ME" -e IRIS_TRAINER_REQUIRE_GPU=0 -v "$USERDIR/artifact
     --epochs 20 --out /artifacts/gpu-soft 2>&1 | tee "$WORK/soft.out"
 grep -q "using backend wgpu" "$WORK/soft.out" || fail "no adapter line"
 grep -q "^trained" "$WORK/soft.out" || fail "software-Vulkan training failed"
-
-# --- Compose ---------------------------------------------------------------------------------
-step "compose: train once into a named volume, then serve with a health check (the README's commands)"
-port_free 5000 || fail "port 5000 is taken on this machine: compose publishes it"
-CLEANUP+=("docker compose --project-directory $ROOT --profile gpu --profile mlflow down -v")
-readme "$ROOT" "docker compose up -d --wait"
-docker compose ps -a --format '{{.Service}}: {{.State}}, exit {{.ExitCode}}, {{.Health}}' | tee "$WORK/compose-ps.txt"
-grep -q '^train: exited, exit 0' "$WORK/compose-ps.txt" || fail "compose: train did not complete successfully"
-grep -q '^serve: running, exit 0, healthy' "$WORK/compose-ps.txt" || fail "compose: serve is not running and healthy"
-readme "$ROOT" "curl 'http://localhost:5000/prediction?slength=5.1&swidth=3.5&plength=1.4&pwidth=0.2'" | tee "$WORK/compose-pred.json"; echo
-grep -q '"species":"setosa"' "$WORK/compose-pred.json" || fail "compose: /prediction"
-readme "$ROOT" "docker compose run --rm train info" | tee "$WORK/compose-info.txt"
-grep -q "300 epochs" "$WORK/compose-info.txt" || fail "compose: the model in the volume is not the bundled config's"
-volume=$(docker volume ls -q --filter label=com.docker.compose.project=iris-trainer --filter label=com.docker.compose.volume=models)
-[ -n "$volume" ] || fail "compose: no models volume"
-readme "$ROOT" "docker compose down -v"
-[ -z "$(docker volume ls -q --filter name="^${volume}\$")" ] || fail "compose down -v left the volume $volume"
-[ -z "$(docker compose ps -aq)" ] || fail "compose down left containers"
 
 step "compose, gpu profile: valid, and Docker refuses it without the NVIDIA runtime"
 docker compose --profile gpu config --quiet || fail "compose: the gpu profile does not validate"
@@ -401,7 +403,8 @@ grep -q '^mlflow: running, exit 0, healthy' "$WORK/compose-ps.txt" || fail "comp
 grep -q '^train: exited, exit 0' "$WORK/compose-ps.txt" || fail "compose: train failed with the mlflow profile"
 readme "$ROOT" "curl -fsS http://localhost:5001/health"; echo
 experiment=$(curl -fsS 'http://localhost:5001/api/2.0/mlflow/experiments/get-by-name?experiment_name=iris-trainer' || true)
-if docker run --rm "$CPU_IMAGE" train --help | grep -q MLFLOW_TRACKING_URI; then
+train_help=$(docker run --rm "$CPU_IMAGE" train --help)
+if grep -q MLFLOW_TRACKING_URI <<<"$train_help"; then
     id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["experiment"]["experiment_id"])' "$experiment") \
         || fail "compose: no iris-trainer experiment in MLflow: $experiment"
     runs=$(curl -fsS -X POST -H 'Content-Type: application/json' \
