@@ -293,6 +293,15 @@ readme "$ROOT" "docker compose down -v"
 [ -z "$(docker volume ls -q --filter name="^${volume}\$")" ] || fail "compose down -v left the volume $volume"
 [ -z "$(docker compose ps -aq)" ] || fail "compose down left containers"
 
+# CONTAINER_TEST_SCOPE=cpu stops here: the amd64 CPU image and the compose stack only (what CI
+# runs until the arm64, GPU and MLflow checks below have passed end to end on a CI machine).
+if [ "${CONTAINER_TEST_SCOPE:-all}" = cpu ]; then
+    echo
+    echo "container tests (scope cpu): the amd64 CPU image and compose checked in $((SECONDS - T0)) s;"
+    echo "not run in this scope: the arm64 image, the GPU image, the compose gpu and mlflow profiles"
+    exit 0
+fi
+
 # --- CPU image, linux/arm64: cross-compiled, run under QEMU ---------------------------------
 step "build the CPU image for linux/arm64 (cross-compiled by the native builder)"
 timed_build cpu-arm64 "docker buildx build --platform linux/arm64 -t $ARM_IMAGE --load ."
