@@ -385,13 +385,14 @@ fn a_failed_run_leaves_the_previous_model_untouched() {
     let out = dir.path().join("m");
     train_into(&out, 20);
     let before = snapshot(&out);
-    let bad = write(dir.path(), "bad.csv", "a,y\n1,x\nzz,y\n");
+    // One row of class `x`: the data cannot be split into train and test.
+    let bad = write(dir.path(), "bad.csv", "a,y\n1,x\n2,y\n3,y\n");
     bin()
         .args(["--quiet", "--data"])
         .arg(&bad)
         .arg("--out")
         .arg(&out)
-        .fails(4, &["bad.csv", "line 3"]);
+        .fails(4, &["bad.csv", "class `x` has 1 row(s)"]);
     // Diverging training fails too and keeps the old model.
     let huge = write(
         dir.path(),
