@@ -1,7 +1,7 @@
 //! Tabular data: readers (CSV, gzip-compressed CSV, Parquet) that fill typed columns in
 //! bounded chunks, the [`Schema`] (roles, types, task), seeded splits and the [`Preprocessor`]
 //! fitted on the training rows. Training reads a whole [`Dataset`]; `predict` and `evaluate`
-//! stream [`read_rows`] chunk by chunk.
+//! stream the rows [`open_rows`] opens, chunk by chunk.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
