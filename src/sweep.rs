@@ -534,25 +534,23 @@ impl Report {
 
     /// One sentence: what ranked the points, and that the test scores did not.
     pub fn rule(&self) -> String {
-        let source = match (self.selection, self.folds) {
-            (Selection::CrossValidation, Some(k)) => {
-                format!("its mean over {k} cross-validation folds of the training split")
-            }
-            (Selection::CrossValidation, None) => {
-                "its mean over cross-validation folds of the training split".into()
-            }
-            (Selection::Validation, _) => {
-                "the validation rows held out of the training split".into()
-            }
+        let what = match (self.selection, self.folds) {
+            (Selection::CrossValidation, k) => format!(
+                "mean {} over {} cross-validation folds of the training split",
+                self.metric,
+                k.map_or("the".to_string(), |k| k.to_string())
+            ),
+            (Selection::Validation, _) => format!(
+                "{} on the validation rows held out of the training split",
+                self.metric
+            ),
         };
         format!(
-            "ranked by `{}`: {} on {}{} ({} first; ties: lower loss on the same rows). \
+            "ranked by `{}`: {what} ({}{} first; ties: lower loss on the same rows). \
              Test scores are for information only and decided nothing.",
             self.ranked_by,
-            self.metric,
-            source,
             self.split_seed
-                .map(|s| format!(", split seed {s}"))
+                .map(|s| format!("split seed {s}; "))
                 .unwrap_or_default(),
             if self.higher_is_better {
                 "higher"

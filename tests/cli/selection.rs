@@ -432,3 +432,71 @@ fn no_selection_path_reads_the_test_split() {
         "cross-validation never reads the test rows"
     );
 }
+
+/// The lines of the README's console block that follows `$ {command}`.
+fn readme_output(command: &str) -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find(&format!("$ {command}\n"))
+        .unwrap_or_else(|| panic!("the README shows `{command}`"));
+    readme[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn run_readme(command: &str, dir: &std::path::Path) -> String {
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let out = cmd()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args.iter().map(|a| {
+            if *a == "artifacts/sweep" {
+                dir.join("sweep").display().to_string()
+            } else {
+                a.to_string()
+            }
+        }))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn readme_cross_validation_outputs_are_what_the_program_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = "iris-trainer cross-validate --quiet --config configs/mlp.toml --folds 5";
+    let printed = run_readme(command, dir.path());
+    assert_eq!(printed.lines().collect::<Vec<_>>(), readme_output(command));
+
+    // The cross-validated sweep's point 1 is the shipped config (hidden [16], learning rate
+    // 0.01): its row shows the same folds' mean and spread. (Running the whole README sweep
+    // here would take minutes in a debug build.)
+    let mean_std = |name: &str| {
+        let line = printed.lines().find(|l| l.starts_with(name)).unwrap();
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        // accuracy and loss columns
+        (cells[1].to_string(), cells[2].to_string())
+    };
+    let (mean_acc, mean_loss) = mean_std("mean");
+    let (std_acc, std_loss) = mean_std("std");
+    let sweep = readme_output(
+        "iris-trainer sweep --quiet --config configs/mlp.toml --sweep configs/sweep.toml --folds 5 --out artifacts/sweep",
+    );
+    let row = sweep
+        .iter()
+        .find(|l| l.contains("| 1 | model.hidden=[16] training.learning_rate=0.01 |"))
+        .expect("the README's sweep table has point 1");
+    assert!(
+        row.contains(&format!(
+            "| {mean_acc} | {std_acc} | {mean_loss} | {std_loss} |"
+        )),
+        "{row}"
+    );
+}
