@@ -208,4 +208,39 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (0..11).collect::<Vec<_>>());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any labels and any k: the folds partition the rows, their sizes differ by at most
+            /// one, and so do any class's rows across folds.
+            #[test]
+            fn stratified_folds_are_a_balanced_partition(
+                labels in prop::collection::vec(0usize..4, 0..120),
+                k in 1usize..12,
+                seed in any::<u64>(),
+            ) {
+                let folds = stratified_folds(&labels, 4, k, &mut ChaCha8Rng::seed_from_u64(seed));
+                prop_assert_eq!(folds.len(), k);
+                let mut all: Vec<usize> = folds.concat();
+                all.sort_unstable();
+                prop_assert_eq!(all, (0..labels.len()).collect::<Vec<_>>());
+                let spread = |counts: Vec<usize>| {
+                    counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0)
+                };
+                prop_assert!(spread(folds.iter().map(Vec::len).collect()) <= 1);
+                for class in 0..4 {
+                    let per_fold = folds
+                        .iter()
+                        .map(|f| f.iter().filter(|&&i| labels[i] == class).count())
+                        .collect();
+                    prop_assert!(spread(per_fold) <= 1, "class {class}: {folds:?}");
+                }
+                let again = stratified_folds(&labels, 4, k, &mut ChaCha8Rng::seed_from_u64(seed));
+                prop_assert_eq!(folds, again);
+            }
+        }
+    }
 }
