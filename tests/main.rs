@@ -11,6 +11,7 @@ mod cli {
     mod inference;
     mod permissions;
     mod resume;
+    mod selection;
     mod serve;
     mod soak;
     mod sweep;

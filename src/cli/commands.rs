@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use iris_trainer::artifact::ModelDir;
 use iris_trainer::backend::{self, Backend, DeviceKind, TrainBackend};
 use iris_trainer::config::TrainConfig;
+use iris_trainer::crossval::CrossValidationRun;
 use iris_trainer::data;
 use iris_trainer::error::{Error, Result};
+use iris_trainer::metadata::CrossValidation;
 use iris_trainer::metrics::Scores;
 use iris_trainer::predict::{PredictionFormat, Predictor, format_rows};
 use iris_trainer::serve::ServeOptions;
@@ -20,8 +22,8 @@ use serde_json::json;
 
 use super::progress::{Progress, ProgressMode};
 use super::{
-    EvaluateArgs, GlobalArgs, HealthcheckArgs, InfoArgs, PredictArgs, ReportFormat, ServeArgs,
-    SweepArgs, SweepReportArgs, TableFormat, TrainArgs,
+    CrossValidateArgs, EvaluateArgs, GlobalArgs, HealthcheckArgs, InfoArgs, PredictArgs,
+    ReportFormat, ServeArgs, SweepArgs, SweepReportArgs, TableFormat, TrainArgs,
 };
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -102,7 +104,7 @@ pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
             (config, origin, Some(info))
         }
     };
-    let run = TrainRun::prepare(config, &origin, sweep_info)?;
+    let run = TrainRun::prepare(config, &origin, sweep_info, a.folds)?;
     let selected = init_device(g)?;
     if !g.quiet {
         eprint!("{}", run.describe_data());
@@ -139,12 +141,78 @@ pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
             t.r2, t.rmse, t.mae, t.rows
         ),
     };
+    let cv = saved
+        .metrics
+        .cross_validation
+        .as_ref()
+        .map(|cv| format!("; {}", cv_headline(cv)))
+        .unwrap_or_default();
     emit(&format!(
-        "trained {widths} MLP in {:.2}s ({} epochs{early}): {scores}; model saved to {}\n",
+        "trained {widths} MLP in {:.2}s ({} epochs{early}): {scores}{cv}; model saved to {}\n",
         saved.duration_s,
         saved.metrics.epochs_run,
         out.display()
     ))
+}
+
+/// `cv accuracy 0.9583 ± 0.0264 (5 folds)`: the first headline metric's mean and spread.
+fn cv_headline(cv: &CrossValidation) -> String {
+    let key = ["accuracy", "r2"]
+        .into_iter()
+        .find(|k| cv.mean.contains_key(*k))
+        .unwrap_or("loss");
+    format!(
+        "cv {key} {:.4} ± {:.4} ({} folds)",
+        cv.mean.get(key).copied().unwrap_or(f64::NAN),
+        cv.std.get(key).copied().unwrap_or(f64::NAN),
+        cv.k
+    )
+}
+
+/// Cross-validates the training flags' model on K folds (5 unless --folds says) of the training
+/// split, one fold after another in this process (reproducible: the backends seed one global
+/// generator per process), and prints the folds' scores. Writes nothing.
+pub fn cross_validate(a: CrossValidateArgs, g: &GlobalArgs) -> Result<()> {
+    if a.train.sweep.is_some() {
+        return Err(Error::ConfigValue {
+            origin: "command line".into(),
+            key: "--sweep".into(),
+            value: a
+                .train
+                .sweep
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            reason: "`cross-validate` takes one configuration; to cross-validate every point of \
+                     a sweep, run `iris-trainer sweep --folds K --sweep FILE`"
+                .into(),
+        });
+    }
+    let (config, origin) = resolve_config(&a.train)?;
+    let k = a.train.folds.unwrap_or(5);
+    let run = CrossValidationRun::prepare(config, &origin, k)?;
+    let selected = init_device(g)?;
+    if !g.quiet {
+        eprint!("{}", run.dataset().describe());
+        eprintln!(
+            "{k} folds of {} training rows (seed {}; the {} test rows are left out)",
+            run.folds().iter().map(|f| f.held_out.len()).sum::<usize>(),
+            run.config().split_seed(),
+            run.test_rows().len()
+        );
+    }
+    let interrupter = Interrupter::new();
+    stop_on_signals(&interrupter);
+    let mut progress = Progress::new(ProgressMode::detect(g.quiet));
+    let cv = run.run::<TrainBackend>(&selected.device, &mut progress, &interrupter)?;
+    drop(progress);
+    emit(&match a.format {
+        ReportFormat::Text => cv.text(),
+        ReportFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&cv).unwrap_or_default()
+        ),
+    })
 }
 
 /// Trains every point in its own process (the backends seed one global generator per process,
@@ -160,8 +228,25 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
     };
     let sweep = Sweep::from_file(&path)?;
     let (config, origin) = resolve_config(&a.train)?;
-    // Every point's config is checked before any training starts.
+    // Every point's config is checked before any training starts, and with --folds, that its
+    // data can be dealt into that many folds (once per distinct data and hold-out setting).
     sweep.validate_all(&config, &origin)?;
+    if let Some(k) = a.train.folds {
+        let mut checked = std::collections::BTreeSet::new();
+        for i in 0..sweep.len() {
+            let (c, point_origin, _) = sweep.resolve(&config, &origin, i)?;
+            let key = serde_json::json!([
+                c.data,
+                c.preprocess,
+                c.training.early_stopping_patience.is_some(),
+                c.training.validation_fraction
+            ])
+            .to_string();
+            if checked.insert(key) {
+                CrossValidationRun::prepare(c, &point_origin, k)?;
+            }
+        }
+    }
     let root = config.output.dir.clone();
     let jobs = a
         .jobs
@@ -216,7 +301,7 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort();
     let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
-    match sweep::report(&root, a.rank_by.into(), Some(sweep.len()), &failed) {
+    match sweep::report(&root, a.rank_by.map(Into::into), Some(sweep.len()), &failed) {
         Ok(report) => {
             report.write(&root)?;
             emit(&report.markdown())?;
@@ -241,7 +326,7 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
 }
 
 pub fn sweep_report(a: SweepReportArgs) -> Result<()> {
-    let report = sweep::report(&a.dir, a.rank_by.into(), None, &[])?;
+    let report = sweep::report(&a.dir, a.rank_by.map(Into::into), None, &[])?;
     report.write(&a.dir)?;
     emit(&match a.format {
         TableFormat::Markdown => report.markdown(),
@@ -251,9 +336,13 @@ pub fn sweep_report(a: SweepReportArgs) -> Result<()> {
     if let Some(best_dir) = &a.best {
         let best = report.install_best(best_dir)?;
         eprintln!(
-            "best: point {} (test accuracy {:.4}) copied to {}",
+            "best: point {} ({} {:.4}{}) copied to {}",
             best.index,
-            best.test_accuracy,
+            report.ranked_by,
+            best.score,
+            best.score_std
+                .map(|sd| format!(" ± {sd:.4}"))
+                .unwrap_or_default(),
             best_dir.display()
         );
     }

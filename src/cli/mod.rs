@@ -55,6 +55,8 @@ enum Command {
     Info(InfoArgs),
     /// Serve predictions over HTTP.
     Serve(ServeArgs),
+    /// K-fold cross-validation on the training split: each fold's scores, their mean and spread.
+    CrossValidate(CrossValidateArgs),
     /// Train every point of a sweep on this machine (in parallel), then rank them.
     Sweep(SweepArgs),
     /// Rank the finished points of a sweep; optionally install the best model.
@@ -70,28 +72,47 @@ struct SweepArgs {
     /// Points trained at once [default: the number of CPUs].
     #[arg(short, long, value_name = "N")]
     jobs: Option<usize>,
-    /// The metric that ranks the points.
-    #[arg(long, value_enum, default_value_t = RankByArg::TestAccuracy)]
-    rank_by: RankByArg,
+    /// The metric that ranks the points, on their validation rows or (with --folds) their
+    /// mean over the folds; never on the test split [default: accuracy, or r2 for regression].
+    #[arg(long, value_enum)]
+    rank_by: Option<RankByArg>,
+}
+
+#[derive(Debug, Args)]
+struct CrossValidateArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
 }
 
 /// How `sweep` and `sweep-report` rank points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RankByArg {
-    /// Test accuracy, higher first (ties: lower test loss).
-    TestAccuracy,
-    /// Test loss, lower first.
-    TestLoss,
-    /// Macro-averaged test F1, higher first.
-    TestF1,
+    /// Accuracy, higher first (classification).
+    Accuracy,
+    /// Macro-averaged F1, higher first (classification).
+    MacroF1,
+    /// The loss, lower first.
+    Loss,
+    /// R², higher first (regression).
+    R2,
+    /// Root mean squared error, lower first (regression).
+    Rmse,
+    /// Mean absolute error, lower first (regression).
+    Mae,
 }
 
 impl From<RankByArg> for RankBy {
     fn from(r: RankByArg) -> Self {
         match r {
-            RankByArg::TestAccuracy => RankBy::TestAccuracy,
-            RankByArg::TestLoss => RankBy::TestLoss,
-            RankByArg::TestF1 => RankBy::TestF1,
+            RankByArg::Accuracy => RankBy::Accuracy,
+            RankByArg::MacroF1 => RankBy::MacroF1,
+            RankByArg::Loss => RankBy::Loss,
+            RankByArg::R2 => RankBy::R2,
+            RankByArg::Rmse => RankBy::Rmse,
+            RankByArg::Mae => RankBy::Mae,
         }
     }
 }
@@ -112,9 +133,10 @@ struct SweepReportArgs {
     /// The sweep's output directory (holding point-NNN directories).
     #[arg(value_name = "DIR")]
     dir: PathBuf,
-    /// The metric that ranks the points.
-    #[arg(long, value_enum, default_value_t = RankByArg::TestAccuracy)]
-    rank_by: RankByArg,
+    /// The metric that ranks the points, on their validation rows or their mean over the folds
+    /// (when every point was trained with --folds) [default: accuracy, or r2 for regression].
+    #[arg(long, value_enum)]
+    rank_by: Option<RankByArg>,
     /// Output format on stdout (all three are written into DIR).
     #[arg(short, long, value_enum, default_value_t = TableFormat::Markdown)]
     format: TableFormat,
@@ -175,6 +197,11 @@ struct TrainArgs {
     /// Which point of --sweep to train (Kubernetes Indexed Jobs set JOB_COMPLETION_INDEX).
     #[arg(long, value_name = "N", env = "JOB_COMPLETION_INDEX")]
     sweep_index: Option<usize>,
+    /// Cross-validate on K folds of the training split before training, and record each fold's
+    /// scores in model.json (a sweep then ranks points by their mean); `cross-validate`
+    /// defaults to 5.
+    #[arg(long, value_name = "K")]
+    folds: Option<usize>,
 }
 
 /// `--task`.
@@ -234,6 +261,7 @@ impl TrainArgs {
             self.checkpoint_every.map(|x| x.to_string()),
         );
         push("--sweep", path(&self.sweep));
+        push("--folds", self.folds.map(|x| x.to_string()));
         v
     }
 }
@@ -388,6 +416,7 @@ pub fn main() -> ExitCode {
         Some(Command::Evaluate(a)) => commands::evaluate(a, &g),
         Some(Command::Info(a)) => commands::info(a),
         Some(Command::Serve(a)) => commands::serve(a, &g),
+        Some(Command::CrossValidate(a)) => commands::cross_validate(a, &g),
         Some(Command::Sweep(a)) => commands::sweep(a, &g),
         Some(Command::SweepReport(a)) => commands::sweep_report(a),
         Some(Command::Healthcheck(a)) => commands::healthcheck(a),
