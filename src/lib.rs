@@ -3,8 +3,8 @@
 //!
 //! Modules are listed in the order the data flows through them, and each imports only modules
 //! listed before it: `config` and `data` -> `model` -> `metadata` -> `train` -> `artifact`
-//! (the model directory) -> `predict` -> `pipeline` (train-and-save, evaluate) -> `sweep` ->
-//! `serve`. The concrete backend is named only in [`backend`]. The command line is the binary's
+//! (the model directory) -> `predict` -> `pipeline` (train-and-save, evaluate) -> `track`
+//! (MLflow) -> `sweep` -> `serve`. The concrete backend is named only in [`backend`]. The command line is the binary's
 //! own; everything it does is reachable from here.
 //!
 //! Train into a directory and predict from it:
@@ -45,6 +45,7 @@ pub mod predict;
 
 pub mod pipeline;
 pub mod sweep;
+pub mod track;
 
 pub mod serve;
 
@@ -62,7 +63,7 @@ mod layering {
     /// Library modules in data-flow order, as declared above.
     const ORDER: &[&str] = &[
         "error", "backend", "config", "data", "metrics", "model", "metadata", "train", "artifact",
-        "predict", "pipeline", "sweep", "serve",
+        "predict", "pipeline", "track", "sweep", "serve",
     ];
 
     /// The `crate::NAME` modules a source file (or directory of files) refers to.
