@@ -41,10 +41,11 @@ def check(name):
     """Runs a check, counting and reporting it; a failure does not stop the others."""
 
     def run(fn):
+        start = time.monotonic()
         try:
             fn()
             results["passed"] += 1
-            print(f"ok    {name}", flush=True)
+            print(f"ok    {name} ({time.monotonic() - start:.1f}s)", flush=True)
         except Exception:  # noqa: BLE001 - every failure is reported, then counted
             results["failed"] += 1
             print(f"FAIL  {name}\n{traceback.format_exc()}", flush=True)
@@ -277,6 +278,47 @@ def _():
     assert not os.path.exists(f"{out}/model.json")
 
 
+@check("SIGTERM to a sweep: its parent run KILLED (exit 143); its points, stopped too, KILLED")
+def _():
+    sweep = f"{TMP}/long.toml"
+    with open(sweep, "w") as f:
+        f.write('[grid]\n"training.seed" = [1, 2]\n')
+    proc = subprocess.Popen(
+        [BIN, "sweep", "--sweep", sweep, "--out", f"{TMP}/long-sweep", "--epochs", "2000000",
+         "--jobs", "2", "--tracking-uri", URI, "--experiment", "iris-sweep-killed"],
+        env=BASE_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        children = []
+        while len(children) < 2:
+            assert time.monotonic() < deadline, "the points' runs never showed metrics"
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+            exp = client.get_experiment_by_name("iris-sweep-killed")
+            if exp is None:
+                continue
+            children = [
+                r for r in client.search_runs([exp.experiment_id])
+                if "mlflow.parentRunId" in r.data.tags
+                and client.get_metric_history(r.info.run_id, "train_loss")
+            ]
+        parent_id = children[0].data.tags["mlflow.parentRunId"]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, (proc.returncode, err)
+        assert client.get_run(parent_id).info.status == "KILLED"
+    finally:
+        # The points are the sweep's children in its process group: stop them as a terminal would.
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while any(client.get_run(c.info.run_id).info.status == "RUNNING" for c in children):
+        assert time.monotonic() < deadline, "a point's run is still RUNNING"
+        time.sleep(0.2)
+    assert [client.get_run(c.info.run_id).info.status for c in children] == ["KILLED", "KILLED"]
+
+
 @check("an unreachable tracking URI fails before training, naming it")
 def _():
     dead = f"http://127.0.0.1:{free_port()}"
@@ -293,11 +335,12 @@ def _():
 @check("the server gone mid-run: one warning, training finishes, the model is saved")
 def _():
     out = f"{TMP}/orphan"
-    # About 5 s of training at this binary's speed, so the server is gone long before the end.
+    # About 10 s of training at this binary's speed (a debug build is a hundred times slower
+    # than a release build), so the server is gone long before the end.
     start = time.monotonic()
-    p = trainer("train", "--quiet", "--epochs", "2000", "--out", f"{TMP}/timing")
+    p = trainer("train", "--quiet", "--epochs", "1000", "--out", f"{TMP}/timing")
     assert p.returncode == 0, p.stderr
-    epochs = max(20_000, int(2000 * 5 / (time.monotonic() - start)))
+    epochs = max(1000, int(1000 * 10 / (time.monotonic() - start)))
     proc, _ = start_long_run(out, "ci-orphan", epochs)
     os.killpg(server.pid, signal.SIGKILL)
     server.wait()
