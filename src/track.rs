@@ -666,24 +666,35 @@ impl Client {
         .map_err(Failed::into_message)
     }
 
-    fn experiment_id(&self, name: Option<&str>) -> std::result::Result<String, String> {
-        let Some(name) = name else {
-            // MLflow's default experiment ("Default") always has id 0.
-            return Ok("0".to_string());
-        };
-        let url = format!("{}/api/2.0/mlflow/experiments/get-by-name", self.base);
-        let found = self.call("GET experiments/get-by-name", |a| {
-            let r = a.get(&url).query("experiment_name", name);
+    fn get(&self, endpoint: &str, query: (&str, &str)) -> std::result::Result<Value, Failed> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
+        self.call(&format!("GET {endpoint}"), |a| {
+            let r = a.get(&url).query(query.0, query.1);
             match &self.token {
                 Some(t) => r.header("Authorization", format!("Bearer {t}")).call(),
                 None => r.call(),
             }
-        });
-        match found {
-            Ok(v) => v["experiment"]["experiment_id"]
+        })
+    }
+
+    /// The id of experiment `name` (created if missing), or of MLflow's default experiment;
+    /// either way the server has answered.
+    fn experiment_id(&self, name: Option<&str>) -> std::result::Result<String, String> {
+        let id = |v: &Value, what: &str| {
+            v["experiment"]["experiment_id"]
                 .as_str()
                 .map(str::to_string)
-                .ok_or_else(|| format!("experiments/get-by-name answered without an id: {v}")),
+                .ok_or_else(|| format!("{what} answered without an experiment id: {v}"))
+        };
+        let Some(name) = name else {
+            // MLflow's default experiment ("Default") has id 0.
+            let v = self
+                .get("experiments/get", ("experiment_id", "0"))
+                .map_err(Failed::into_message)?;
+            return id(&v, "experiments/get");
+        };
+        match self.get("experiments/get-by-name", ("experiment_name", name)) {
+            Ok(v) => id(&v, "experiments/get-by-name"),
             Err(Failed::Status { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => {
                 match self.post("experiments/create", &json!({"name": name})) {
                     Ok(v) => v["experiment_id"]
@@ -692,16 +703,9 @@ impl Client {
                         .ok_or_else(|| format!("experiments/create answered without an id: {v}")),
                     // Created meanwhile by another run (a sweep's points start together).
                     Err(_) => self
-                        .call("GET experiments/get-by-name", |a| {
-                            a.get(&url).query("experiment_name", name).call()
-                        })
+                        .get("experiments/get-by-name", ("experiment_name", name))
                         .map_err(Failed::into_message)
-                        .and_then(|v| {
-                            v["experiment"]["experiment_id"]
-                                .as_str()
-                                .map(str::to_string)
-                                .ok_or_else(|| format!("no experiment id in {v}"))
-                        }),
+                        .and_then(|v| id(&v, "experiments/get-by-name")),
                 }
             }
             Err(e) => Err(e.into_message()),

@@ -278,6 +278,18 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
                             .env_remove("JOB_COMPLETION_INDEX")
                             .output();
                         let ok = matches!(&out, Ok(o) if o.status.success());
+                        if let Ok(o) = &out
+                            && ok
+                        {
+                            // A point's warnings (e.g. its tracking failed) are shown even though its
+                            // output is otherwise kept quiet.
+                            for line in String::from_utf8_lossy(&o.stderr)
+                                .lines()
+                                .filter(|l| l.starts_with("warning: "))
+                            {
+                                eprintln!("point {i}: {line}");
+                            }
+                        }
                         if !ok {
                             let why = match out {
                                 Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),

@@ -42,7 +42,9 @@ impl FakeMlflow {
                                 body.to_vec(),
                             ));
                             let ok = |v: Value| (axum::http::StatusCode::OK, v.to_string());
-                            if path.contains("experiments/get-by-name") {
+                            if path.contains("experiments/get?experiment_id=0") {
+                                ok(json!({"experiment": {"experiment_id": "0"}}))
+                            } else if path.contains("experiments/get-by-name") {
                                 if created.load(Ordering::Relaxed) {
                                     ok(json!({"experiment": {"experiment_id": "7"}}))
                                 } else {
@@ -374,6 +376,19 @@ fn a_run_is_logged_in_batches_within_mlflows_limits() {
     let update = &server.bodies("runs/update")[0];
     assert_eq!(update["status"], "KILLED");
     assert_eq!(update["run_id"], "r1");
+}
+
+#[test]
+fn without_an_experiment_name_the_default_experiment_is_asked_for() {
+    let server = FakeMlflow::start();
+    let tracker = Tracker::connect(TrackingOptions {
+        uri: server.uri.clone(),
+        ..TrackingOptions::default()
+    })
+    .unwrap();
+    assert_eq!(tracker.experiment_id(), "0");
+    let asked: Vec<String> = server.requests().into_iter().map(|r| r.1).collect();
+    assert_eq!(asked, ["/api/2.0/mlflow/experiments/get?experiment_id=0"]);
 }
 
 #[test]

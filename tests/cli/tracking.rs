@@ -60,7 +60,9 @@ impl Stand {
                                     "down for maintenance".to_string(),
                                 );
                             }
-                            let answer = if path.ends_with("experiments/get-by-name") {
+                            let answer = if path.ends_with("experiments/get-by-name")
+                                || path.ends_with("experiments/get")
+                            {
                                 json!({"experiment": {"experiment_id": "3"}})
                             } else if path.ends_with("runs/create") {
                                 json!({"run": {"info": {"run_id": "abc", "experiment_id": "3",
@@ -171,10 +173,17 @@ fn a_tracked_run_sends_params_metrics_tags_artifacts_and_ends_finished() {
         })
         .collect();
     // serde_json's default float parsing may be one ulp off the exact value.
-    assert_eq!(losses.len(), expected.len(), "train_loss per epoch, as in metrics.csv");
+    assert_eq!(
+        losses.len(),
+        expected.len(),
+        "train_loss per epoch, as in metrics.csv"
+    );
     for ((step, got), (epoch, want)) in losses.iter().zip(&expected) {
         assert_eq!(step, epoch);
-        assert!((got - want).abs() <= 1e-15 * want.abs(), "epoch {epoch}: {got} != {want}");
+        assert!(
+            (got - want).abs() <= 1e-15 * want.abs(),
+            "epoch {epoch}: {got} != {want}"
+        );
     }
 
     // Every file of the model directory, nothing hidden (locks), under the run's artifact root.
@@ -308,4 +317,74 @@ fn a_server_failing_mid_run_is_one_warning_and_the_model_is_saved() {
         "{:?}",
         failed.iter().map(|r| &r.1).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn a_tracked_sweep_makes_each_point_a_child_of_its_run() {
+    let server = Stand::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = dir.path().join("lr.toml");
+    std::fs::write(
+        &sweep,
+        "[grid]\n\"training.learning_rate\" = [0.01, 0.03]\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "sweep",
+            "--quiet",
+            "--epochs",
+            "5",
+            "--jobs",
+            "2",
+            "--experiment",
+            "s",
+        ])
+        .arg("--sweep")
+        .arg(&sweep)
+        .arg("--out")
+        .arg(dir.path().join("sweep"))
+        .env("MLFLOW_TRACKING_URI", &server.uri)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let creates = server.bodies("runs/create");
+    assert_eq!(creates.len(), 3, "the parent and two points");
+    let tag = |run: &Value, key: &str| {
+        run["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == key)
+            .map(|t| t["value"].clone())
+    };
+    assert_eq!(creates[0]["run_name"], "sweep lr");
+    assert_eq!(tag(&creates[0], "mlflow.parentRunId"), None);
+    let mut points: Vec<String> = creates[1..]
+        .iter()
+        .map(|c| {
+            // The stand-in gives every run the id `abc`: the parent's.
+            assert_eq!(tag(c, "mlflow.parentRunId"), Some(json!("abc")));
+            c["run_name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    points.sort();
+    assert_eq!(points, ["point-000", "point-001"]);
+    let statuses: Vec<Value> = server
+        .bodies("runs/update")
+        .iter()
+        .map(|u| u["status"].clone())
+        .collect();
+    assert_eq!(statuses, ["FINISHED", "FINISHED", "FINISHED"]);
+    let puts: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|(m, p, _)| m == "PUT" && p.contains("sweep-report"))
+        .map(|(_, p, _)| p)
+        .collect();
+    assert_eq!(puts.len(), 3, "{puts:?}");
 }
