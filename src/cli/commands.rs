@@ -14,7 +14,7 @@ use iris_trainer::metrics::Scores;
 use iris_trainer::predict::{PredictionFormat, Predictor, format_rows};
 use iris_trainer::serve::ServeOptions;
 use iris_trainer::sweep::{self, Sweep};
-use iris_trainer::track::{ActiveRun, RunStatus, Tracker, config_params};
+use iris_trainer::track::{RunStatus, Tracker};
 use iris_trainer::train::Interrupter;
 use iris_trainer::{TrainRun, evaluate as evaluate_model};
 use serde_json::json;
@@ -203,24 +203,7 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
         None => None,
         Some(options) => {
             let tracker = Tracker::connect(options)?;
-            let stem = path
-                .file_stem()
-                .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned());
-            let mut params = config_params(&config);
-            params.push(("sweep.file".into(), path.display().to_string()));
-            params.push(("sweep.points".into(), sweep.len().to_string()));
-            let run = tracker.start_run(
-                &format!("sweep {stem}"),
-                vec![
-                    (
-                        "iris_trainer.version".into(),
-                        env!("CARGO_PKG_VERSION").into(),
-                    ),
-                    ("iris_trainer.sweep_file".into(), path.display().to_string()),
-                    ("iris_trainer.model_dir".into(), root.display().to_string()),
-                ],
-                params,
-            )?;
+            let run = sweep::start_parent_run(&tracker, &config, &path, &sweep)?;
             if !g.quiet {
                 eprintln!(
                     "tracking in MLflow at {}: parent run {} (experiment id {})",
@@ -322,7 +305,8 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
         Err(e) => Err(e),
     };
     if let Some(run) = parent.as_mut() {
-        end_sweep_run(run, &root, &reported, failures.len(), sweep.len());
+        let report = reported.as_ref().ok().and_then(Option::as_ref);
+        sweep::end_parent_run(run, &root, report, failures.len(), sweep.len());
         if let Some(w) = run.take_warning() {
             eprintln!("warning: {w}");
         }
@@ -343,44 +327,6 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join("\n")
     )))
-}
-
-/// Logs a sweep's outcome to its parent run (the report's headline numbers and files) and ends
-/// it: FINISHED when every point trained, FAILED otherwise.
-fn end_sweep_run(
-    run: &mut ActiveRun,
-    root: &Path,
-    report: &Result<Option<sweep::Report>>,
-    failed: usize,
-    points: usize,
-) {
-    let mut metrics = vec![
-        ("points_finished", (points - failed) as f64),
-        ("points_failed", failed as f64),
-    ];
-    if let Ok(Some(report)) = report
-        && let Some(best) = report.rows.first()
-    {
-        metrics.extend([
-            ("best_point", best.index as f64),
-            ("best_test_accuracy", best.test_accuracy),
-            ("best_test_loss", best.test_loss),
-            ("best_test_macro_f1", best.test_macro_f1),
-        ]);
-        let files: Vec<std::path::PathBuf> =
-            ["sweep-report.md", "sweep-report.csv", "sweep-report.json"]
-                .iter()
-                .map(std::path::PathBuf::from)
-                .collect();
-        run.upload_files(root, &files);
-    }
-    run.log_metrics(0, &metrics);
-    let status = if failed == 0 && matches!(report, Ok(Some(_))) {
-        RunStatus::Finished
-    } else {
-        RunStatus::Failed
-    };
-    run.end(status);
 }
 
 pub fn sweep_report(a: SweepReportArgs) -> Result<()> {
