@@ -24,4 +24,4 @@ if [ -z "$bin" ]; then
     cargo build --locked --quiet --release --bin iris-trainer
     bin=target/release/iris-trainer
 fi
-exec "$venv/bin/python" tests/interop/mlflow_tracking.py "$(realpath "$bin")"
+exec "$venv/bin/python" tests/interop/mlflow_tracking.py "$(realpath "$bin")" README.md

@@ -13,7 +13,9 @@ dir), then checks:
 - an unreachable tracking URI fails before training (exit 9), naming the URI;
 - the server going away mid-run: one warning, training finishes, the model is saved.
 
-Usage: python mlflow_tracking.py BINARY   (scripts/mlflow-test.sh sets up the venv).
+- the README's tracking example (its `train` command and its Python), run as written.
+
+Usage: python mlflow_tracking.py BINARY README   (scripts/mlflow-test.sh sets up the venv).
 Ends with a line `interop: N passed, N failed`; exits 1 if anything failed.
 """
 
@@ -21,6 +23,8 @@ import csv
 import json
 import math
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -33,7 +37,7 @@ import urllib.request
 import mlflow
 from mlflow.tracking import MlflowClient
 
-BIN = sys.argv[1]
+BIN, README = sys.argv[1], sys.argv[2]
 results = {"passed": 0, "failed": 0}
 
 
@@ -188,7 +192,7 @@ def _():
     assert artifact_files(run.info.run_id) == files
     assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
     got = mlflow.artifacts.download_artifacts(
-        run_id=run.info.run_id, tracking_uri=URI, dst_path=f"{TMP}/downloaded"
+        run_id=run.info.run_id, tracking_uri=URI, dst_path=f"{TMP}/downloaded-ci"
     )
     for f in files:
         assert open(os.path.join(got, f), "rb").read() == open(os.path.join(MODEL, f), "rb").read(), f
@@ -263,6 +267,28 @@ def start_long_run(out, name, epochs):
         time.sleep(0.1)
     proc.kill()
     raise AssertionError("the run never showed metrics")
+
+
+@check("the README's tracking example runs as written")
+def _():
+    text = open(README).read()
+    section = text[text.index("## Experiment tracking (MLflow)"):]
+    section = section[: section.index("\n## ", 1)]
+    sh, py = re.findall(r"```(?:sh|python)\n(.*?)```", section, re.S)[:2]
+    readme_uri = "http://127.0.0.1:5001"
+    train = next(line for line in sh.splitlines() if line.startswith("iris-trainer train"))
+    args = shlex.split(train)[1:]
+    args[args.index("--out") + 1] = f"{TMP}/readme-model"
+    p = trainer(*args, env={"MLFLOW_TRACKING_URI": URI})
+    assert p.returncode == 0, p.stderr
+    assert readme_uri in py
+    p = subprocess.run([sys.executable, "-c", py.replace(readme_uri, URI)], cwd=TMP,
+                       env=BASE_ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("FINISHED 0.01 "), p.stdout
+    assert os.path.exists(f"{TMP}/downloaded/model.json")
+    q = trainer("predict", "--model", f"{TMP}/downloaded", "5.1", "3.5", "1.4", "0.2")
+    assert q.returncode == 0 and q.stdout.startswith("setosa"), q
 
 
 @check("SIGTERM: exit 143, the run KILLED, no model")
