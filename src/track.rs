@@ -556,6 +556,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// Characters escaped in a segment of a run's artifact root: as [`SEGMENT`], but `%` is kept.
+const ROOT_SEGMENT: &AsciiSet = &SEGMENT.remove(b'%');
+
 /// A minimal MLflow REST client.
 #[derive(Debug, Clone)]
 struct Client {
@@ -825,7 +828,15 @@ pub fn artifact_target(
                 .unwrap_or((authority_path, "")),
             None => (tracking_host, rest),
         };
-        let path = path.trim_matches('/');
+        let host = if host.is_empty() { tracking_host } else { host };
+        // The root's own segments escaped too (an experiment's artifact location is
+        // user-chosen); `%` is kept so that an already escaped root stays as it is.
+        let path = path
+            .trim_matches('/')
+            .split('/')
+            .map(|seg| utf8_percent_encode(seg, ROOT_SEGMENT).to_string())
+            .collect::<Vec<_>>()
+            .join("/");
         return Ok(ArtifactTarget::Http(join(&format!(
             "http://{host}{prefix}{PROXY}/{path}"
         ))));

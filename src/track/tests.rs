@@ -433,3 +433,38 @@ fn run_status_matches_how_training_ended() {
     });
     assert_eq!(RunStatus::of(&failed).as_str(), "FAILED");
 }
+
+proptest::proptest! {
+    /// Any text as a tracking URI is accepted as `http://HOST...` or refused with a config
+    /// error naming it; never a panic.
+    #[test]
+    fn any_tracking_uri_is_parsed_or_refused(uri in "\\PC{0,40}", host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?") {
+        match Client::new(&uri, None) {
+            Ok(c) => proptest::prop_assert!(c.base.starts_with("http://") && c.base.len() > 7),
+            Err(e) => {
+                proptest::prop_assert_eq!(e.exit_code(), crate::error::exit_code::CONFIG);
+                proptest::prop_assert!(e.to_string().contains(uri.as_str()));
+            }
+        }
+        let good = format!("http://{host}/");
+        let c = Client::new(&good, None).unwrap();
+        proptest::prop_assert_eq!(c.base, format!("http://{host}"));
+    }
+
+    /// Any artifact root and file name give a target or a reason, never a panic; the proxy's
+    /// URLs stay on the tracking server and keep the file name's segments escaped.
+    #[test]
+    fn any_artifact_root_gives_a_target_or_a_reason(root in "\\PC{0,40}", name in "\\PC{1,20}") {
+        let rel = Path::new(&name);
+        let _ = artifact_target("http://mlflow:5000", &root, rel);
+        // (`mlflow-artifacts://HOST/...` names another host on purpose.)
+        proptest::prop_assume!(!root.starts_with('/'));
+        let proxied = artifact_target("http://mlflow:5000", &format!("mlflow-artifacts:/{root}"), rel);
+        if let Ok(ArtifactTarget::Http(url)) = proxied {
+            proptest::prop_assert!(url.starts_with("http://mlflow:5000/api/2.0/mlflow-artifacts/artifacts/"), "{}", url);
+            proptest::prop_assert!(!url.contains(' '));
+        } else {
+            proptest::prop_assert!(false, "a proxied root always gives a URL: {:?}", proxied);
+        }
+    }
+}
