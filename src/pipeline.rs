@@ -124,6 +124,16 @@ impl TrainRun {
         self.cross_validation.as_ref()
     }
 
+    /// The training data's source, SHA-256, rows and class counts.
+    pub fn data_info(&self) -> &DataInfo {
+        &self.data_info
+    }
+
+    /// The sweep point this run trains, if it is one.
+    pub fn sweep_info(&self) -> Option<&SweepInfo> {
+        self.sweep.as_ref()
+    }
+
     /// The model directory it writes.
     pub fn output(&self) -> &ModelDir {
         &self.out

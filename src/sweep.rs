@@ -21,6 +21,7 @@ use crate::config::TrainConfig;
 use crate::data::Task;
 use crate::error::{Error, Result};
 use crate::metadata::{Metadata, SweepInfo};
+use crate::track::{ActiveRun, RunStatus, Tracker, config_params};
 
 /// At most this many points: a grid that multiplies past it is more likely a mistake.
 pub const MAX_POINTS: usize = 10_000;
@@ -674,6 +675,79 @@ impl Report {
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
+}
+
+/// Starts a sweep's parent run in MLflow, named `sweep FILE-STEM`, with the base config, the
+/// sweep file and its number of points as params. Each point's run names it as its parent
+/// (`TrackingOptions::parent_run_id`). Fails with [`Error::Tracking`].
+pub fn start_parent_run(
+    tracker: &Tracker,
+    base: &TrainConfig,
+    file: &Path,
+    sweep: &Sweep,
+) -> Result<ActiveRun> {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned());
+    let mut params = config_params(base);
+    params.push(("sweep.file".into(), file.display().to_string()));
+    params.push(("sweep.points".into(), sweep.len().to_string()));
+    tracker.start_run(
+        &format!("sweep {stem}"),
+        vec![
+            (
+                "iris_trainer.version".into(),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
+            ("iris_trainer.sweep_file".into(), file.display().to_string()),
+            (
+                "iris_trainer.model_dir".into(),
+                base.output.dir.display().to_string(),
+            ),
+        ],
+        params,
+    )
+}
+
+/// Logs a sweep's outcome to its parent run (points finished and failed; the best point's
+/// scores and the report files written into `root`, when there is a report) and ends it:
+/// FINISHED when every point trained, FAILED otherwise. Failures are kept in the run, as warnings.
+pub fn end_parent_run(
+    run: &mut ActiveRun,
+    root: &Path,
+    report: Option<&Report>,
+    failed: usize,
+    points: usize,
+) {
+    let mut metrics: Vec<(String, f64)> = vec![
+        (
+            "points_finished".into(),
+            points.saturating_sub(failed) as f64,
+        ),
+        ("points_failed".into(), failed as f64),
+    ];
+    if let Some((report, best)) = report.and_then(|r| r.rows.first().map(|b| (r, b))) {
+        metrics.push(("best_point".into(), best.index as f64));
+        metrics.push((format!("best_{}", report.ranked_by), best.score));
+        if let Some(std) = best.score_std {
+            metrics.push((format!("best_{}_std", report.ranked_by), std));
+        }
+        for (name, value) in &best.test {
+            metrics.push((format!("best_test_{name}"), *value));
+        }
+        let files: Vec<PathBuf> = ["sweep-report.md", "sweep-report.csv", "sweep-report.json"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        run.upload_files(root, &files);
+    }
+    let metrics: Vec<(&str, f64)> = metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    run.log_metrics(0, &metrics);
+    run.end(if failed == 0 && report.is_some() {
+        RunStatus::Finished
+    } else {
+        RunStatus::Failed
+    });
 }
 
 #[cfg(test)]

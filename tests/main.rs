@@ -15,6 +15,7 @@ mod cli {
     mod serve;
     mod soak;
     mod sweep;
+    mod tracking;
     mod train;
 }
 

@@ -16,6 +16,7 @@ use iris_trainer::metrics::Scores;
 use iris_trainer::predict::{PredictionFormat, Predictor, format_rows};
 use iris_trainer::serve::ServeOptions;
 use iris_trainer::sweep::{self, Sweep};
+use iris_trainer::track::{RunStatus, Tracker};
 use iris_trainer::train::Interrupter;
 use iris_trainer::{TrainRun, evaluate as evaluate_model};
 use serde_json::json;
@@ -105,16 +106,35 @@ pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
         }
     };
     let run = TrainRun::prepare(config, &origin, sweep_info, a.folds)?;
+    // An unreachable tracking server stops the run here, before anything is trained.
+    let tracker = a.tracking().map(Tracker::connect).transpose()?;
     let selected = init_device(g)?;
     if !g.quiet {
         eprint!("{}", run.describe_data());
+        if let Some(t) = &tracker {
+            eprintln!(
+                "tracking in MLflow at {} (experiment id {})",
+                t.uri(),
+                t.experiment_id()
+            );
+        }
     }
     let out = run.output().path().to_path_buf();
     let interrupter = Interrupter::new();
     stop_on_signals(&interrupter);
     let mut progress = Progress::new(ProgressMode::detect(g.quiet));
-    let saved =
-        run.run::<TrainBackend>(&selected.device, selected.info, &mut progress, &interrupter)?;
+    let saved = match &tracker {
+        Some(t) => t.train::<TrainBackend>(
+            run,
+            &selected.device,
+            selected.info,
+            &mut progress,
+            &interrupter,
+        ),
+        None => {
+            run.run::<TrainBackend>(&selected.device, selected.info, &mut progress, &interrupter)
+        }
+    }?;
     drop(progress);
     let widths = saved
         .model
@@ -262,53 +282,123 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
     }
     let exe = std::env::current_exe()
         .map_err(|e| Error::Internal(format!("cannot find this program to run the points: {e}")))?;
-    let base_args = a.train.to_args();
+    let mut base_args = a.train.to_args();
+    // With tracking: one parent run, and each point's run its child.
+    let parent = match a.train.tracking() {
+        None => None,
+        Some(options) => {
+            let tracker = Tracker::connect(options)?;
+            let run = sweep::start_parent_run(&tracker, &config, &path, &sweep)?;
+            if !g.quiet {
+                eprintln!(
+                    "tracking in MLflow at {}: parent run {} (experiment id {})",
+                    tracker.uri(),
+                    run.run_id(),
+                    tracker.experiment_id()
+                );
+            }
+            base_args.push("--parent-run-id".into());
+            base_args.push(run.run_id().into());
+            Some(run)
+        }
+    };
+    let parent = std::sync::Mutex::new(parent);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let interrupter = Interrupter::new();
+    if parent.lock().is_ok_and(|p| p.is_some()) {
+        stop_on_signals(&interrupter);
+    }
     let next = AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..jobs {
+        if parent.lock().is_ok_and(|p| p.is_some()) {
+            // Ctrl-C or SIGTERM ends the parent run as KILLED and exits at once, as an untracked
+            // sweep does; points already started finish (or are stopped) on their own.
             scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= sweep.len() {
-                        break;
-                    }
-                    let out = std::process::Command::new(&exe)
-                        .arg("train")
-                        .arg("--quiet")
-                        .args(&base_args)
-                        .arg("--sweep-index")
-                        .arg(i.to_string())
-                        .env_remove("JOB_COMPLETION_INDEX")
-                        .output();
-                    let ok = matches!(&out, Ok(o) if o.status.success());
-                    if !ok {
-                        let why = match out {
-                            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-                            Err(e) => e.to_string(),
-                        };
-                        if let Ok(mut f) = failures.lock() {
-                            f.push((i, why));
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(signal) = interrupter.signal() {
+                        if let Ok(mut p) = parent.lock()
+                            && let Some(run) = p.as_mut()
+                        {
+                            run.end(RunStatus::Killed);
                         }
+                        eprintln!("error: sweep interrupted by {signal}");
+                        std::process::exit(signal.exit_code().into());
                     }
-                    if !g.quiet {
-                        eprintln!("point {i}: {}", if ok { "done" } else { "FAILED" });
-                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
             });
         }
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= sweep.len() {
+                            break;
+                        }
+                        let out = std::process::Command::new(&exe)
+                            .arg("train")
+                            .arg("--quiet")
+                            .args(&base_args)
+                            .arg("--sweep-index")
+                            .arg(i.to_string())
+                            .env_remove("JOB_COMPLETION_INDEX")
+                            .output();
+                        let ok = matches!(&out, Ok(o) if o.status.success());
+                        if let Ok(o) = &out
+                            && ok
+                        {
+                            // A point's warnings (e.g. its tracking failed) are shown even though its
+                            // output is otherwise kept quiet.
+                            for line in String::from_utf8_lossy(&o.stderr)
+                                .lines()
+                                .filter(|l| l.starts_with("warning: "))
+                            {
+                                eprintln!("point {i}: {line}");
+                            }
+                        }
+                        if !ok {
+                            let why = match out {
+                                Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                                Err(e) => e.to_string(),
+                            };
+                            if let Ok(mut f) = failures.lock() {
+                                f.push((i, why));
+                            }
+                        }
+                        if !g.quiet {
+                            eprintln!("point {i}: {}", if ok { "done" } else { "FAILED" });
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.join();
+        }
+        done.store(true, Ordering::Relaxed);
     });
+    let mut parent = parent.into_inner().unwrap_or_default();
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort();
     let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
-    match sweep::report(&root, a.rank_by.map(Into::into), Some(sweep.len()), &failed) {
-        Ok(report) => {
-            report.write(&root)?;
-            emit(&report.markdown())?;
-        }
+    let reported = match sweep::report(&root, a.rank_by.map(Into::into), Some(sweep.len()), &failed)
+    {
+        Ok(report) => report.write(&root).map(|()| Some(report)),
         // Nothing finished: the failures below say why.
-        Err(_) if !failures.is_empty() => {}
-        Err(e) => return Err(e),
+        Err(_) if !failures.is_empty() => Ok(None),
+        Err(e) => Err(e),
+    };
+    if let Some(run) = parent.as_mut() {
+        let report = reported.as_ref().ok().and_then(Option::as_ref);
+        sweep::end_parent_run(run, &root, report, failures.len(), sweep.len());
+        if let Some(w) = run.take_warning() {
+            eprintln!("warning: {w}");
+        }
+    }
+    if let Some(report) = reported? {
+        emit(&report.markdown())?;
     }
     if failures.is_empty() {
         return Ok(());

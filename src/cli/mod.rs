@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use iris_trainer::config::{Overrides, Task};
 use iris_trainer::predict::PredictionFormat;
 use iris_trainer::sweep::RankBy;
+use iris_trainer::track::TrackingOptions;
 
 /// Train a small MLP on tabular data (Fisher's Iris by default) and serve it.
 ///
@@ -202,6 +203,18 @@ struct TrainArgs {
     /// defaults to 5.
     #[arg(long, value_name = "K")]
     folds: Option<usize>,
+    /// Log the run to this MLflow tracking server, http://HOST:PORT [default: no tracking].
+    #[arg(long, value_name = "URI", env = "MLFLOW_TRACKING_URI")]
+    tracking_uri: Option<String>,
+    /// The MLflow experiment, created if missing [default: MLflow's default experiment].
+    #[arg(long, value_name = "NAME", env = "MLFLOW_EXPERIMENT_NAME")]
+    experiment: Option<String>,
+    /// The MLflow run's name [default: the model directory's name; a sweep's is `sweep NAME`].
+    #[arg(long, value_name = "NAME")]
+    run_name: Option<String>,
+    /// Log the MLflow run as a child of this run (a local sweep passes its parent run's id).
+    #[arg(long, value_name = "RUN_ID")]
+    parent_run_id: Option<String>,
 }
 
 /// `--task`.
@@ -262,7 +275,30 @@ impl TrainArgs {
         );
         push("--sweep", path(&self.sweep));
         push("--folds", self.folds.map(|x| x.to_string()));
+        if let Some(t) = self.tracking() {
+            push("--tracking-uri", Some(t.uri));
+            push("--experiment", t.experiment);
+        }
         v
+    }
+
+    /// Where to track the run, if anywhere (an empty `MLFLOW_TRACKING_URI` is no tracking).
+    fn tracking(&self) -> Option<TrackingOptions> {
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Some(TrackingOptions {
+            uri: nonempty(&self.tracking_uri)?,
+            experiment: nonempty(&self.experiment),
+            run_name: nonempty(&self.run_name),
+            parent_run_id: nonempty(&self.parent_run_id),
+            token: std::env::var("MLFLOW_TRACKING_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        })
     }
 }
 

@@ -53,6 +53,10 @@ pub trait TrainObserver {
     fn checkpoint_ignored(&mut self, reason: &str) {
         let _ = reason;
     }
+    /// Something went wrong that does not stop training (e.g. the tracking server went away).
+    fn warning(&mut self, message: &str) {
+        let _ = message;
+    }
     /// The loop ended (normally, early, or with an error).
     fn finished(&mut self) {}
 }
