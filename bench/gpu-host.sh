@@ -34,6 +34,8 @@ echo "== the GPU build finds the GPU"
 IRIS_TRAINER_REQUIRE_GPU=1 "$gpu_bin" --data "$data/synthetic-10000x32.csv" --epochs 1 --out "$(mktemp -d)/m" 2>&1 | tail -5
 
 echo "== scale benchmark (CPU figures on cores 0,1)"
-taskset -c 0,1 "$py" bench/scale.py --bin "$cpu_bin" --gpu-bin "$gpu_bin" \
+pin=()
+command -v taskset >/dev/null && pin=(taskset -c 0,1) || echo "no taskset: CPU figures use every core" >&2
+"${pin[@]}" "$py" bench/scale.py --bin "$cpu_bin" --gpu-bin "$gpu_bin" \
     --python "$py" --runs "$runs" --data-dir "$data" --out-dir "$out" --stream-rows 10000000 \
     --only "${ONLY:-gpu,million,loop,stream,growth}"

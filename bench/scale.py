@@ -45,6 +45,7 @@ p.add_argument("--data-dir", default=str(ROOT / "target" / "bench-data"))
 p.add_argument("--only", default="", help="comma-separated subset of: million,loop,growth,gpu,stream")
 p.add_argument("--gpu-bin", default="", help="an iris-trainer built with --features wgpu (adds the GPU section)")
 p.add_argument("--out-dir", default=str(ROOT / "bench" / "results"), help="where scale.{json,md} go")
+p.add_argument("--render", default="", help="only write the tables of an earlier run's scale.json")
 p.add_argument("--stream-rows", type=int, default=0, help="rows of the table evaluate/predict stream")
 a = p.parse_args()
 
@@ -122,6 +123,8 @@ def torch(data, epochs, runs=None, device="cpu"):
 
 
 def want(section):
+    if a.render:
+        return False
     return not only or section in only
 
 
@@ -130,6 +133,21 @@ def save():
     Path(a.out_dir).mkdir(parents=True, exist_ok=True)
     (Path(a.out_dir) / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
 
+
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+
+
+if not a.render:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    results["machine"] = {
+        "cpu": cpu, "cores": os.cpu_count(), "cores_used": len(os.sched_getaffinity(0)), "os": platform.platform(),
+        "iris_trainer": sh(f"{BIN} --version"),
+        "commit": os.environ.get("IRIS_COMMIT") or (sh(f"git -C {ROOT} rev-parse --short HEAD") + (" (modified)" if sh(f"git -C {ROOT} status --porcelain --untracked-files=no") else "")),
+        "python": sh(f"{PY} --version"),
+        "versions": sh(f"{PY} -c 'import torch, pandas, numpy; print(torch.__version__, pandas.__version__, numpy.__version__)'"),
+        "runs": a.runs, "threads": a.threads,
+    }
 
 if want("gpu") and a.gpu_bin:
     gpu_bin = os.path.abspath(a.gpu_bin)
@@ -200,20 +218,9 @@ if want("stream") and a.stream_rows:
 save()
 
 
-def sh(cmd):
-    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
-
-
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-results["machine"] = {
-    "cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
-    "iris_trainer": sh(f"{BIN} --version"),
-    "commit": sh(f"git -C {ROOT} rev-parse --short HEAD") + (" (modified)" if sh(f"git -C {ROOT} status --porcelain --untracked-files=no") else ""),
-    "python": sh(f"{PY} --version"),
-    "versions": sh(f"{PY} -c 'import torch, pandas, numpy; print(torch.__version__, pandas.__version__, numpy.__version__)'"),
-    "runs": a.runs, "threads": a.threads,
-}
 out_dir = Path(a.out_dir)
+if a.render:
+    results = json.loads(Path(a.render).read_text())
 save()
 
 
@@ -238,7 +245,7 @@ def ratio(o, t, key, invert=False):
 
 m = results["machine"]
 v = m["versions"].split()
-lines = [f"Machine: {m['cpu']}, {m['cores']} cores; {m['os']}",
+lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m.get('cores_used', m['cores'])} used); {m['os']}",
          f"Versions: {m['iris_trainer']} (commit {m['commit']}); {m['python']}, torch {v[0] if v else '?'} "
          f"(CPU, {m['threads']} threads), pandas {v[1] if len(v) > 1 else '?'}, numpy {v[2] if len(v) > 2 else '?'}; "
          f"best of {m['runs']} runs", ""]
