@@ -2,8 +2,9 @@
 //! self-describing model directory, and predict from it on the command line or over HTTP.
 //!
 //! Modules are listed in the order the data flows through them, and each imports only modules
-//! listed before it: `config` and `data` -> `model` -> `metadata` -> `train` -> `artifact`
-//! (the model directory) -> `predict` -> `pipeline` (train-and-save, evaluate) -> `sweep` ->
+//! listed before it: `config` and `data` -> `model` -> `metadata` -> `train` -> `export`
+//! (safetensors) and `plot` (pictures) -> `artifact` (the model directory) -> `predict` ->
+//! `pipeline` (train-and-save, evaluate) -> `sweep` ->
 //! `serve`. The concrete backend is named only in [`backend`]. The command line is the binary's
 //! own; everything it does is reachable from here.
 //!
@@ -40,6 +41,9 @@ pub mod model;
 pub mod metadata;
 pub mod train;
 
+pub mod export;
+pub mod plot;
+
 pub mod artifact;
 pub mod predict;
 
@@ -61,8 +65,8 @@ mod layering {
 
     /// Library modules in data-flow order, as declared above.
     const ORDER: &[&str] = &[
-        "error", "backend", "config", "data", "metrics", "model", "metadata", "train", "artifact",
-        "predict", "pipeline", "sweep", "serve",
+        "error", "backend", "config", "data", "metrics", "model", "metadata", "train", "export",
+        "plot", "artifact", "predict", "pipeline", "sweep", "serve",
     ];
 
     /// The `crate::NAME` modules a source file (or directory of files) refers to.
