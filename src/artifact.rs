@@ -197,11 +197,12 @@ impl ModelDir {
                 .and_then(|f| f.sync_all())
                 .map_err(|e| out(&e))?;
             metadata.record = file_info(RECORD_FILE, &record);
+            write_synced(&staging.join(METRICS_FILE), metrics_csv.as_bytes())
+                .map_err(|e| out(&format!("writing {METRICS_FILE}: {e}")))?;
             metadata.files = write_companions(staging, &companions).map_err(|e| out(&e))?;
             let json = serde_json::to_string_pretty(&metadata).map_err(|e| out(&e))? + "\n";
             for (name, contents) in [
                 (METADATA_FILE, json.as_str()),
-                (METRICS_FILE, metrics_csv),
                 (SUMMARY_FILE, summary(&metadata).as_str()),
             ] {
                 write_synced(&staging.join(name), contents.as_bytes())
@@ -240,7 +241,8 @@ impl ModelDir {
 
     /// Replaces this directory's files with those of the model in `from` (checked against its
     /// metadata), with `extra` files added; `model.json` and `model.txt` are rewritten when there
-    /// are any.
+    /// are any. Optional files that are missing or changed in `from` are left out (and no longer
+    /// listed): the model does not need them, and a changed one would be wrong.
     fn rewrite(
         &self,
         lock: &WriteLock,
@@ -252,6 +254,7 @@ impl ModelDir {
         let bad = |m: String| Error::model(&from.path, m);
         // Read everything first: `from` may be this directory.
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut kept: Vec<RecordInfo> = Vec::new();
         {
             let _guard = from.read_guard();
             for name in REQUIRED_FILES {
@@ -268,24 +271,20 @@ impl ModelDir {
                 if extra.iter().any(|(n, _)| *n == info.file) {
                     continue;
                 }
-                let bytes = fs::read(from.path.join(&info.file))
-                    .map_err(|e| bad(format!("{}: {e}", info.file)))?;
-                if sha256_hex(&bytes) != info.sha256 {
-                    return Err(bad(format!(
-                        "{} does not match the SHA-256 in {METADATA_FILE}",
-                        info.file
-                    )));
+                if let Ok(bytes) = fs::read(from.path.join(&info.file))
+                    && sha256_hex(&bytes) == info.sha256
+                {
+                    files.push((info.file.clone(), bytes));
+                    kept.push(info.clone());
                 }
-                files.push((info.file.clone(), bytes));
             }
         }
-        if !extra.is_empty() {
-            let mut listed: Vec<RecordInfo> = meta
-                .files
-                .iter()
-                .filter(|i| !extra.iter().any(|(n, _)| *n == i.file))
-                .cloned()
-                .collect();
+        let dropped = meta
+            .files
+            .iter()
+            .any(|i| !kept.contains(i) && !extra.iter().any(|(n, _)| *n == i.file));
+        if !extra.is_empty() || dropped {
+            let mut listed = kept;
             listed.extend(extra.iter().map(|(n, b)| file_info(n, b)));
             listed.sort_by_key(|i| COMPANION_FILES.iter().position(|c| *c == i.file));
             meta.files = listed;
@@ -545,11 +544,11 @@ fn file_info(name: &str, bytes: &[u8]) -> RecordInfo {
 fn write_companions(
     staging: &Path,
     files: &[(String, Vec<u8>)],
-) -> std::io::Result<Vec<RecordInfo>> {
+) -> std::result::Result<Vec<RecordInfo>, String> {
     let mut listed = Vec::new();
     for name in COMPANION_FILES {
         if let Some((_, bytes)) = files.iter().find(|(n, _)| n == name) {
-            write_synced(&staging.join(name), bytes)?;
+            write_synced(&staging.join(name), bytes).map_err(|e| format!("writing {name}: {e}"))?;
             listed.push(file_info(name, bytes));
         }
     }

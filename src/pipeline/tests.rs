@@ -199,3 +199,25 @@ fn export_refuses_a_record_that_does_not_match_its_metadata() {
     assert!(err.to_string().contains("SHA-256"), "{err}");
     assert_eq!(fs::read(dir.join(SAFETENSORS_FILE)).unwrap(), before);
 }
+
+#[test]
+fn a_copy_leaves_out_a_damaged_picture_and_keeps_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let from = tmp.path().join("from");
+    let saved = train(&from, |_| {});
+    fs::write(from.join(CURVES_PNG), b"edited").unwrap();
+    fs::remove_file(from.join(CONFUSION_SVG)).unwrap();
+    let to = ModelDir::new(tmp.path().join("to"));
+    let lock = to.lock_for_writing().unwrap();
+    let meta = to.copy_from(&lock, &ModelDir::new(&from)).unwrap();
+    let listed: Vec<&str> = meta.files.iter().map(|f| f.file.as_str()).collect();
+    assert_eq!(listed, [SAFETENSORS_FILE, CURVES_SVG, CONFUSION_PNG]);
+    assert!(!to.path().join(CURVES_PNG).exists() && !to.path().join(CONFUSION_SVG).exists());
+    assert_eq!(to.read_metadata().unwrap().files, meta.files);
+    assert_eq!(meta.record, saved.record);
+    assert!(
+        to.check_files(&meta)
+            .iter()
+            .all(|(_, s)| *s == FileState::Ok)
+    );
+}
