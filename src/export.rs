@@ -175,4 +175,63 @@ mod tests {
         );
         assert_eq!(out[out.len() - 4..], 1f32.to_le_bytes());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::hash::BuildHasher;
+
+        /// A safetensors file of one tensor, its header's keys in the given order.
+        fn file(metadata: &[(String, String)]) -> Vec<u8> {
+            let mut header = serde_json::Map::new();
+            header.insert(
+                "w".into(),
+                json!({"shape": [1], "dtype": "F32", "data_offsets": [0, 4]}),
+            );
+            header.insert(
+                "__metadata__".into(),
+                serde_json::Value::Object(
+                    metadata
+                        .iter()
+                        .map(|(k, v)| (k.clone(), json!(v)))
+                        .collect(),
+                ),
+            );
+            let mut text = serde_json::to_vec(&header).unwrap();
+            text.resize(text.len().next_multiple_of(8), b' ');
+            let mut out = (text.len() as u64).to_le_bytes().to_vec();
+            out.extend_from_slice(&text);
+            out.extend_from_slice(&2.5f32.to_le_bytes());
+            out
+        }
+
+        proptest! {
+            /// Any metadata, in any order: the same length, the same content, one canonical form.
+            #[test]
+            fn any_metadata_in_any_order_gives_one_file(
+                pairs in proptest::collection::btree_map(".{0,12}", ".{0,20}", 0..12),
+                seed in any::<u64>(),
+            ) {
+                let sorted: Vec<(String, String)> = pairs.into_iter().collect();
+                let mut shuffled = sorted.clone();
+                // A deterministic shuffle, from the seed.
+                shuffled.sort_by_key(|(k, _)| foldhash::fast::FixedState::with_seed(seed).hash_one(k));
+                let (a, b) = (file(&sorted), file(&shuffled));
+                let (ca, cb) = (canonical_header(a.clone()).unwrap(), canonical_header(b).unwrap());
+                prop_assert_eq!(&ca, &cb);
+                prop_assert_eq!(ca.len(), a.len());
+                let n = u64::from_le_bytes(ca[..8].try_into().unwrap()) as usize;
+                let parsed: serde_json::Value = serde_json::from_slice(&ca[8..8 + n]).unwrap();
+                let original: serde_json::Value = serde_json::from_slice(&a[8..8 + n]).unwrap();
+                prop_assert_eq!(parsed, original);
+                prop_assert_eq!(&ca[8 + n..], &2.5f32.to_le_bytes()[..]);
+            }
+
+            /// Arbitrary bytes are refused or rewritten, never a panic.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let _ = canonical_header(bytes);
+            }
+        }
+    }
 }

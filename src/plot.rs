@@ -240,10 +240,9 @@ impl Curves<'_> {
         });
         let (mut lo, mut hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         if let Some(f) = floor {
-            // Scores: show the whole [floor, 1] scale when the values are near it.
-            lo = lo.max(f);
-            hi = hi.max(1.0).min(1.0);
-            lo = lo.min(hi - 0.05);
+            // Scores top out at 1: the axis runs from the lowest value (not below `floor`) to 1.
+            hi = 1.0;
+            lo = lo.max(f).min(hi - 0.05);
         } else {
             lo = lo.min(0.0);
         }
