@@ -341,7 +341,7 @@ impl Draw for Confusion<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let k = self.classes.len();
         let rows: usize = self.counts.iter().map(|r| r.iter().sum::<usize>()).sum();
-        let font = (self.cell() / 4).clamp(10, 28);
+        let font = (self.cell() / 3).clamp(11, 28);
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
@@ -359,8 +359,18 @@ impl Draw for Confusion<'_> {
                 (0..k.max(2) - 1).into_segmented(),
             )
             .map_err(e)?;
+        let label_size = if k > 8 { 12 } else { 15 };
+        // Column names longer than a cell is wide are cut (the rows show them whole).
+        let fits = (self.cell() as usize * 10 / (label_size as usize * 5)).max(3);
         let name = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) if *i < k => self.classes[*i].clone(),
+            SegmentValue::CenterOf(i) if *i < k => {
+                let c = &self.classes[*i];
+                if c.chars().count() > fits {
+                    c.chars().take(fits - 1).chain(['…']).collect()
+                } else {
+                    c.clone()
+                }
+            }
             _ => String::new(),
         };
         // Row 0 (the first true class) at the top.
@@ -368,7 +378,6 @@ impl Draw for Confusion<'_> {
             SegmentValue::CenterOf(i) if *i < k => self.classes[k - 1 - *i].clone(),
             _ => String::new(),
         };
-        let label_size = if k > 8 { 12 } else { 15 };
         chart
             .configure_mesh()
             .disable_mesh()
@@ -661,6 +670,33 @@ mod tests {
         }
         assert!(pic.svg.contains("accuracy 0.750, 4 rows"), "{}", pic.svg);
         assert!(inked_pixels(&pic.png) > 5_000);
+
+        // Ten classes, one with a long name: whole on the rows, cut to its cell on the columns.
+        let classes: Vec<String> = (0..10)
+            .map(|i| {
+                if i == 8 {
+                    "india-juliett-long".into()
+                } else {
+                    format!("c{i}")
+                }
+            })
+            .collect();
+        let logits: Vec<f32> = (0..10)
+            .flat_map(|t| (0..10).map(move |p| if p == t { 5.0 } else { 0.0 }))
+            .collect();
+        let labels: Vec<usize> = (0..10).collect();
+        let pic = confusion_matrix(
+            &Evaluation::from_logits(&logits, &labels, &classes),
+            &classes,
+        )
+        .unwrap();
+        assert_eq!(
+            pic.svg.matches("india-juliett-long").count(),
+            1,
+            "{}",
+            pic.svg
+        );
+        assert!(pic.svg.contains("india-j…"), "{}", pic.svg);
     }
 
     #[test]
