@@ -4,9 +4,9 @@
 //! Modules are listed in the order the data flows through them, and each imports only modules
 //! listed before it: `config` and `data` -> `model` -> `metadata` -> `train` -> `export`
 //! (safetensors) and `plot` (pictures) -> `artifact` (the model directory) -> `predict` ->
-//! `pipeline` (train-and-save, evaluate) -> `sweep` ->
-//! `serve`. The concrete backend is named only in [`backend`]. The command line is the binary's
-//! own; everything it does is reachable from here.
+//! `pipeline` (train-and-save, evaluate) -> `sweep` -> `serve`. The concrete backend is named
+//! only in [`backend`]. The command line is the binary's own; everything it does is reachable
+//! from here.
 //!
 //! Train into a directory and predict from it:
 //!
