@@ -234,7 +234,8 @@ step "CPU image: train, predict, read-only root (the README's commands)"
 readme "$USERDIR" "mkdir -p artifacts"
 readme "$USERDIR" "docker run --rm --user \"\$(id -u):\$(id -g)\" -v \"\$PWD/artifacts:/artifacts\" $CPU_IMAGE" | tee "$WORK/train.out"
 grep -q "^trained 4-16-3 MLP" "$WORK/train.out" || fail "training summary missing"
-for f in model.mpk model.json metrics.csv model.txt; do
+# The PNGs too: their text is drawn with the binary's embedded font (the image has no fonts).
+for f in model.mpk model.json metrics.csv model.txt model.safetensors training_curves.png confusion_matrix.png; do
     [ -f "$USERDIR/artifacts/$f" ] || fail "$f not written to the mounted directory"
     [ "$(stat -c %u:%g "$USERDIR/artifacts/$f")" = "$ME" ] || fail "$f is not owned by the host user"
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The HTTP service against clients it did not write: tritonclient (Open Inference Protocol v2),
-# MLflow scoring bodies built as MLflow's client builds them, and the README's service commands.
+# MLflow scoring bodies built as MLflow's client builds them, and the README's service commands;
+# then model.safetensors read by the `safetensors` package, its forward pass redone with numpy.
 #
 # Usage: scripts/interop-test.sh [BINARY]   (default: builds target/release/iris-trainer)
 # The clients live in a venv under target/ (made once, remade when requirements change).
@@ -21,4 +22,7 @@ if [ -z "$bin" ]; then
     cargo build --locked --quiet --release --bin iris-trainer
     bin=target/release/iris-trainer
 fi
-exec "$venv/bin/python" tests/interop/serve_clients.py "$(realpath "$bin")" README.md
+status=0
+"$venv/bin/python" tests/interop/serve_clients.py "$(realpath "$bin")" README.md || status=1
+"$venv/bin/python" tests/interop/safetensors_check.py "$(realpath "$bin")" README.md || status=1
+exit "$status"

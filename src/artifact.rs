@@ -1,8 +1,11 @@
 //! The model directory: `model.mpk` (Burn record), `model.json` (metadata), `metrics.csv`
-//! (per-epoch history) and `model.txt` (summary), written atomically and validated on load.
+//! (per-epoch history) and `model.txt` (summary), plus `model.safetensors` (the weights for other
+//! tools) and pictures (training curves, confusion matrix), written atomically and validated on
+//! load. `model.json` lists the SHA-256 of the record and of every other file it names.
 //!
 //! Saving writes every file into a hidden staging directory inside the model directory, marks it
-//! complete, then renames the files into place. Signals are handled by the caller between epochs,
+//! complete (the marker lists the files of the new model), then renames the files into place and
+//! removes optional files the new model does not have. Signals are handled by the caller between epochs,
 //! so only SIGKILL or a power cut can land between two renames; the next writer or reader under
 //! the directory lock finishes a complete staging directory and deletes an incomplete one.
 
@@ -19,6 +22,7 @@ use crate::data::sha256_hex;
 use crate::error::{Error, Result};
 use crate::metadata::{Metadata, READABLE_VERSIONS, RecordInfo};
 use crate::model::{Mlp, MlpRecord};
+use crate::plot::Picture;
 
 /// The record file's name (Burn's named MessagePack, full precision).
 pub const RECORD_FILE: &str = "model.mpk";
@@ -28,8 +32,39 @@ pub const METADATA_FILE: &str = "model.json";
 pub const METRICS_FILE: &str = "metrics.csv";
 /// The human-readable summary's file name.
 pub const SUMMARY_FILE: &str = "model.txt";
-/// Files in commit order: the metadata, which names the record's hash, goes last.
-const FILES: [&str; 4] = [METRICS_FILE, SUMMARY_FILE, RECORD_FILE, METADATA_FILE];
+/// The weights in PyTorch's layout, for other tools (see [`crate::export`]).
+pub const SAFETENSORS_FILE: &str = "model.safetensors";
+/// Loss and accuracy (or R²) per epoch, as SVG.
+pub const CURVES_SVG: &str = "training_curves.svg";
+/// Loss and accuracy (or R²) per epoch, as PNG.
+pub const CURVES_PNG: &str = "training_curves.png";
+/// The test confusion matrix (classification), as SVG.
+pub const CONFUSION_SVG: &str = "confusion_matrix.svg";
+/// The test confusion matrix (classification), as PNG.
+pub const CONFUSION_PNG: &str = "confusion_matrix.png";
+/// Optional files, listed with their SHA-256 in `model.json`'s `files` when present (older
+/// directories and regression models lack some).
+pub const COMPANION_FILES: [&str; 5] = [
+    SAFETENSORS_FILE,
+    CURVES_SVG,
+    CURVES_PNG,
+    CONFUSION_SVG,
+    CONFUSION_PNG,
+];
+/// Files every model directory has.
+const REQUIRED_FILES: [&str; 4] = [METRICS_FILE, SUMMARY_FILE, RECORD_FILE, METADATA_FILE];
+/// Files in commit order: the metadata, which names the other files' hashes, goes last.
+const FILES: [&str; 9] = [
+    METRICS_FILE,
+    SUMMARY_FILE,
+    CURVES_SVG,
+    CURVES_PNG,
+    CONFUSION_SVG,
+    CONFUSION_PNG,
+    SAFETENSORS_FILE,
+    RECORD_FILE,
+    METADATA_FILE,
+];
 /// Held (exclusively) by the one run that writes the directory, for the whole run.
 const LOCK_FILE: &str = ".lock";
 /// Held exclusively while files are moved into place, shared while a reader reads them, so a
@@ -41,6 +76,17 @@ const COMMIT_MARKER: &str = "COMPLETE";
 pub const CHECKPOINT_FILE: &str = ".checkpoint.mpk";
 /// Larger metadata files are refused unread.
 const MAX_METADATA_BYTES: u64 = 16 << 20;
+
+/// Whether an optional file of a model directory is as `model.json` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// Present, with the listed size and SHA-256.
+    Ok,
+    /// Not there.
+    Missing,
+    /// Present, but not the file that was saved (edited, truncated or replaced).
+    Changed,
+}
 
 /// Holds the model directory's lock while a run writes it.
 #[derive(Debug)]
@@ -109,7 +155,9 @@ impl ModelDir {
 
     /// Writes a model and its files, replacing the previous model only once all are on disk.
     ///
-    /// `metadata.record` is filled in here from the written record.
+    /// `model.safetensors` is written from `model`; `pictures` are named by their file stem
+    /// (`training_curves`, `confusion_matrix`) and written as `.svg` and `.png`.
+    /// `metadata.record` and `metadata.files` are filled in here from the written files.
     pub fn save<B: Backend>(
         &self,
         lock: &WriteLock,
@@ -117,8 +165,25 @@ impl ModelDir {
         mut metadata: Metadata,
         metrics_csv: &str,
         summary: impl Fn(&Metadata) -> String,
+        pictures: &[(&str, Picture)],
     ) -> Result<Metadata> {
         let out = |e: &dyn std::fmt::Display| Error::output(&self.path, e);
+        let mut companions = vec![(
+            SAFETENSORS_FILE.to_string(),
+            crate::export::safetensors(&model, &metadata)?,
+        )];
+        for (stem, picture) in pictures {
+            companions.push((format!("{stem}.svg"), picture.svg.clone().into_bytes()));
+            companions.push((format!("{stem}.png"), picture.png.clone()));
+        }
+        if let Some((name, _)) = companions
+            .iter()
+            .find(|(n, _)| !COMPANION_FILES.contains(&n.as_str()))
+        {
+            return Err(Error::Internal(format!(
+                "{name} is not a file of the model directory"
+            )));
+        }
         self.replace_files(lock, |staging| {
             let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
             // The recorder appends the `.mpk` extension itself.
@@ -131,15 +196,13 @@ impl ModelDir {
             File::open(&record_path)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| out(&e))?;
-            metadata.record = RecordInfo {
-                file: RECORD_FILE.into(),
-                sha256: sha256_hex(&record),
-                bytes: record.len() as u64,
-            };
+            metadata.record = file_info(RECORD_FILE, &record);
+            write_synced(&staging.join(METRICS_FILE), metrics_csv.as_bytes())
+                .map_err(|e| out(&format!("writing {METRICS_FILE}: {e}")))?;
+            metadata.files = write_companions(staging, &companions).map_err(|e| out(&e))?;
             let json = serde_json::to_string_pretty(&metadata).map_err(|e| out(&e))? + "\n";
             for (name, contents) in [
                 (METADATA_FILE, json.as_str()),
-                (METRICS_FILE, metrics_csv),
                 (SUMMARY_FILE, summary(&metadata).as_str()),
             ] {
                 write_synced(&staging.join(name), contents.as_bytes())
@@ -158,24 +221,106 @@ impl ModelDir {
 
     /// Replaces this directory's model with a copy of the (validated) model in `from`.
     pub fn copy_from(&self, lock: &WriteLock, from: &ModelDir) -> Result<Metadata> {
-        let meta = from.read_metadata()?;
+        self.rewrite(lock, from, Vec::new())
+    }
+
+    /// Adds (or replaces) optional files (named in [`COMPANION_FILES`]) of this directory's
+    /// model, as `export` does for a model saved without `model.safetensors`. The model itself,
+    /// its record and history, stay as they are; `model.json` lists the new files.
+    pub fn add_files(&self, lock: &WriteLock, files: Vec<(String, Vec<u8>)>) -> Result<Metadata> {
+        if let Some((name, _)) = files
+            .iter()
+            .find(|(n, _)| !COMPANION_FILES.contains(&n.as_str()))
+        {
+            return Err(Error::Internal(format!(
+                "{name} is not an optional file of the model directory"
+            )));
+        }
+        self.rewrite(lock, self, files)
+    }
+
+    /// Replaces this directory's files with those of the model in `from` (checked against its
+    /// metadata), with `extra` files added; `model.json` and `model.txt` are rewritten when there
+    /// are any. Optional files that are missing or changed in `from` are left out (and no longer
+    /// listed): the model does not need them, and a changed one would be wrong.
+    fn rewrite(
+        &self,
+        lock: &WriteLock,
+        from: &ModelDir,
+        extra: Vec<(String, Vec<u8>)>,
+    ) -> Result<Metadata> {
+        let mut meta = from.read_metadata()?;
         let out = |e: &dyn std::fmt::Display| Error::output(&self.path, e);
-        self.replace_files(lock, |staging| {
-            for name in FILES {
-                let bytes = fs::read(from.path.join(name))
-                    .map_err(|e| Error::model(&from.path, format!("{name}: {e}")))?;
+        let bad = |m: String| Error::model(&from.path, m);
+        // Read everything first: `from` may be this directory.
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut kept: Vec<RecordInfo> = Vec::new();
+        {
+            let _guard = from.read_guard();
+            for name in REQUIRED_FILES {
+                let bytes =
+                    fs::read(from.path.join(name)).map_err(|e| bad(format!("{name}: {e}")))?;
                 if name == RECORD_FILE && sha256_hex(&bytes) != meta.record.sha256 {
-                    return Err(Error::model(
-                        &from.path,
-                        format!("{RECORD_FILE} does not match the SHA-256 in {METADATA_FILE}"),
-                    ));
+                    return Err(bad(format!(
+                        "{RECORD_FILE} does not match the SHA-256 in {METADATA_FILE}"
+                    )));
                 }
-                write_synced(&staging.join(name), &bytes)
+                files.push((name.to_string(), bytes));
+            }
+            for info in &meta.files {
+                if extra.iter().any(|(n, _)| *n == info.file) {
+                    continue;
+                }
+                if let Ok(bytes) = fs::read(from.path.join(&info.file))
+                    && sha256_hex(&bytes) == info.sha256
+                {
+                    files.push((info.file.clone(), bytes));
+                    kept.push(info.clone());
+                }
+            }
+        }
+        let dropped = meta
+            .files
+            .iter()
+            .any(|i| !kept.contains(i) && !extra.iter().any(|(n, _)| *n == i.file));
+        if !extra.is_empty() || dropped {
+            let mut listed = kept;
+            listed.extend(extra.iter().map(|(n, b)| file_info(n, b)));
+            listed.sort_by_key(|i| COMPANION_FILES.iter().position(|c| *c == i.file));
+            meta.files = listed;
+            let json = serde_json::to_string_pretty(&meta).map_err(|e| out(&e))? + "\n";
+            files.retain(|(n, _)| n != METADATA_FILE && n != SUMMARY_FILE);
+            files.push((METADATA_FILE.into(), json.into_bytes()));
+            files.push((SUMMARY_FILE.into(), meta.summary().into_bytes()));
+            files.extend(extra);
+        }
+        self.replace_files(lock, |staging| {
+            for (name, bytes) in &files {
+                write_synced(&staging.join(name), bytes)
                     .map_err(|e| out(&format!("writing {name}: {e}")))?;
             }
             Ok(())
         })?;
         Ok(meta)
+    }
+
+    /// Checks the optional files `meta` lists (see [`COMPANION_FILES`]) against their SHA-256.
+    pub fn check_files(&self, meta: &Metadata) -> Vec<(RecordInfo, FileState)> {
+        let _guard = self.read_guard();
+        meta.files
+            .iter()
+            .map(|info| {
+                let limit = info.bytes.saturating_add(1);
+                let state = match read_capped(&self.path.join(&info.file), limit) {
+                    Err(_) if !self.path.join(&info.file).exists() => FileState::Missing,
+                    Ok(b) if b.len() as u64 == info.bytes && sha256_hex(&b) == info.sha256 => {
+                        FileState::Ok
+                    }
+                    _ => FileState::Changed,
+                };
+                (info.clone(), state)
+            })
+            .collect()
     }
 
     /// Fills a fresh staging directory with `fill`, marks it complete and moves its files in.
@@ -191,8 +336,19 @@ impl ModelDir {
             .tempdir_in(&self.path)
             .map_err(|e| out(&e))?;
         fill(staging.path())?;
-        write_synced(&staging.path().join(COMMIT_MARKER), b"")
-            .map_err(|e| out(&format!("writing {COMMIT_MARKER}: {e}")))?;
+        // The marker lists the new model's files: the commit removes optional files of the
+        // previous model that this one lacks.
+        let mut manifest: Vec<String> = fs::read_dir(staging.path())
+            .map_err(|e| out(&e))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        manifest.sort();
+        write_synced(
+            &staging.path().join(COMMIT_MARKER),
+            manifest.join("\n").as_bytes(),
+        )
+        .map_err(|e| out(&format!("writing {COMMIT_MARKER}: {e}")))?;
         sync_dir(staging.path()).map_err(|e| out(&e))?;
         {
             let commit_lock = fs::OpenOptions::new()
@@ -376,6 +532,29 @@ impl crate::train::CheckpointStore for DirCheckpoints<'_> {
     }
 }
 
+fn file_info(name: &str, bytes: &[u8]) -> RecordInfo {
+    RecordInfo {
+        file: name.into(),
+        sha256: sha256_hex(bytes),
+        bytes: bytes.len() as u64,
+    }
+}
+
+/// Writes the optional files into `staging`, returning them as `model.json` lists them.
+fn write_companions(
+    staging: &Path,
+    files: &[(String, Vec<u8>)],
+) -> std::result::Result<Vec<RecordInfo>, String> {
+    let mut listed = Vec::new();
+    for name in COMPANION_FILES {
+        if let Some((_, bytes)) = files.iter().find(|(n, _)| n == name) {
+            write_synced(&staging.join(name), bytes).map_err(|e| format!("writing {name}: {e}"))?;
+            listed.push(file_info(name, bytes));
+        }
+    }
+    Ok(listed)
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = File::create(path)?;
     f.write_all(bytes)?;
@@ -410,12 +589,27 @@ fn read_capped(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, String> 
     fs::read(path).map_err(|e| e.to_string())
 }
 
-/// Moves a complete staging directory's files into `dir`, metadata last.
+/// Moves a complete staging directory's files into `dir`, metadata last, then removes the
+/// optional files that the marker does not list (they belonged to the previous model). Running
+/// it again on the same staging directory (recovery after a crash) finishes the same commit.
 fn commit(staging: &Path, dir: &Path) -> std::io::Result<()> {
+    let manifest = fs::read_to_string(staging.join(COMMIT_MARKER))?;
+    let listed: Vec<&str> = manifest.lines().collect();
     for name in FILES {
         let from = staging.join(name);
         if from.exists() {
             fs::rename(&from, dir.join(name))?;
+        }
+    }
+    // An empty marker (written before markers listed files) removes nothing.
+    if !listed.is_empty() {
+        for name in COMPANION_FILES {
+            if !listed.contains(&name) {
+                match fs::remove_file(dir.join(name)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
         }
     }
     sync_dir(dir)?;

@@ -3,10 +3,10 @@
 //!
 //! Modules are listed in the order the data flows through them, and each imports only modules
 //! listed before it: `config` and `data` -> `model` -> `metadata` -> `train` -> `crossval`
-//! (k-fold cross-validation) -> `artifact` (the model directory) -> `predict` -> `pipeline`
-//! (train-and-save, evaluate) -> `track` (MLflow) -> `sweep` -> `serve`. The concrete backend is
-//! named only in [`backend`]. The command line is the binary's
-//! own; everything it does is reachable from here.
+//! (k-fold cross-validation) -> `export` (safetensors) and `plot` (pictures) -> `artifact` (the
+//! model directory) -> `predict` -> `pipeline` (train-and-save, evaluate) -> `track` (MLflow) ->
+//! `sweep` -> `serve`. The concrete backend is named only in [`backend`]. The command line is the
+//! binary's own; everything it does is reachable from here.
 //!
 //! Train into a directory and predict from it:
 //!
@@ -38,9 +38,13 @@ pub mod data;
 pub mod metrics;
 pub mod model;
 
-pub mod crossval;
 pub mod metadata;
 pub mod train;
+
+pub mod crossval;
+
+pub mod export;
+pub mod plot;
 
 pub mod artifact;
 pub mod predict;
@@ -65,7 +69,7 @@ mod layering {
     /// Library modules in data-flow order, as declared above.
     const ORDER: &[&str] = &[
         "error", "backend", "config", "data", "metrics", "model", "metadata", "train", "crossval",
-        "artifact", "predict", "pipeline", "track", "sweep", "serve",
+        "export", "plot", "artifact", "predict", "pipeline", "track", "sweep", "serve",
     ];
 
     /// The `crate::NAME` modules a source file (or directory of files) refers to.

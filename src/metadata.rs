@@ -44,7 +44,7 @@ pub struct DataInfo {
     pub dropped_rows: usize,
 }
 
-/// The record file's identity.
+/// A file's identity: the record's, or that of another file of the model directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordInfo {
     /// File name inside the model directory.
@@ -248,6 +248,10 @@ pub struct Metadata {
     pub metrics: TrainingSummary,
     /// The record file.
     pub record: RecordInfo,
+    /// The directory's other files that describe this model (`model.safetensors`, pictures),
+    /// with their checksums; empty for directories written before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<RecordInfo>,
     /// Which point of a sweep this is, for models trained with `--sweep`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepInfo>,
@@ -616,6 +620,20 @@ impl Metadata {
             "record:    {} (sha256 {})",
             self.record.file, self.record.sha256
         );
+        let named = |ext: &[&str]| -> Vec<&str> {
+            self.files
+                .iter()
+                .map(|f| f.file.as_str())
+                .filter(|f| ext.iter().any(|e| f.ends_with(e)))
+                .collect()
+        };
+        for weights in named(&[".safetensors"]) {
+            let _ = writeln!(s, "weights:   {weights} (PyTorch layout, for other tools)");
+        }
+        let pictures = named(&[".svg", ".png"]);
+        if !pictures.is_empty() {
+            let _ = writeln!(s, "pictures:  {}", pictures.join(", "));
+        }
         s
     }
 }

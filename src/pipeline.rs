@@ -7,7 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::artifact::{ModelDir, WriteLock};
+use crate::artifact::{ModelDir, SAFETENSORS_FILE, WriteLock};
 use crate::backend::DeviceInfo;
 use crate::config::TrainConfig;
 use crate::crossval::CrossValidationRun;
@@ -17,6 +17,7 @@ use crate::metadata::{
     DataInfo, FORMAT_VERSION, MAX_PARAMETERS, Metadata, RecordInfo, SweepInfo, TrainingSummary,
     history_csv,
 };
+use crate::plot;
 use crate::predict::Predictor;
 use crate::train::{self, Interrupter, TrainObserver};
 
@@ -217,10 +218,21 @@ impl TrainRun {
                 sha256: String::new(),
                 bytes: 0,
             },
+            files: Vec::new(),
             sweep,
             config,
         };
         let metrics_csv = history_csv(&fitted.history, task)?;
+        let mut pictures = vec![(
+            "training_curves",
+            plot::training_curves(&fitted.history, task, fitted.best_epoch)?,
+        )];
+        if let Some(test) = metadata.metrics.test.classification() {
+            pictures.push((
+                "confusion_matrix",
+                plot::confusion_matrix(test, &metadata.classes)?,
+            ));
+        }
         // Training is done: from here on an interruption no longer stops anything, the save
         // completes.
         let saved = out.save(
@@ -229,6 +241,7 @@ impl TrainRun {
             metadata,
             &metrics_csv,
             Metadata::summary,
+            &pictures,
         )?;
         // Killed before this, the next run resumes from the checkpoint and saves the same model.
         out.checkpoints(&lock).remove()?;
@@ -266,3 +279,40 @@ pub fn evaluate<B: burn::prelude::Backend>(
     };
     predictor.evaluate_source(&source)
 }
+
+/// Writes the safetensors file (see [`crate::export`]) of the model in `model_dir`: into `output`
+/// (replaced atomically), or, without one, as `model.safetensors` into the model directory itself,
+/// listed in its `model.json` (for models saved before every save wrote it). Returns the file
+/// written.
+pub fn export_safetensors<B: burn::prelude::Backend>(
+    model_dir: &Path,
+    output: Option<&Path>,
+    device: &B::Device,
+) -> Result<std::path::PathBuf> {
+    let dir = ModelDir::new(model_dir);
+    // Checked first, so a wrong path is not created by the lock below.
+    dir.read_metadata()?;
+    let Some(path) = output else {
+        // Locked before loading: the file added is that of the model it is added to.
+        let lock = dir.lock_for_writing()?;
+        let (meta, model) = dir.load::<B>(device)?;
+        let bytes = crate::export::safetensors(&model, &meta)?;
+        dir.add_files(&lock, vec![(SAFETENSORS_FILE.to_string(), bytes)])?;
+        return Ok(model_dir.join(SAFETENSORS_FILE));
+    };
+    let (meta, model) = dir.load::<B>(device)?;
+    let bytes = crate::export::safetensors(&model, &meta)?;
+    let out = |e: &dyn std::fmt::Display| Error::output(path, e);
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(parent).map_err(|e| out(&e))?;
+    std::io::Write::write_all(&mut file, &bytes).map_err(|e| out(&e))?;
+    file.as_file().sync_all().map_err(|e| out(&e))?;
+    file.persist(path).map_err(|e| out(&e.error))?;
+    Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests;

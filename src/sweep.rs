@@ -21,6 +21,7 @@ use crate::config::TrainConfig;
 use crate::data::Task;
 use crate::error::{Error, Result};
 use crate::metadata::{Metadata, SweepInfo};
+use crate::plot::SweepPoint;
 use crate::track::{ActiveRun, RunStatus, Tracker, config_params};
 
 /// At most this many points: a grid that multiplies past it is more likely a mistake.
@@ -499,17 +500,38 @@ fn overrides_text(o: &BTreeMap<String, serde_json::Value>) -> String {
 }
 
 impl Report {
-    /// Writes `sweep-report.md`, `.csv` and `.json` into `root`.
+    /// Writes `sweep-report.md`, `.csv` and `.json`, and the chart of the points
+    /// (`sweep-report.svg`, `.png`), into `root`.
     pub fn write(&self, root: &Path) -> Result<()> {
-        for (name, text) in [
-            ("sweep-report.md", self.markdown()),
-            ("sweep-report.csv", self.csv()),
-            ("sweep-report.json", self.json()),
+        let chart = self.chart()?;
+        for (name, bytes) in [
+            ("sweep-report.md", self.markdown().into_bytes()),
+            ("sweep-report.csv", self.csv().into_bytes()),
+            ("sweep-report.json", self.json().into_bytes()),
+            ("sweep-report.svg", chart.svg.into_bytes()),
+            ("sweep-report.png", chart.png),
         ] {
-            std::fs::write(root.join(name), text)
+            std::fs::write(root.join(name), bytes)
                 .map_err(|e| Error::output(root, format!("writing {name}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Each point's ranking score (with its spread over the folds) and, for information, the same
+    /// metric on the test split; the best in red.
+    pub fn chart(&self) -> Result<crate::plot::Picture> {
+        let points: Vec<SweepPoint> = self
+            .rows
+            .iter()
+            .map(|r| SweepPoint {
+                index: r.index,
+                score: r.score,
+                score_std: r.score_std,
+                test: r.test.get(&self.metric).copied().unwrap_or(f64::NAN),
+                best: r.rank == 1,
+            })
+            .collect();
+        crate::plot::sweep_chart(&points, &self.ranked_by, &self.metric)
     }
 
     /// Copies the best point's model into the model directory `dest`, atomically.

@@ -256,3 +256,63 @@ fn a_commit_waits_for_readers_holding_the_commit_lock() {
     });
     assert_eq!(tags(dir.path()), ALL_NEW);
 }
+
+#[test]
+fn a_save_removes_optional_files_the_new_model_lacks_and_keeps_those_it_has() {
+    let (_tmp, dir, lock) = locked();
+    write_files(dir.path(), "old");
+    for f in [SAFETENSORS_FILE, CONFUSION_SVG, CONFUSION_PNG] {
+        fs::write(dir.path().join(f), "old").unwrap();
+    }
+    // The new model (a regressor, say) has weights but no confusion matrix.
+    dir.replace_files(&lock, |s| {
+        write_files(s, "new");
+        fs::write(s.join(SAFETENSORS_FILE), "new").unwrap();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(tags(dir.path()), ALL_NEW);
+    assert_eq!(
+        fs::read_to_string(dir.path().join(SAFETENSORS_FILE)).unwrap(),
+        "new"
+    );
+    assert!(!dir.path().join(CONFUSION_SVG).exists());
+    assert!(!dir.path().join(CONFUSION_PNG).exists());
+}
+
+#[test]
+fn recovery_of_a_listing_marker_removes_stale_files_and_can_run_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_files(dir, "old");
+    fs::write(dir.join(CURVES_PNG), "old").unwrap();
+    let s = staging(dir, "a", "new", &NAMES, false);
+    fs::write(s.join(COMMIT_MARKER), NAMES.join("\n")).unwrap();
+    // Killed after the first renames: the rest is finished by recovery.
+    commit_first(&s, dir, 2);
+    recover(dir).unwrap();
+    assert_eq!(tags(dir), ALL_NEW);
+    assert!(!dir.join(CURVES_PNG).exists());
+    assert!(!has_staging_leftovers(dir));
+    recover(dir).unwrap();
+    assert_eq!(tags(dir), ALL_NEW);
+}
+
+#[test]
+fn an_empty_marker_from_an_older_version_removes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_files(dir, "old");
+    fs::write(dir.join(SAFETENSORS_FILE), "old").unwrap();
+    staging(dir, "a", "new", &NAMES, true);
+    recover(dir).unwrap();
+    assert_eq!(tags(dir), ALL_NEW);
+    assert!(dir.join(SAFETENSORS_FILE).exists());
+}
+
+/// Moves the first `n` files of `staging` into `dir`, as a commit killed midway leaves them.
+fn commit_first(staging: &Path, dir: &Path, n: usize) {
+    for name in FILES.iter().filter(|f| staging.join(f).exists()).take(n) {
+        fs::rename(staging.join(name), dir.join(name)).unwrap();
+    }
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use iris_trainer::artifact::ModelDir;
+use iris_trainer::artifact::{FileState, ModelDir};
 use iris_trainer::backend::{self, Backend, DeviceKind, TrainBackend};
 use iris_trainer::config::TrainConfig;
 use iris_trainer::crossval::CrossValidationRun;
@@ -23,8 +23,9 @@ use serde_json::json;
 
 use super::progress::{Progress, ProgressMode};
 use super::{
-    CrossValidateArgs, EvaluateArgs, GlobalArgs, HealthcheckArgs, InfoArgs, PredictArgs,
-    ReportFormat, ServeArgs, SweepArgs, SweepReportArgs, TableFormat, TrainArgs,
+    CrossValidateArgs, EvaluateArgs, ExportArgs, ExportFormat, GlobalArgs, HealthcheckArgs,
+    InfoArgs, PredictArgs, ReportFormat, ServeArgs, SweepArgs, SweepReportArgs, TableFormat,
+    TrainArgs,
 };
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -571,14 +572,45 @@ pub fn evaluate(a: EvaluateArgs, g: &GlobalArgs) -> Result<()> {
 }
 
 pub fn info(a: InfoArgs) -> Result<()> {
-    let meta = ModelDir::new(&a.model.model).read_metadata()?;
+    let dir = ModelDir::new(&a.model.model);
+    let meta = dir.read_metadata()?;
     match a.format {
-        ReportFormat::Text => emit(&meta.summary()),
+        ReportFormat::Text => emit(&meta.summary())?,
         ReportFormat::Json => emit(&format!(
             "{}\n",
             serde_json::to_string_pretty(&meta).unwrap_or_default()
-        )),
+        ))?,
     }
+    // The model itself is usable without these: say what is wrong, do not fail.
+    for (file, state) in dir.check_files(&meta) {
+        let problem = match state {
+            FileState::Ok => continue,
+            FileState::Missing => "is missing",
+            FileState::Changed => "does not match the SHA-256 in model.json",
+        };
+        eprintln!(
+            "warning: {} {problem}; `iris-trainer export` rewrites model.safetensors, retraining \
+             rewrites every file",
+            dir.path().join(&file.file).display()
+        );
+    }
+    Ok(())
+}
+
+pub fn export(a: ExportArgs, g: &GlobalArgs) -> Result<()> {
+    let ExportFormat::Safetensors = a.format;
+    // Check the directory before touching the device, so a wrong path is reported first.
+    ModelDir::new(&a.model.model).read_metadata()?;
+    let selected = backend::init(g.require_gpu)?;
+    let written = iris_trainer::pipeline::export_safetensors::<Backend>(
+        &a.model.model,
+        a.output.as_deref(),
+        &selected.device,
+    )?;
+    if !g.quiet {
+        eprintln!("wrote {}", written.display());
+    }
+    Ok(())
 }
 
 pub fn serve(a: ServeArgs, g: &GlobalArgs) -> Result<()> {

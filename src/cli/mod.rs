@@ -54,6 +54,8 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Show what a model directory holds.
     Info(InfoArgs),
+    /// Write a model's weights for other tools (safetensors, PyTorch layout).
+    Export(ExportArgs),
     /// Serve predictions over HTTP.
     Serve(ServeArgs),
     /// K-fold cross-validation on the training split: each fold's scores, their mean and spread.
@@ -385,6 +387,26 @@ struct InfoArgs {
     format: ReportFormat,
 }
 
+/// Format of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    /// safetensors: Linear weights `[out, in]` as in PyTorch, preprocessing in `__metadata__`.
+    Safetensors,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
+    format: ExportFormat,
+    /// File to write [default: model.safetensors in the model directory, listed in its
+    /// model.json].
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     #[command(flatten)]
@@ -451,6 +473,7 @@ pub fn main() -> ExitCode {
         Some(Command::Predict(a)) => commands::predict(a, &g),
         Some(Command::Evaluate(a)) => commands::evaluate(a, &g),
         Some(Command::Info(a)) => commands::info(a),
+        Some(Command::Export(a)) => commands::export(a, &g),
         Some(Command::Serve(a)) => commands::serve(a, &g),
         Some(Command::CrossValidate(a)) => commands::cross_validate(a, &g),
         Some(Command::Sweep(a)) => commands::sweep(a, &g),

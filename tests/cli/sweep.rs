@@ -135,6 +135,18 @@ fn local_sweep_ranks_every_point_and_installs_the_best() {
     for f in ["sweep-report.md", "sweep-report.csv", "sweep-report.json"] {
         assert!(root.join(f).exists(), "{f}");
     }
+    // The chart of the points names the best one.
+    let best = rows[0]["index"].as_u64().unwrap();
+    let svg = std::fs::read_to_string(root.join("sweep-report.svg")).unwrap();
+    assert!(
+        svg.contains(&format!("best point {best} (ranked by test_accuracy)")),
+        "{svg}"
+    );
+    assert!(
+        std::fs::read(root.join("sweep-report.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
     // By loss: ascending.
     let json = cmd()
         .args(["sweep-report", "--rank-by", "loss", "--format", "json"])

@@ -1,0 +1,223 @@
+//! Train-and-save writes the weights for other tools and the pictures beside the record, lists
+//! them in `model.json`, and `export` adds or writes them for existing models.
+
+use std::fs;
+
+use burn::tensor::Tensor;
+use burn_store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+
+use super::*;
+use crate::artifact::{
+    CONFUSION_PNG, CONFUSION_SVG, CURVES_PNG, CURVES_SVG, FileState, METADATA_FILE,
+};
+use crate::backend::Backend;
+use crate::data::sha256_hex;
+
+fn train(dir: &Path, edit: impl FnOnce(&mut TrainConfig)) -> Metadata {
+    let mut config = TrainConfig::default();
+    config.training.epochs = 20;
+    config.output.dir = dir.to_path_buf();
+    edit(&mut config);
+    train_and_save(config).unwrap()
+}
+
+fn header(bytes: &[u8]) -> serde_json::Value {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[8..8 + n]).unwrap()
+}
+
+#[test]
+fn a_saved_model_has_its_safetensors_and_pictures_listed_with_their_checksums() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let meta = train(&dir, |_| {});
+    let listed: Vec<&str> = meta.files.iter().map(|f| f.file.as_str()).collect();
+    assert_eq!(
+        listed,
+        [
+            SAFETENSORS_FILE,
+            CURVES_SVG,
+            CURVES_PNG,
+            CONFUSION_SVG,
+            CONFUSION_PNG
+        ]
+    );
+    for f in &meta.files {
+        let bytes = fs::read(dir.join(&f.file)).unwrap();
+        assert_eq!(
+            (sha256_hex(&bytes), bytes.len() as u64),
+            (f.sha256.clone(), f.bytes)
+        );
+    }
+    let model_dir = ModelDir::new(&dir);
+    assert!(
+        model_dir
+            .check_files(&meta)
+            .iter()
+            .all(|(_, s)| *s == FileState::Ok)
+    );
+    fs::write(dir.join(CURVES_PNG), b"not a png").unwrap();
+    fs::remove_file(dir.join(CONFUSION_SVG)).unwrap();
+    let states: Vec<(String, FileState)> = model_dir
+        .check_files(&meta)
+        .into_iter()
+        .map(|(f, s)| (f.file, s))
+        .collect();
+    assert!(states.contains(&(CURVES_PNG.into(), FileState::Changed)));
+    assert!(states.contains(&(CONFUSION_SVG.into(), FileState::Missing)));
+    assert!(states.contains(&(SAFETENSORS_FILE.into(), FileState::Ok)));
+    // The model itself still loads: the pictures are not part of it.
+    model_dir.load::<Backend>(&Default::default()).unwrap();
+}
+
+#[test]
+fn the_safetensors_weights_are_pytorch_shaped_and_give_the_models_logits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    train(&dir, |c| c.model.hidden = vec![8, 5]);
+    let bytes = fs::read(dir.join(SAFETENSORS_FILE)).unwrap();
+    let h = header(&bytes);
+    // torch.nn.Linear's layout: weight [out, in], bias [out].
+    for (name, shape) in [
+        ("layers.0.weight", [8, 4].as_slice()),
+        ("layers.0.bias", &[8]),
+        ("layers.1.weight", &[5, 8]),
+        ("layers.2.weight", &[3, 5]),
+        ("layers.2.bias", &[3]),
+    ] {
+        assert_eq!(h[name]["shape"], serde_json::json!(shape), "{name}");
+        assert_eq!(h[name]["dtype"], "F32", "{name}");
+    }
+    let md = &h["__metadata__"];
+    assert_eq!(md["task"], "classification");
+    assert_eq!(md["activation"], "relu");
+    assert_eq!(md["classes"], r#"["setosa","versicolor","virginica"]"#);
+    assert_eq!(md["layers"], r#"["layers.0","layers.1","layers.2"]"#);
+    let scaling: crate::data::Standardizer =
+        serde_json::from_str(md["scaling"].as_str().unwrap()).unwrap();
+    let (meta, model) = ModelDir::new(&dir)
+        .load::<Backend>(&Default::default())
+        .unwrap();
+    assert_eq!(scaling, meta.scaling);
+
+    // Read back through burn-store's reverse adapter: the same logits.
+    let device = Default::default();
+    let mut fresh = meta.model.init::<Backend>(&device);
+    let mut store =
+        SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
+    let applied = fresh.load_from(&mut store).unwrap();
+    assert!(applied.errors.is_empty(), "{applied:?}");
+    let x = Tensor::<Backend, 2>::from_floats(
+        [[0.5, -1.0, 1.2, 0.3], [-0.2, 0.1, -1.3, -1.1]],
+        &device,
+    );
+    assert_eq!(model.logits_to_host(x.clone()), fresh.logits_to_host(x));
+}
+
+#[test]
+fn the_same_run_writes_the_same_safetensors_and_pictures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = train(&tmp.path().join("a"), |_| {});
+    let b = train(&tmp.path().join("b"), |_| {});
+    assert_eq!(a.files, b.files);
+}
+
+#[test]
+fn a_regressor_saved_over_a_classifier_leaves_no_confusion_matrix_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    train(&dir, |_| {});
+    assert!(dir.join(CONFUSION_PNG).exists());
+    let meta = train(&dir, |c| {
+        c.data.path = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/diabetes.csv"));
+        c.data.label = Some(crate::config::ColumnRef::Name("target".into()));
+    });
+    assert!(!dir.join(CONFUSION_PNG).exists() && !dir.join(CONFUSION_SVG).exists());
+    let listed: Vec<&str> = meta.files.iter().map(|f| f.file.as_str()).collect();
+    assert_eq!(listed, [SAFETENSORS_FILE, CURVES_SVG, CURVES_PNG]);
+    let h = header(&fs::read(dir.join(SAFETENSORS_FILE)).unwrap());
+    assert_eq!(h["__metadata__"]["task"], "regression");
+    assert!(
+        h["__metadata__"]["target_scaling"]
+            .as_str()
+            .unwrap()
+            .contains("\"std\"")
+    );
+}
+
+#[test]
+fn export_adds_the_file_to_a_directory_saved_without_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let saved = train(&dir, |_| {});
+    let original = fs::read(dir.join(SAFETENSORS_FILE)).unwrap();
+    // As an older iris-trainer left it: no safetensors file, none listed.
+    let mut old = saved.clone();
+    old.files.retain(|f| f.file != SAFETENSORS_FILE);
+    fs::write(
+        dir.join(METADATA_FILE),
+        serde_json::to_string_pretty(&old).unwrap(),
+    )
+    .unwrap();
+    fs::remove_file(dir.join(SAFETENSORS_FILE)).unwrap();
+
+    let device = Default::default();
+    let written = export_safetensors::<Backend>(&dir, None, &device).unwrap();
+    assert_eq!(written, dir.join(SAFETENSORS_FILE));
+    assert_eq!(fs::read(&written).unwrap(), original);
+    let meta = ModelDir::new(&dir).read_metadata().unwrap();
+    assert_eq!(meta.files, saved.files);
+    assert!(
+        fs::read_to_string(dir.join("model.txt"))
+            .unwrap()
+            .contains("weights:   model.safetensors")
+    );
+
+    // To a file of its own choosing, the directory untouched.
+    let out = tmp.path().join("iris.safetensors");
+    export_safetensors::<Backend>(&dir, Some(&out), &device).unwrap();
+    assert_eq!(fs::read(&out).unwrap(), original);
+
+    // A directory without a model is refused, and not created.
+    let missing = tmp.path().join("nothing");
+    let err = export_safetensors::<Backend>(&missing, None, &device).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn export_refuses_a_record_that_does_not_match_its_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    train(&dir, |_| {});
+    let mut record = fs::read(dir.join("model.mpk")).unwrap();
+    let last = record.len() - 1;
+    record[last] ^= 1;
+    fs::write(dir.join("model.mpk"), record).unwrap();
+    let before = fs::read(dir.join(SAFETENSORS_FILE)).unwrap();
+    let err = export_safetensors::<Backend>(&dir, None, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+    assert_eq!(fs::read(dir.join(SAFETENSORS_FILE)).unwrap(), before);
+}
+
+#[test]
+fn a_copy_leaves_out_a_damaged_picture_and_keeps_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let from = tmp.path().join("from");
+    let saved = train(&from, |_| {});
+    fs::write(from.join(CURVES_PNG), b"edited").unwrap();
+    fs::remove_file(from.join(CONFUSION_SVG)).unwrap();
+    let to = ModelDir::new(tmp.path().join("to"));
+    let lock = to.lock_for_writing().unwrap();
+    let meta = to.copy_from(&lock, &ModelDir::new(&from)).unwrap();
+    let listed: Vec<&str> = meta.files.iter().map(|f| f.file.as_str()).collect();
+    assert_eq!(listed, [SAFETENSORS_FILE, CURVES_SVG, CONFUSION_PNG]);
+    assert!(!to.path().join(CURVES_PNG).exists() && !to.path().join(CONFUSION_SVG).exists());
+    assert_eq!(to.read_metadata().unwrap().files, meta.files);
+    assert_eq!(meta.record, saved.record);
+    assert!(
+        to.check_files(&meta)
+            .iter()
+            .all(|(_, s)| *s == FileState::Ok)
+    );
+}

@@ -1,0 +1,146 @@
+//! `model.safetensors` and the pictures from the command line: what `train` writes, what `info`
+//! says about them, `export`, and the sweep chart.
+
+use predicates::str::contains;
+
+use crate::common::{Fails, cmd, copy_model, metadata, shared_model, train_into};
+
+const PICTURES: [&str; 4] = [
+    "training_curves.svg",
+    "training_curves.png",
+    "confusion_matrix.svg",
+    "confusion_matrix.png",
+];
+
+#[test]
+fn train_writes_the_weights_and_pictures_and_info_lists_them() {
+    let model = shared_model();
+    for f in PICTURES.iter().chain(&["model.safetensors"]) {
+        let bytes = std::fs::read(model.join(f)).unwrap();
+        assert!(bytes.len() > 500, "{f} is only {} bytes", bytes.len());
+    }
+    assert!(
+        std::fs::read(model.join("training_curves.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
+    assert!(
+        std::fs::read_to_string(model.join("confusion_matrix.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    let listed: Vec<String> = metadata(model)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed[0], "model.safetensors");
+    assert_eq!(listed[1..], PICTURES);
+    cmd()
+        .args(["info", "--model"])
+        .arg(model)
+        .assert()
+        .success()
+        .stdout(contains(
+            "weights:   model.safetensors (PyTorch layout, for other tools)",
+        ))
+        .stdout(contains(
+            "pictures:  training_curves.svg, training_curves.png, confusion_matrix.svg, confusion_matrix.png",
+        ))
+        .stderr("");
+}
+
+#[test]
+fn info_warns_about_a_missing_or_changed_file_but_still_describes_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    train_into(&model, 5);
+    std::fs::write(model.join("model.safetensors"), b"edited").unwrap();
+    std::fs::remove_file(model.join("training_curves.png")).unwrap();
+    let out = cmd()
+        .args(["info", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("model.safetensors does not match the SHA-256 in model.json")
+            && stderr.contains("training_curves.png is missing")
+            && stderr.contains("iris-trainer export"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("network:   MLP 4-16-3"));
+    // `export` rewrites the weights and the warnings go.
+    cmd()
+        .args(["export", "--quiet", "--model"])
+        .arg(&model)
+        .assert()
+        .success()
+        .stdout("");
+    // The missing picture is no longer listed (the model never needed it).
+    cmd()
+        .args(["info", "--model"])
+        .arg(&model)
+        .assert()
+        .success()
+        .stdout(contains(
+            "pictures:  training_curves.svg, confusion_matrix.svg, confusion_matrix.png",
+        ))
+        .stderr("");
+}
+
+#[test]
+fn export_writes_the_file_a_model_directory_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("weights.safetensors");
+    cmd()
+        .args(["export", "--format", "safetensors", "--model"])
+        .arg(shared_model())
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(contains("wrote"));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(shared_model().join("model.safetensors")).unwrap()
+    );
+    // A directory copied without the file (as one saved by an older version): `export` adds it
+    // and lists it in model.json.
+    let copy = copy_model(shared_model());
+    cmd()
+        .args(["export", "--quiet", "--model"])
+        .arg(copy.path())
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(copy.path().join("model.safetensors")).unwrap(),
+        std::fs::read(&out).unwrap()
+    );
+    assert_eq!(
+        metadata(copy.path())["files"][0]["file"],
+        "model.safetensors"
+    );
+}
+
+#[test]
+fn export_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    cmd()
+        .args(["export", "--model"])
+        .arg(dir.path().join("none"))
+        .fails(5, &["none", "does not exist"]);
+    assert!(!dir.path().join("none").exists());
+    cmd()
+        .args(["export", "--format", "onnx", "--model"])
+        .arg(shared_model())
+        .fails(2, &["onnx", "safetensors"]);
+    cmd()
+        .args(["export", "--model"])
+        .arg(shared_model())
+        .arg("--output")
+        .arg(dir.path().join("no/such/dir/w.safetensors"))
+        .fails(6, &["no/such/dir"]);
+}
