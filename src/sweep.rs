@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::ModelDir;
-use crate::config::TrainConfig;
+use crate::config::{Task, TrainConfig};
 use crate::error::{Error, Result};
 use crate::metadata::{Metadata, SweepInfo};
 
@@ -207,12 +207,60 @@ pub fn point_dir(root: &Path, index: usize) -> PathBuf {
 /// How points are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RankBy {
-    /// Test accuracy, higher first (ties: lower test loss).
+    /// Test accuracy, higher first (ties: lower test loss). Classifiers only.
     TestAccuracy,
     /// Test loss, lower first.
     TestLoss,
-    /// Macro-averaged test F1, higher first.
+    /// Macro-averaged test F1, higher first. Classifiers only.
     TestF1,
+    /// Test R², higher first. Regressors only.
+    R2,
+    /// Test RMSE, lower first. Regressors only.
+    Rmse,
+    /// Test MAE, lower first. Regressors only.
+    Mae,
+}
+
+impl RankBy {
+    /// The default for a task: test accuracy for classifiers, R² for regressors.
+    pub fn default_for(task: Task) -> Self {
+        match task {
+            Task::Classification => RankBy::TestAccuracy,
+            Task::Regression => RankBy::R2,
+        }
+    }
+
+    /// The name used in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            RankBy::TestAccuracy => "test_accuracy",
+            RankBy::TestLoss => "test_loss",
+            RankBy::TestF1 => "test_macro_f1",
+            RankBy::R2 => "test_r2",
+            RankBy::Rmse => "test_rmse",
+            RankBy::Mae => "test_mae",
+        }
+    }
+
+    /// The task whose points this metric can rank (`None`: either).
+    pub fn task(self) -> Option<Task> {
+        match self {
+            RankBy::TestAccuracy | RankBy::TestF1 => Some(Task::Classification),
+            RankBy::R2 | RankBy::Rmse | RankBy::Mae => Some(Task::Regression),
+            RankBy::TestLoss => None,
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            RankBy::TestAccuracy => "test-accuracy",
+            RankBy::TestLoss => "test-loss",
+            RankBy::TestF1 => "test-f1",
+            RankBy::R2 => "r2",
+            RankBy::Rmse => "rmse",
+            RankBy::Mae => "mae",
+        }
+    }
 }
 
 /// One row of the report.
@@ -226,12 +274,20 @@ pub struct ReportRow {
     pub dir: String,
     /// Its overrides.
     pub overrides: BTreeMap<String, serde_json::Value>,
-    /// Test accuracy.
+    /// The point's task.
+    pub task: Task,
+    /// Test accuracy (NaN for a regressor; `null` in JSON).
     pub test_accuracy: f64,
     /// Test loss.
     pub test_loss: f64,
-    /// Macro-averaged test F1.
+    /// Macro-averaged test F1 (NaN for a regressor).
     pub test_macro_f1: f64,
+    /// Test R² (NaN for a classifier).
+    pub test_r2: f64,
+    /// Test RMSE in the target's units (NaN for a classifier).
+    pub test_rmse: f64,
+    /// Test MAE in the target's units (NaN for a classifier).
+    pub test_mae: f64,
     /// Epochs run.
     pub epochs_run: usize,
     /// Training seconds.
@@ -249,7 +305,9 @@ pub struct Report {
     pub missing: Vec<usize>,
 }
 
-/// Collects the finished points under `root` and ranks them.
+/// Collects the finished points under `root` and ranks them by `rank_by` (`None`: test accuracy
+/// for classifiers, R² for regressors). A metric that does not fit the points' task (accuracy for
+/// regressors, R² for classifiers) is an error, as are points of both tasks ranked by default.
 ///
 /// A point counts only if its directory name matches its recorded index; with `sweep_len`, only
 /// points of a sweep of that many points count (so leftovers of an earlier, different sweep do
@@ -257,7 +315,7 @@ pub struct Report {
 /// older model) are reported missing.
 pub fn report(
     root: &Path,
-    rank_by: RankBy,
+    rank_by: Option<RankBy>,
     sweep_len: Option<usize>,
     exclude: &[usize],
 ) -> Result<Report> {
@@ -294,25 +352,33 @@ pub fn report(
         .into_iter()
         .filter_map(|(dir, m)| {
             let s = m.sweep?;
+            let regression = m.metrics.test.regression();
             Some(ReportRow {
                 rank: 0,
                 index: s.index,
                 dir: dir.display().to_string(),
                 overrides: s.overrides,
-                // A regression point has no accuracy or F1 (NaN, ranked last by these).
+                task: m.task,
                 test_accuracy: m.metrics.test.accuracy().unwrap_or(f64::NAN),
                 test_loss: m.metrics.test.loss(),
                 test_macro_f1: m.metrics.test.macro_f1().unwrap_or(f64::NAN),
+                test_r2: regression.map_or(f64::NAN, |r| r.r2),
+                test_rmse: regression.map_or(f64::NAN, |r| r.rmse),
+                test_mae: regression.map_or(f64::NAN, |r| r.mae),
                 epochs_run: m.metrics.epochs_run,
                 duration_s: m.duration_s,
             })
         })
         .collect();
+    let rank_by = fitting_metric(root, rank_by, &rows)?;
     rows.sort_by(|a, b| {
         let primary = match rank_by {
             RankBy::TestAccuracy => b.test_accuracy.total_cmp(&a.test_accuracy),
             RankBy::TestLoss => a.test_loss.total_cmp(&b.test_loss),
             RankBy::TestF1 => b.test_macro_f1.total_cmp(&a.test_macro_f1),
+            RankBy::R2 => b.test_r2.total_cmp(&a.test_r2),
+            RankBy::Rmse => a.test_rmse.total_cmp(&b.test_rmse),
+            RankBy::Mae => a.test_mae.total_cmp(&b.test_mae),
         };
         primary
             .then(a.test_loss.total_cmp(&b.test_loss))
@@ -323,16 +389,71 @@ pub fn report(
     }
     let found: Vec<usize> = rows.iter().map(|r| r.index).collect();
     let missing = (0..total).filter(|i| !found.contains(i)).collect();
-    let ranked_by = match rank_by {
-        RankBy::TestAccuracy => "test_accuracy",
-        RankBy::TestLoss => "test_loss",
-        RankBy::TestF1 => "test_macro_f1",
-    };
     Ok(Report {
-        ranked_by: ranked_by.into(),
+        ranked_by: rank_by.name().into(),
         rows,
         missing,
     })
+}
+
+/// The metric to rank `rows` by: `rank_by`, or the default for their task; refused when it does
+/// not fit every point's task.
+fn fitting_metric(root: &Path, rank_by: Option<RankBy>, rows: &[ReportRow]) -> Result<RankBy> {
+    let task_of = |t: Task| match t {
+        Task::Classification => "classifiers",
+        Task::Regression => "regressors",
+    };
+    let choices = |t: Task| match t {
+        Task::Classification => "test-accuracy, test-f1 or test-loss",
+        Task::Regression => "r2, rmse, mae or test-loss",
+    };
+    let first = rows.first().map_or(Task::Classification, |r| r.task);
+    let Some(rank_by) = rank_by else {
+        if let Some(other) = rows.iter().find(|r| r.task != first) {
+            return Err(Error::ConfigValue {
+                origin: "command line".into(),
+                key: "--rank-by".into(),
+                value: "(default)".into(),
+                reason: format!(
+                    "the sweep in {} holds both {} (point {}) and {} (point {}): give \
+                     --rank-by test-loss, or report each task's points apart",
+                    root.display(),
+                    task_of(first),
+                    rows[0].index,
+                    task_of(other.task),
+                    other.index
+                ),
+            });
+        }
+        return Ok(RankBy::default_for(first));
+    };
+    if let Some(task) = rank_by.task()
+        && let Some(other) = rows.iter().find(|r| r.task != task)
+    {
+        return Err(Error::ConfigValue {
+            origin: "command line".into(),
+            key: "--rank-by".into(),
+            value: rank_by.flag().into(),
+            reason: format!(
+                "it ranks {} but point {} in {} is one of the {}: rank them by {}",
+                task_of(task),
+                other.index,
+                root.display(),
+                task_of(other.task),
+                choices(other.task)
+            ),
+        });
+    }
+    Ok(rank_by)
+}
+
+/// A number for the CSV report: empty where the metric does not apply (NaN).
+fn csv_number(x: f64) -> String {
+    if x.is_nan() {
+        String::new()
+    } else {
+        x.to_string()
+    }
 }
 
 fn overrides_text(o: &BTreeMap<String, serde_json::Value>) -> String {
@@ -368,24 +489,49 @@ impl Report {
         Ok(best)
     }
 
-    /// A Markdown table, best first.
+    /// A Markdown table, best first: accuracy and macro-F1 for classifiers, R², RMSE and MAE
+    /// for regressors.
     pub fn markdown(&self) -> String {
-        let mut s = String::from(
-            "| rank | point | overrides | test accuracy | test loss | test macro-F1 | epochs | seconds |\n\
-             |---:|---:|---|---:|---:|---:|---:|---:|\n",
-        );
+        let regression = self.rows.iter().all(|r| r.task == Task::Regression);
+        let mut s = if regression {
+            String::from(
+                "| rank | point | overrides | test R² | test RMSE | test MAE | test loss | epochs | seconds |\n\
+                 |---:|---:|---|---:|---:|---:|---:|---:|---:|\n",
+            )
+        } else {
+            String::from(
+                "| rank | point | overrides | test accuracy | test loss | test macro-F1 | epochs | seconds |\n\
+                 |---:|---:|---|---:|---:|---:|---:|---:|\n",
+            )
+        };
         for r in &self.rows {
-            s += &format!(
-                "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} | {:.2} |\n",
-                r.rank,
-                r.index,
-                overrides_text(&r.overrides).replace('|', "\\|"),
-                r.test_accuracy,
-                r.test_loss,
-                r.test_macro_f1,
-                r.epochs_run,
-                r.duration_s
-            );
+            let overrides = overrides_text(&r.overrides).replace('|', "\\|");
+            s += &if regression {
+                format!(
+                    "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {:.2} |\n",
+                    r.rank,
+                    r.index,
+                    overrides,
+                    r.test_r2,
+                    r.test_rmse,
+                    r.test_mae,
+                    r.test_loss,
+                    r.epochs_run,
+                    r.duration_s
+                )
+            } else {
+                format!(
+                    "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} | {:.2} |\n",
+                    r.rank,
+                    r.index,
+                    overrides,
+                    r.test_accuracy,
+                    r.test_loss,
+                    r.test_macro_f1,
+                    r.epochs_run,
+                    r.duration_s
+                )
+            };
         }
         if !self.missing.is_empty() {
             s += &format!("\nmissing points (failed or not run): {:?}\n", self.missing);
@@ -403,6 +549,9 @@ impl Report {
             "test_accuracy",
             "test_loss",
             "test_macro_f1",
+            "test_r2",
+            "test_rmse",
+            "test_mae",
             "epochs_run",
             "duration_s",
             "dir",
@@ -412,9 +561,12 @@ impl Report {
                 r.rank.to_string(),
                 r.index.to_string(),
                 overrides_text(&r.overrides),
-                r.test_accuracy.to_string(),
+                csv_number(r.test_accuracy),
                 r.test_loss.to_string(),
-                r.test_macro_f1.to_string(),
+                csv_number(r.test_macro_f1),
+                csv_number(r.test_r2),
+                csv_number(r.test_rmse),
+                csv_number(r.test_mae),
                 r.epochs_run.to_string(),
                 r.duration_s.to_string(),
                 r.dir.clone(),

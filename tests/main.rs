@@ -14,6 +14,7 @@ mod cli {
     mod serve;
     mod soak;
     mod sweep;
+    mod tabular;
     mod train;
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use iris_trainer::artifact::ModelDir;
 use iris_trainer::backend::{self, Backend, DeviceKind, TrainBackend};
-use iris_trainer::config::TrainConfig;
+use iris_trainer::config::{Task, TrainConfig};
 use iris_trainer::data;
 use iris_trainer::error::{Error, Result};
 use iris_trainer::metrics::Scores;
@@ -216,7 +216,7 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort();
     let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
-    match sweep::report(&root, a.rank_by.into(), Some(sweep.len()), &failed) {
+    match sweep::report(&root, a.rank_by.map(Into::into), Some(sweep.len()), &failed) {
         Ok(report) => {
             report.write(&root)?;
             emit(&report.markdown())?;
@@ -241,7 +241,7 @@ pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
 }
 
 pub fn sweep_report(a: SweepReportArgs) -> Result<()> {
-    let report = sweep::report(&a.dir, a.rank_by.into(), None, &[])?;
+    let report = sweep::report(&a.dir, a.rank_by.map(Into::into), None, &[])?;
     report.write(&a.dir)?;
     emit(&match a.format {
         TableFormat::Markdown => report.markdown(),
@@ -250,10 +250,13 @@ pub fn sweep_report(a: SweepReportArgs) -> Result<()> {
     })?;
     if let Some(best_dir) = &a.best {
         let best = report.install_best(best_dir)?;
+        let score = match best.task {
+            Task::Classification => format!("test accuracy {:.4}", best.test_accuracy),
+            Task::Regression => format!("test R² {:.4}", best.test_r2),
+        };
         eprintln!(
-            "best: point {} (test accuracy {:.4}) copied to {}",
+            "best: point {} ({score}) copied to {}",
             best.index,
-            best.test_accuracy,
             best_dir.display()
         );
     }

@@ -70,9 +70,10 @@ struct SweepArgs {
     /// Points trained at once [default: the number of CPUs].
     #[arg(short, long, value_name = "N")]
     jobs: Option<usize>,
-    /// The metric that ranks the points.
-    #[arg(long, value_enum, default_value_t = RankByArg::TestAccuracy)]
-    rank_by: RankByArg,
+    /// The metric that ranks the points [default: test-accuracy for classifiers, r2 for
+    /// regressors].
+    #[arg(long, value_enum)]
+    rank_by: Option<RankByArg>,
 }
 
 /// How `sweep` and `sweep-report` rank points.
@@ -84,6 +85,12 @@ enum RankByArg {
     TestLoss,
     /// Macro-averaged test F1, higher first.
     TestF1,
+    /// Test R², higher first (regression).
+    R2,
+    /// Test root mean squared error, lower first (regression).
+    Rmse,
+    /// Test mean absolute error, lower first (regression).
+    Mae,
 }
 
 impl From<RankByArg> for RankBy {
@@ -92,6 +99,9 @@ impl From<RankByArg> for RankBy {
             RankByArg::TestAccuracy => RankBy::TestAccuracy,
             RankByArg::TestLoss => RankBy::TestLoss,
             RankByArg::TestF1 => RankBy::TestF1,
+            RankByArg::R2 => RankBy::R2,
+            RankByArg::Rmse => RankBy::Rmse,
+            RankByArg::Mae => RankBy::Mae,
         }
     }
 }
@@ -112,9 +122,10 @@ struct SweepReportArgs {
     /// The sweep's output directory (holding point-NNN directories).
     #[arg(value_name = "DIR")]
     dir: PathBuf,
-    /// The metric that ranks the points.
-    #[arg(long, value_enum, default_value_t = RankByArg::TestAccuracy)]
-    rank_by: RankByArg,
+    /// The metric that ranks the points [default: test-accuracy for classifiers, r2 for
+    /// regressors].
+    #[arg(long, value_enum)]
+    rank_by: Option<RankByArg>,
     /// Output format on stdout (all three are written into DIR).
     #[arg(short, long, value_enum, default_value_t = TableFormat::Markdown)]
     format: TableFormat,

@@ -229,3 +229,23 @@ fn failed_points_fail_the_sweep_and_are_named() {
             ],
         );
 }
+
+#[test]
+fn a_regression_metric_does_not_rank_classifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = write(dir.path(), "s.toml", "[[points]]\n\"training.seed\" = 1\n");
+    let root = dir.path().join("sweep");
+    cmd()
+        .args(["sweep", "--quiet", "--epochs", "5", "--sweep"])
+        .arg(&sweep)
+        .arg("--out")
+        .arg(&root)
+        .assert()
+        .success();
+    for metric in ["r2", "rmse", "mae"] {
+        cmd()
+            .args(["sweep-report", "--rank-by", metric])
+            .arg(&root)
+            .fails(3, &[metric, "classifiers", "test-accuracy, test-f1 or test-loss"]);
+    }
+}
