@@ -1213,7 +1213,7 @@ mod tests {
             },
         );
         assert!(
-            m.contains("`species` not found") && m.contains("a, y"),
+            m.contains("`species`, which is not found") && m.contains("a, y"),
             "{m}"
         );
         let m = err(
@@ -1366,11 +1366,14 @@ mod tests {
             let options = ReadOptions {
                 delimiter: None,
                 has_header: None,
-                missing: crate::config::DEFAULT_MISSING_VALUES.map(String::from).to_vec(),
+                missing: crate::config::DEFAULT_MISSING_VALUES
+                    .map(String::from)
+                    .to_vec(),
                 threads: 1,
             };
             let names = ["x".to_string(), "word".to_string()];
-            let reader = TableReader::open(&Source::Path(path.to_path_buf()), &options, &names, false)?;
+            let reader =
+                TableReader::open(&Source::Path(path.to_path_buf()), &options, &names, false)?;
             reader
                 .read_all(&[ColumnKind::Numeric, ColumnKind::Text])
                 .map(|(t, _)| t)

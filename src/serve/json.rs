@@ -71,9 +71,9 @@ impl RawColumn {
                     Value::Null => None,
                     Value::String(s) => Some(s.clone()),
                     Value::Bool(b) => Some(b.to_string()),
-                    Value::Number(_) => Some(format_number(
-                        feature_value(x).map_err(|e| e.to_string())?,
-                    )),
+                    Value::Number(_) => {
+                        Some(format_number(feature_value(x).map_err(|e| e.to_string())?))
+                    }
                     other => {
                         return Err(format!(
                             "expected a string, a number or null, got {}",

@@ -500,8 +500,7 @@ pub(crate) async fn invocations(
         &state.predictor.preprocessor().encoding,
         state.max_instances,
     )?;
-    if invocation.method == PredictMethod::PredictProba && matches!(state.task, Task::Regression)
-    {
+    if invocation.method == PredictMethod::PredictProba && matches!(state.task, Task::Regression) {
         return Err(ApiError::bad_request(
             "`predict_method` predict_proba needs a classifier; this model predicts a number",
         ));
@@ -609,7 +608,10 @@ mod tests {
             r#"{"instances":[["Dream",null],[null,39.5]]}"#,
             r#"{"inputs":{"island":["Dream",null],"bill":[null,39.5]}}"#,
         ] {
-            check(parse_json(body.as_bytes(), &e.columns, 3).unwrap_or_else(|m| panic!("{body}: {m}")));
+            check(
+                parse_json(body.as_bytes(), &e.columns, 3)
+                    .unwrap_or_else(|m| panic!("{body}: {m}")),
+            );
         }
         check(
             parse_invocation(
@@ -627,12 +629,17 @@ Gentoo,39.5,
             parse_json(br#"{"instances":[[["x"],1]]}"#, &e.columns, 3).unwrap_err(),
             "instances[0], column `island`: expected a string, a number or null, got [\"x\"]"
         );
-        let m = parse_invocation(b"island,bill
+        let m = parse_invocation(
+            b"island,bill
 Dream,abc
-", Some("text/csv"), &e, 3)
-            .unwrap_err()
-            .message()
-            .to_string();
+",
+            Some("text/csv"),
+            &e,
+            3,
+        )
+        .unwrap_err()
+        .message()
+        .to_string();
         assert!(m.contains("bill") && m.contains("abc"), "{m}");
     }
 

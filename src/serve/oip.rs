@@ -885,7 +885,9 @@ pub fn answer_tensors(task: &Task, predictions: &[RowPrediction]) -> Vec<OutputT
                 OutputTensor {
                     name: LABEL,
                     shape: vec![n],
-                    data: TensorData::Bytes(classes_of.clone().map(|p| p.species.clone()).collect()),
+                    data: TensorData::Bytes(
+                        classes_of.clone().map(|p| p.species.clone()).collect(),
+                    ),
                 },
                 OutputTensor {
                     name: PROBABILITIES,
@@ -1198,7 +1200,10 @@ mod tests {
     }
 
     fn values(body: &str) -> Vec<f32> {
-        parse(body).unwrap_or_else(|e| panic!("{body}: {e}")).numeric_values().unwrap()
+        parse(body)
+            .unwrap_or_else(|e| panic!("{body}: {e}"))
+            .numeric_values()
+            .unwrap()
     }
 
     #[test]
@@ -1439,7 +1444,11 @@ mod tests {
         );
         assert_eq!(
             texts(&r, "tagged"),
-            [Some("true".into()), Some("false".into()), Some("true".into())]
+            [
+                Some("true".into()),
+                Some("false".into()),
+                Some("true".into())
+            ]
         );
         // A number can be sent as text too, and "" is missing.
         let body = r#"{"inputs":[
@@ -1456,7 +1465,10 @@ mod tests {
                 .flat_map(|s| (s.len() as u32).to_le_bytes().into_iter().chain(s.bytes()))
                 .collect()
         };
-        let bill: Vec<u8> = [39.1f32, 40.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let bill: Vec<u8> = [39.1f32, 40.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         let (body, n) = binary_body(&[
             ("island", "BYTES", vec![2], bytes(&["Dream", ""])),
             ("bill", "FP32", vec![2], bill),
@@ -1464,7 +1476,10 @@ mod tests {
         ]);
         let r = parse_infer_request(&body, Some(n), &e, &OUTPUTS, 5).unwrap();
         assert_eq!(texts(&r, "island"), [Some("Dream".into()), None]);
-        assert_eq!(texts(&r, "tagged"), [Some("true".into()), Some("false".into())]);
+        assert_eq!(
+            texts(&r, "tagged"),
+            [Some("true".into()), Some("false".into())]
+        );
         let err = |body: &[u8], n| parse_infer_request(body, Some(n), &e, &OUTPUTS, 5).unwrap_err();
         let mut cut_short = bytes(&["Dream", "Biscoe"]);
         cut_short.pop();
@@ -1474,7 +1489,10 @@ mod tests {
             "input `island`, element 1: its length is 6 bytes but only 5 are left"
         );
         let (body, n) = binary_body(&[("island", "BYTES", vec![1], vec![2, 0, 0, 0, 0xff, 0xfe])]);
-        assert_eq!(err(&body, n), "input `island`, element 0: the text is not UTF-8");
+        assert_eq!(
+            err(&body, n),
+            "input `island`, element 0: the text is not UTF-8"
+        );
         let (body, n) = binary_body(&[("island", "BYTES", vec![1], vec![2, 0])]);
         assert_eq!(
             err(&body, n),
@@ -1484,19 +1502,23 @@ mod tests {
                         island (BYTES), bill (FP32), tagged (BOOL)";
         for (body, message) in [
             (
-                r#"{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,1]}]}"#.to_string(),
+                r#"{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,1]}]}"#
+                    .to_string(),
                 format!("input `input` cannot carry this model's categories; {expected}"),
             ),
             (
-                r#"{"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":["Dream"]}]}"#.into(),
+                r#"{"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":["Dream"]}]}"#
+                    .into(),
                 format!("missing input(s) bill, tagged; {expected}"),
             ),
             (
-                r#"{"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":[3]}]}"#.into(),
+                r#"{"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":[3]}]}"#
+                    .into(),
                 "input `island`, element 0: expected a string, got 3".into(),
             ),
             (
-                r#"{"inputs":[{"name":"tagged","shape":[1],"datatype":"BOOL","data":["yes"]}]}"#.into(),
+                r#"{"inputs":[{"name":"tagged","shape":[1],"datatype":"BOOL","data":["yes"]}]}"#
+                    .into(),
                 "input `tagged`, element 0: expected true or false, got \"yes\"".into(),
             ),
         ] {

@@ -913,7 +913,11 @@ fn table_model(
         .get_or_init(|| {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let mut config = crate::TrainConfig::default();
-            config.data.path = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(file));
+            config.data.path = Some(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("data")
+                    .join(file),
+            );
             config.data.label = Some(crate::config::ColumnRef::Name(label.into()));
             config.data.ignore = ignore
                 .iter()
@@ -955,7 +959,9 @@ fn penguin_records() -> Value {
 /// The predictor's own labels for [`penguin_records`], from the same rows as a table.
 fn penguin_reference(p: &Predictor<Backend>) -> Vec<String> {
     let (table, _) = super::rest::parse_predict_rows(
-        json!({"instances": penguin_records()}).to_string().as_bytes(),
+        json!({"instances": penguin_records()})
+            .to_string()
+            .as_bytes(),
         &p.preprocessor().encoding.columns,
         10,
     )
@@ -985,7 +991,12 @@ async fn categories_travel_as_text_in_every_protocol() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["name"].as_str().unwrap().into(), i["datatype"].as_str().unwrap().into()))
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().into(),
+                i["datatype"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         inputs,
@@ -1013,10 +1024,12 @@ async fn categories_travel_as_text_in_every_protocol() {
     };
     let mut inputs = Vec::new();
     for name in ["island", "bill_length_mm", "body_mass_g", "sex"] {
-        inputs.push(json!({"name": name, "datatype": "BYTES", "shape": [3], "data": as_text(name)}));
+        inputs
+            .push(json!({"name": name, "datatype": "BYTES", "shape": [3], "data": as_text(name)}));
     }
     for name in ["bill_depth_mm", "flipper_length_mm"] {
-        inputs.push(json!({"name": name, "datatype": "FP32", "shape": [3, 1], "data": column(name)}));
+        inputs
+            .push(json!({"name": name, "datatype": "FP32", "shape": [3, 1], "data": column(name)}));
     }
     let a = app
         .post(
@@ -1037,7 +1050,10 @@ async fn categories_travel_as_text_in_every_protocol() {
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(
-        a.json()["error"].as_str().unwrap().contains("island (BYTES)"),
+        a.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("island (BYTES)"),
         "{}",
         a.text()
     );
@@ -1075,7 +1091,9 @@ async fn categories_travel_as_text_in_every_protocol() {
 #[tokio::test]
 async fn a_regressor_answers_numbers_in_every_protocol() {
     let p = diabetes();
-    let row = [59.0f32, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0];
+    let row = [
+        59.0f32, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0,
+    ];
     let table = crate::data::Table::new(
         p.features()
             .iter()
@@ -1094,8 +1112,14 @@ async fn a_regressor_answers_numbers_in_every_protocol() {
     let features: Vec<String> = p.features().to_vec();
     let app = App(router(p, &options()));
     let meta = app.get("/v2/models/iris-trainer").await.json();
-    assert_eq!(meta["inputs"], json!([{"name": "input", "datatype": "FP32", "shape": [-1, 10]}]));
-    assert_eq!(meta["outputs"], json!([{"name": "value", "datatype": "FP32", "shape": [-1]}]));
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "input", "datatype": "FP32", "shape": [-1, 10]}])
+    );
+    assert_eq!(
+        meta["outputs"],
+        json!([{"name": "value", "datatype": "FP32", "shape": [-1]}])
+    );
     let a = app
         .post(
             "/v2/models/iris-trainer/infer",

@@ -246,6 +246,9 @@ fn a_regression_metric_does_not_rank_classifiers() {
         cmd()
             .args(["sweep-report", "--rank-by", metric])
             .arg(&root)
-            .fails(3, &[metric, "classifiers", "test-accuracy, test-f1 or test-loss"]);
+            .fails(
+                3,
+                &[metric, "classifiers", "test-accuracy, test-f1 or test-loss"],
+            );
     }
 }

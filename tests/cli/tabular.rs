@@ -12,7 +12,9 @@ use crate::common::{Fails, Server, cmd, get, json, metadata, post, predict_json,
 
 /// A file shipped in `data/`.
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
 }
 
 /// The README's example rows: a blank bill length, body mass and sex in the second.
@@ -180,7 +182,10 @@ fn penguins_predict_from_raw_rows_on_the_command_line_and_over_http() {
     let (status, meta) = get(&server.url("/v2/models/iris-trainer"));
     assert_eq!(status, 200, "{meta}");
     let meta = json(&meta);
-    assert_eq!(meta["inputs"][0], json!({"name": "island", "datatype": "BYTES", "shape": [-1]}));
+    assert_eq!(
+        meta["inputs"][0],
+        json!({"name": "island", "datatype": "BYTES", "shape": [-1]})
+    );
     assert_eq!(
         meta["inputs"][1],
         json!({"name": "bill_length_mm", "datatype": "FP32", "shape": [-1]})
@@ -193,7 +198,10 @@ fn penguins_predict_from_raw_rows_on_the_command_line_and_over_http() {
         {"name": "body_mass_g", "datatype": "BYTES", "shape": [2], "data": ["4450", "NA"]},
         {"name": "sex", "datatype": "BYTES", "shape": [2], "data": ["female", ""]},
     ]});
-    let (status, answer) = post(&server.url("/v2/models/iris-trainer/infer"), &infer.to_string());
+    let (status, answer) = post(
+        &server.url("/v2/models/iris-trainer/infer"),
+        &infer.to_string(),
+    );
     assert_eq!(status, 200, "{answer}");
     let answer = json(&answer);
     let labels = &answer["outputs"][0];
@@ -291,7 +299,9 @@ fn diabetes_is_a_regression_with_r2_rmse_and_mae() {
     let out = cmd()
         .args(["predict", "--model"])
         .arg(model.path())
-        .args(["59", "2", "32.1", "101", "157", "93.2", "38", "4", "4.8598", "87"])
+        .args([
+            "59", "2", "32.1", "101", "157", "93.2", "38", "4", "4.8598", "87",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -312,10 +322,17 @@ fn diabetes_is_a_regression_with_r2_rmse_and_mae() {
     let (status, answer) = post(&server.url("/predict"), &row.to_string());
     assert_eq!(status, 200, "{answer}");
     let value = json(&answer)["value"].as_f64().unwrap();
-    assert!((value - y).abs() < 1e-3 * y.abs().max(1.0), "{value} vs {y}");
+    assert!(
+        (value - y).abs() < 1e-3 * y.abs().max(1.0),
+        "{value} vs {y}"
+    );
     let flat = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0];
-    let infer = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10], "data": flat}]});
-    let (status, answer) = post(&server.url("/v2/models/iris-trainer/infer"), &infer.to_string());
+    let infer =
+        json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10], "data": flat}]});
+    let (status, answer) = post(
+        &server.url("/v2/models/iris-trainer/infer"),
+        &infer.to_string(),
+    );
     assert_eq!(status, 200, "{answer}");
     let out = &json(&answer)["outputs"][0];
     assert_eq!(out["name"], "value");
@@ -336,7 +353,11 @@ fn task_flag_overrides_the_inferred_task() {
     let p = p.to_str().unwrap();
     let common = ["--data", p, "--label", "year", "--epochs", "20"];
     let (inferred, stderr) = train(&common);
-    assert_eq!(metadata(inferred.path())["task"], "classification", "{stderr}");
+    assert_eq!(
+        metadata(inferred.path())["task"],
+        "classification",
+        "{stderr}"
+    );
     assert!(stderr.contains("--task"), "says how to change it: {stderr}");
     let (regression, _) = train(&[&common[..], &["--task", "regression"]].concat());
     assert_eq!(metadata(regression.path())["task"], "regression");
@@ -380,7 +401,10 @@ fn penguins_parquet() -> Vec<u8> {
     let batch = RecordBatch::try_from_iter(vec![
         ("species", text(0)),
         ("island", text(1)),
-        ("bill_length_mm", Arc::new(Float64Array::from(bill)) as ArrayRef),
+        (
+            "bill_length_mm",
+            Arc::new(Float64Array::from(bill)) as ArrayRef,
+        ),
         ("sex", text(3)),
     ])
     .unwrap();
@@ -414,22 +438,41 @@ fn comma_semicolon_tab_gzip_and_parquet_train_the_same_model() {
     ];
     let mut models = Vec::new();
     for f in &files {
-        let (model, stderr) = train(&["--data", f.to_str().unwrap(), "--label", "species", "--epochs", "30"]);
+        let (model, stderr) = train(&[
+            "--data",
+            f.to_str().unwrap(),
+            "--label",
+            "species",
+            "--epochs",
+            "30",
+        ]);
         let m = metadata(model.path());
         assert_eq!(m["classes"], json!(SPECIES), "{}: {stderr}", f.display());
         assert_eq!(m["data"]["rows"], 344, "{}", f.display());
-        models.push((f, std::fs::read(model.path().join("model.mpk")).unwrap(), model));
+        models.push((
+            f,
+            std::fs::read(model.path().join("model.mpk")).unwrap(),
+            model,
+        ));
     }
     // The same table, read from any format, trains bit-identical weights.
     for (f, weights, _) in &models[1..] {
-        assert!(weights == &models[0].1, "{} trained other weights than the CSV", f.display());
+        assert!(
+            weights == &models[0].1,
+            "{} trained other weights than the CSV",
+            f.display()
+        );
     }
     // predict and evaluate read every format too.
     let parquet_model = models[0].2.path();
     for f in &files {
         let v = evaluate_json(parquet_model, f);
         assert_eq!(v["rows"], 344, "{}", f.display());
-        assert!(v["accuracy"].as_f64().unwrap() > 0.5, "{}: {v}", f.display());
+        assert!(
+            v["accuracy"].as_f64().unwrap() > 0.5,
+            "{}: {v}",
+            f.display()
+        );
         let out = cmd()
             .args(["predict", "--model"])
             .arg(parquet_model)
@@ -447,7 +490,11 @@ fn identifier_columns_are_refused_until_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let mut csv = String::from("name,size,kind\n");
     for i in 0..60 {
-        csv += &format!("bird-{i:03},{},{}\n", i % 7, if i % 2 == 0 { "a" } else { "b" });
+        csv += &format!(
+            "bird-{i:03},{},{}\n",
+            i % 7,
+            if i % 2 == 0 { "a" } else { "b" }
+        );
     }
     let f = write(dir.path(), "ids.csv", csv);
     cmd()
@@ -455,8 +502,22 @@ fn identifier_columns_are_refused_until_ignored() {
         .arg(&f)
         .arg("--out")
         .arg(dir.path().join("m"))
-        .fails(4, &["column `name` looks like an identifier", "--ignore name", "ids.csv"]);
-    let (model, _) = train(&["--data", f.to_str().unwrap(), "--ignore", "name", "--epochs", "5"]);
+        .fails(
+            4,
+            &[
+                "column `name` looks like an identifier",
+                "--ignore name",
+                "ids.csv",
+            ],
+        );
+    let (model, _) = train(&[
+        "--data",
+        f.to_str().unwrap(),
+        "--ignore",
+        "name",
+        "--epochs",
+        "5",
+    ]);
     assert_eq!(metadata(model.path())["features"], json!(["size"]));
 }
 
@@ -530,16 +591,35 @@ fn bad_tables_are_errors_naming_file_column_and_line() {
     fails(&f, &[], 4, &["one.csv", "only one class", "at least two"]);
     // A Parquet column of a type that is not read (dates).
     let batch = RecordBatch::try_from_iter(vec![
-        ("day", Arc::new(Date32Array::from(vec![1, 2, 3, 4])) as ArrayRef),
-        ("x", Arc::new(Int64Array::from(vec![1, 2, 3, 4])) as ArrayRef),
-        ("y", Arc::new(StringArray::from(vec!["a", "b", "a", "b"])) as ArrayRef),
+        (
+            "day",
+            Arc::new(Date32Array::from(vec![1, 2, 3, 4])) as ArrayRef,
+        ),
+        (
+            "x",
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4])) as ArrayRef,
+        ),
+        (
+            "y",
+            Arc::new(StringArray::from(vec!["a", "b", "a", "b"])) as ArrayRef,
+        ),
     ])
     .unwrap();
     let f = write(dir.path(), "dates.parquet", parquet_bytes(&batch));
-    fails(&f, &[], 4, &["dates.parquet", "column `day`", "--ignore day"]);
+    fails(
+        &f,
+        &[],
+        4,
+        &["dates.parquet", "column `day`", "--ignore day"],
+    );
     // Parquet that is not Parquet.
     let f = write(dir.path(), "broken.parquet", b"PAR1 and then nothing");
-    fails(&f, &[], 4, &["broken.parquet", "not a readable Parquet file"]);
+    fails(
+        &f,
+        &[],
+        4,
+        &["broken.parquet", "not a readable Parquet file"],
+    );
     // A config (or flag) naming a column the file does not have.
     let p = data("penguins.csv");
     let config = write(
@@ -555,8 +635,24 @@ fn bad_tables_are_errors_naming_file_column_and_line() {
         .arg(&config)
         .arg("--out")
         .arg(&out)
-        .fails(3, &["colour", "c.toml"]);
-    fails(&p, &["--label", "kind"], 3, &["`kind`", "species, island"]);
+        .fails(
+            4,
+            &[
+                "penguins.csv",
+                "`data.ignore` (--ignore) names column `colour`",
+                "species, island",
+            ],
+        );
+    fails(
+        &p,
+        &["--label", "kind"],
+        4,
+        &[
+            "penguins.csv",
+            "(`data.label`, --label) names column `kind`",
+            "species, island",
+        ],
+    );
     assert!(!out.join("model.json").exists());
 }
 
@@ -571,7 +667,9 @@ fn a_regression_sweep_ranks_by_r2_rmse_or_mae() {
     let root = dir.path().join("sweep");
     let p = data("diabetes.csv");
     let out = cmd()
-        .args(["sweep", "--quiet", "--jobs", "2", "--epochs", "40", "--label", "target"])
+        .args([
+            "sweep", "--quiet", "--jobs", "2", "--epochs", "40", "--label", "target",
+        ])
         .arg("--data")
         .arg(&p)
         .arg("--sweep")
@@ -581,16 +679,27 @@ fn a_regression_sweep_ranks_by_r2_rmse_or_mae() {
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Ranked by R² by default for regressors, with their scores as columns.
-    assert!(table.contains("| test R² | test RMSE | test MAE |"), "{table}");
+    assert!(
+        table.contains("| test R² | test RMSE | test MAE |"),
+        "{table}"
+    );
     let report = |rank_by: &str| -> Vec<Value> {
         let out = cmd()
             .args(["sweep-report", "--format", "json", "--rank-by", rank_by])
             .arg(&root)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v["rows"].as_array().unwrap().clone()
     };
@@ -610,7 +719,10 @@ fn a_regression_sweep_ranks_by_r2_rmse_or_mae() {
     cmd()
         .args(["sweep-report", "--rank-by", "test-accuracy"])
         .arg(&root)
-        .fails(3, &["--rank-by", "test-accuracy", "regressors", "r2, rmse, mae"]);
+        .fails(
+            3,
+            &["--rank-by", "test-accuracy", "regressors", "r2, rmse, mae"],
+        );
     // --best names R², not accuracy.
     let best = dir.path().join("best");
     let out = cmd()
