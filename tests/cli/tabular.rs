@@ -582,6 +582,24 @@ fn bad_tables_are_errors_naming_file_column_and_line() {
         4,
         &["stray.csv", "line 3", "bill_length_mm", "thirty-nine"],
     );
+    // A category with more levels than one-hot encoding takes (`preprocess.max_categories`,
+    // 100), but not an identifier (a level repeats): refused, saying how to go on.
+    let mut csv = String::from("colour,size,kind\n");
+    for i in 0..400 {
+        csv += &format!("c{},{},{}\n", i % 150, i % 7, ["a", "b"][i % 2]);
+    }
+    let f = write(dir.path(), "levels.csv", csv);
+    fails(
+        &f,
+        &[],
+        4,
+        &[
+            "levels.csv",
+            "`colour` has 150 distinct values",
+            "preprocess.max_categories",
+            "--ignore colour",
+        ],
+    );
     // One class only.
     let f = write(
         dir.path(),
