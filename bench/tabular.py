@@ -73,7 +73,6 @@ def sklearn_fit(name, train_csv, test_csv):
     child process, so that its time and memory are a whole process's)."""
     import time
 
-    import numpy as np
     import pandas as pd
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
     from sklearn.impute import SimpleImputer
@@ -113,8 +112,7 @@ def sklearn_fit(name, train_csv, test_csv):
     else:
         scores = {"r2": r2_score(yt, p), "rmse": root_mean_squared_error(yt, p),
                   "mae": mean_absolute_error(yt, p)}
-    print(json.dumps({**scores, "fit_s": fit_s, "train_rows": len(train),
-                      "inputs": int(np.asarray(prep.transform(x.head(1))).shape[1])}))
+    print(json.dumps({**scores, "fit_s": fit_s, "train_rows": len(train)}))
 
 
 def timed(cmd, runs):
@@ -137,6 +135,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", default=str(ROOT / "target" / "release" / "iris-trainer"))
     p.add_argument("--runs", type=int, default=3, help="runs per table and tool (median)")
+    p.add_argument("--tables", default=",".join(TABLES), help="comma-separated tables to run")
     p.add_argument("--sklearn-fit", nargs=3, metavar=("TABLE", "TRAIN", "TEST"),
                    help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -146,13 +145,14 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="iris-tabular."))
     rows, results = [], {}
-    for name, (label, task) in TABLES.items():
+    for name in a.tables.split(","):
+        label, task = TABLES[name]
         train_csv, test_csv = split(name, work / name)
         model = work / name / "model"
         config = ROOT / "configs" / f"{name}.toml"
-        it_wall, it_rss, _ = timed([a.bin, "--quiet", "train", "--config", str(config),
+        it_wall, it_rss, _ = timed([a.bin, "train", "--quiet", "--config", str(config),
                                     "--data", str(train_csv), "--out", str(model)], a.runs)
-        ev = subprocess.run([a.bin, "--quiet", "evaluate", "--model", str(model), "--data",
+        ev = subprocess.run([a.bin, "evaluate", "--quiet", "--model", str(model), "--data",
                              str(test_csv), "--format", "json"],
                             capture_output=True, text=True, check=True)
         it = json.loads(ev.stdout)
