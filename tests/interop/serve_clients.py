@@ -217,8 +217,8 @@ def _():
 @check("v2: wrong datatype refused with 400")
 def _():
     strings = np.array([["5.1"] * 4], dtype=np.object_)
-    refused(lambda: client.infer(NAME, [fp32_input(strings)]), 400, "datatype BYTES is not accepted")
-    refused(lambda: client.infer(NAME, [fp32_input(X > 3)]), 400, "datatype BOOL is not accepted")
+    refused(lambda: client.infer(NAME, [fp32_input(strings)]), 400, "input `input` must be numeric (FP32)")
+    refused(lambda: client.infer(NAME, [fp32_input(X > 3)]), 400, "input `input` must be numeric (FP32)")
     refused(lambda: client.infer(NAME, [fp32_input(X.astype(np.float16))]), 400, "datatype FP16 is not accepted")
 
 
@@ -349,7 +349,7 @@ def _():
 
 PENGUINS = os.path.join(os.path.dirname(os.path.abspath(README)), "data", "penguins.csv")
 penguin_model = os.path.join(work, "penguins")
-subprocess.run([BIN, "--quiet", "train", "--data", PENGUINS, "--label", "species", "--ignore", "year",
+subprocess.run([BIN, "train", "--quiet", "--data", PENGUINS, "--label", "species", "--ignore", "year",
                 "--out", penguin_model], check=True)
 PENGUIN_ROWS = pd.DataFrame({
     "island": ["Biscoe", "Dream", "Torgersen"],
