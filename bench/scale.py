@@ -6,14 +6,19 @@ numpy into its virtualenv), or directly:
 
   python bench/scale.py --python target/bench-venv/bin/python [--rows 10000,100000,1000000,5000000]
 
-Measures, every figure the best of --runs runs (whole-process wall time and peak RSS from GNU
-time; in-process times from each program's own report):
+Measures, every figure the best of --runs runs (whole-process wall time; peak RSS of the process
+and its descendants from wait4, as GNU time reports it; in-process times from each program's own
+report):
   1. 1,000,000 x 32 (10 classes), one epoch at batch 256: iris-trainer, the PyTorch script
      (bench/torch_train.py: pandas.read_csv, the same MLP, Adam, batch, threads), and
      pandas.read_csv alone; plus `iris-trainer evaluate` on the same file.
   2. 100,000 x 32, 10 epochs at batch 256: epochs per second in process, same span for both
      (split, scaling, tensors, epochs, final scores), same threads.
   3. Cost growth: one epoch at batch 256 on each of --rows, both programs.
+  4. With --gpu-bin (an iris-trainer built with --features wgpu): sections 1 and 2 again on the GPU,
+     iris-trainer (wgpu) against the PyTorch script with --device cuda.
+  5. With --stream-rows N: `evaluate` and `predict --input` with the 1,000,000-row model on the
+     1,000,000-row table and on an N-row one (peak RSS should not grow with the file).
 Tables are written once by bench/make_synthetic.py into --data-dir and reused.
 Writes bench/results/scale.{json,md} and prints the tables.
 """
@@ -24,6 +29,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +42,11 @@ p.add_argument("--runs", type=int, default=3, help="runs per measurement (the be
 p.add_argument("--threads", type=int, default=2, help="threads for PyTorch (iris-trainer's are its own)")
 p.add_argument("--loop-epochs", type=int, default=10, help="epochs of the 100,000-row loop comparison")
 p.add_argument("--data-dir", default=str(ROOT / "target" / "bench-data"))
-p.add_argument("--only", default="", help="comma-separated subset of: million,loop,growth")
+p.add_argument("--only", default="", help="comma-separated subset of: million,loop,growth,gpu,stream")
+p.add_argument("--gpu-bin", default="", help="an iris-trainer built with --features wgpu (adds the GPU section)")
+p.add_argument("--out-dir", default=str(ROOT / "bench" / "results"), help="where scale.{json,md} go")
+p.add_argument("--render", default="", help="only write the tables of an earlier run's scale.json")
+p.add_argument("--stream-rows", type=int, default=0, help="rows of the table evaluate/predict stream")
 a = p.parse_args()
 
 BIN, PY = os.path.abspath(a.bin), os.path.abspath(a.python)
@@ -44,7 +54,7 @@ data_dir = Path(a.data_dir)
 data_dir.mkdir(parents=True, exist_ok=True)
 work = Path(tempfile.mkdtemp(prefix="iris-scale."))
 only = set(filter(None, a.only.split(",")))
-results = {"machine": {}, "million": {}, "loop": {}, "growth": {}}
+results = {"machine": {}, "million": {}, "loop": {}, "growth": {}, "gpu": {}, "stream": {}}
 
 
 def log(msg):
@@ -63,12 +73,16 @@ def table(rows):
 
 
 def timed(argv):
-    """(wall seconds, peak RSS MiB, stdout, exit code) of one run under GNU time."""
-    fmt = work / "time.txt"
-    r = subprocess.run(["/usr/bin/time", "-o", str(fmt), "-f", "%e %M"] + argv,
-                       capture_output=True, text=True)
-    wall, rss = fmt.read_text().split()[-2:]
-    return float(wall), int(rss) / 1024, r.stdout, r.returncode, r.stderr
+    """(wall seconds, peak RSS MiB, stdout, exit code, stderr) of one run; the peak RSS is the
+    largest of the process and its descendants (wait4's rusage, what GNU time reports)."""
+    out, err = work / "stdout.txt", work / "stderr.txt"
+    with open(out, "w") as o, open(err, "w") as e:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=o, stderr=e)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, out.read_text(), proc.returncode, err.read_text()
 
 
 def best(argv, runs=None, parse=None):
@@ -88,29 +102,71 @@ def best(argv, runs=None, parse=None):
             "all_wall_s": [e["wall_s"] for e in out]}
 
 
-def ours(data, epochs, runs=None):
+def ours(data, epochs, runs=None, binary=None):
     def parse(_stdout, i):
         m = json.loads((work / f"ours{i}" / "model.json").read_text())
         return {"fit_s": m["duration_s"], "epochs": m["metrics"]["epochs_run"],
                 "epochs_per_s": m["metrics"]["epochs_run"] / m["duration_s"],
                 "test_accuracy": m["metrics"]["test"]["accuracy"]}
-    return best([BIN, "--quiet", "--data", str(data), "--epochs", str(epochs), "--batch-size", "256",
+    return best([binary or BIN, "--quiet", "--data", str(data), "--epochs", str(epochs), "--batch-size", "256",
                  "--out", str(work / "ours{i}")], runs, parse)
 
 
-def torch(data, epochs, runs=None):
+def torch(data, epochs, runs=None, device="cpu"):
     def parse(stdout, _i):
         r = json.loads(stdout.strip().splitlines()[-1])
         return {"fit_s": r["fit_s"], "loop_s": r["loop_s"], "read_s": r["read_s"], "import_s": r["import_s"],
                 "epochs": r["epochs"], "epochs_per_s": r["fit_epochs_per_s"],
                 "test_accuracy": r["test_accuracy"], "torch": r["torch"], "threads": r["threads"]}
     return best([PY, str(ROOT / "bench" / "torch_train.py"), "--data", str(data), "--epochs", str(epochs),
-                 "--batch-size", "256", "--threads", str(a.threads)], runs, parse)
+                 "--batch-size", "256", "--threads", str(a.threads), "--device", device], runs, parse)
 
 
 def want(section):
+    if a.render:
+        return False
     return not only or section in only
 
+
+def save():
+    """Writes what is measured so far (a run cut short keeps its finished sections)."""
+    Path(a.out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(a.out_dir) / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+
+
+if not a.render:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    results["machine"] = {
+        "cpu": cpu, "cores": os.cpu_count(), "cores_used": len(os.sched_getaffinity(0)), "os": platform.platform(),
+        "iris_trainer": sh(f"{BIN} --version"),
+        "commit": os.environ.get("IRIS_COMMIT") or (sh(f"git -C {ROOT} rev-parse --short HEAD") + (" (modified)" if sh(f"git -C {ROOT} status --porcelain --untracked-files=no") else "")),
+        "python": sh(f"{PY} --version"),
+        "versions": sh(f"{PY} -c 'import torch, pandas, numpy; print(torch.__version__, pandas.__version__, numpy.__version__)'"),
+        "runs": a.runs, "threads": a.threads,
+    }
+
+if want("gpu") and a.gpu_bin:
+    gpu_bin = os.path.abspath(a.gpu_bin)
+    big, mid = table(1_000_000), table(100_000)
+    log("GPU: iris-trainer (wgpu) against PyTorch (cuda)")
+    results["gpu"] = {
+        "million": {"iris-trainer": ours(big, 1, binary=gpu_bin), "pytorch": torch(big, 1, device="cuda")},
+        "loop": {"epochs": a.loop_epochs, "iris-trainer": ours(mid, a.loop_epochs, binary=gpu_bin),
+                 "pytorch": torch(mid, a.loop_epochs, device="cuda")},
+    }
+    m0 = work / "ours0" / "model.json"
+    if m0.exists():
+        results["gpu"]["device"] = json.loads(m0.read_text()).get("device")
+    results["gpu"]["nvidia_smi"] = subprocess.run(
+        "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader", shell=True,
+        capture_output=True, text=True).stdout.strip()
+
+
+save()
 
 if want("million"):
     big = table(1_000_000)
@@ -125,11 +181,15 @@ if want("million"):
     if (model / "model.json").exists():
         results["million"]["evaluate"] = best([BIN, "evaluate", "--model", str(model), "--data", str(big)])
 
+save()
+
 if want("loop"):
     mid = table(100_000)
     log(f"100,000 x 32, {a.loop_epochs} epochs: training loop in process")
     results["loop"] = {"epochs": a.loop_epochs, "iris-trainer": ours(mid, a.loop_epochs),
                        "pytorch": torch(mid, a.loop_epochs)}
+
+save()
 
 if want("growth"):
     for rows in [int(r) for r in a.rows.split(",") if r]:
@@ -139,22 +199,29 @@ if want("growth"):
                                         "iris-trainer": ours(data, 1), "pytorch": torch(data, 1)}
 
 
-def sh(cmd):
-    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+save()
+
+if want("stream") and a.stream_rows:
+    big, huge = table(1_000_000), table(a.stream_rows)
+    model = work / "stream-model"
+    if not (model / "model.json").exists():
+        subprocess.run([BIN, "--quiet", "--data", str(big), "--epochs", "1", "--batch-size", "256",
+                        "--out", str(model)], check=True)
+    log(f"streaming: evaluate and predict on 1,000,000 and {a.stream_rows:,} rows")
+    for rows, data in [(1_000_000, big), (a.stream_rows, huge)]:
+        results["stream"][str(rows)] = {
+            "file_mb": data.stat().st_size / 1e6,
+            "evaluate": best([BIN, "evaluate", "--model", str(model), "--data", str(data)], 1),
+            "predict": best(["sh", "-c", f"{BIN} predict --model {model} --input {data} > /dev/null"], 1),
+        }
+
+save()
 
 
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-results["machine"] = {
-    "cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
-    "iris_trainer": sh(f"{BIN} --version"),
-    "commit": sh(f"git -C {ROOT} rev-parse --short HEAD") + (" (modified)" if sh(f"git -C {ROOT} status --porcelain --untracked-files=no") else ""),
-    "python": sh(f"{PY} --version"),
-    "versions": sh(f"{PY} -c 'import torch, pandas, numpy; print(torch.__version__, pandas.__version__, numpy.__version__)'"),
-    "runs": a.runs, "threads": a.threads,
-}
-out_dir = ROOT / "bench" / "results"
-out_dir.mkdir(exist_ok=True)
-(out_dir / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+out_dir = Path(a.out_dir)
+if a.render:
+    results = json.loads(Path(a.render).read_text())
+save()
 
 
 # Tables ------------------------------------------------------------------------------------------
@@ -178,7 +245,7 @@ def ratio(o, t, key, invert=False):
 
 m = results["machine"]
 v = m["versions"].split()
-lines = [f"Machine: {m['cpu']}, {m['cores']} cores; {m['os']}",
+lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m.get('cores_used', m['cores'])} used); {m['os']}",
          f"Versions: {m['iris_trainer']} (commit {m['commit']}); {m['python']}, torch {v[0] if v else '?'} "
          f"(CPU, {m['threads']} threads), pandas {v[1] if len(v) > 1 else '?'}, numpy {v[2] if len(v) > 2 else '?'}; "
          f"best of {m['runs']} runs", ""]
@@ -213,6 +280,27 @@ if results["growth"]:
         o, t = r["iris-trainer"], r["pytorch"]
         cell = lambda e: (secs(e) if "error" in e else f"{secs(e)}, {mib(e)}, {secs(e, 'fit_s')}")
         lines.append(f"| {int(rows):,} | {r['file_mb']:.0f} MB | {cell(o)} | {cell(t)} |")
+    lines.append("")
+if results["stream"]:
+    lines += ["Streaming with the 1,000,000-row model (whole process, peak RSS):", "",
+              "| rows | CSV | evaluate | predict --input (to /dev/null) |", "|---|---|---|---|"]
+    for rows, r in results["stream"].items():
+        cell = lambda e: (secs(e) if "error" in e else f"{secs(e)}, {mib(e)}")
+        lines.append(f"| {int(rows):,} | {r['file_mb']:.0f} MB | {cell(r['evaluate'])} | {cell(r['predict'])} |")
+    lines.append("")
+if results["gpu"]:
+    g = results["gpu"]
+    dev = g.get("device") or {}
+    lines += [f"GPU ({g.get('nvidia_smi', '?')}; iris-trainer on {dev.get('name', '?')} "
+              f"{dev.get('driver') or ''}; PyTorch on CUDA):", "",
+              "| | 1,000,000 x 32, one epoch: whole process | training (in process) | "
+              f"100,000 x 32, {g['loop']['epochs']} epochs: epochs/s in process | test accuracy |",
+              "|---|---|---|---|---|"]
+    for who in ["iris-trainer", "pytorch"]:
+        o, l_ = g["million"][who], g["loop"][who]
+        name = "iris-trainer (wgpu)" if who == "iris-trainer" else "PyTorch (cuda)"
+        lines.append(f"| {name} | {secs(o)} | {secs(o, 'fit_s') if 'fit_s' in o else ''} | "
+                     f"{l_.get('epochs_per_s', 0):.2f} | {l_.get('test_accuracy', 0):.4f} |")
     lines.append("")
 text = "\n".join(lines) + "\n"
 (out_dir / "scale.md").write_text(text)

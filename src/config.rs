@@ -110,6 +110,11 @@ pub struct DataConfig {
     pub missing_values: Vec<String>,
     /// Fraction held out for the test split (of each class, for classification), in (0, 1).
     pub test_fraction: f64,
+    /// Seeds the test split, the validation split and cross-validation folds; `None` uses
+    /// `training.seed`. A sweep sets it to its base seed, so that points which vary
+    /// `training.seed` are still compared on the same rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
 }
 
 /// The default `data.missing_values`.
@@ -128,6 +133,7 @@ impl Default for DataConfig {
             task: None,
             missing_values: DEFAULT_MISSING_VALUES.map(String::from).to_vec(),
             test_fraction: 0.2,
+            split_seed: None,
         }
     }
 }
@@ -346,6 +352,12 @@ const MAX_WIDTH: usize = 65_536;
 const MAX_LAYERS: usize = 64;
 
 impl TrainConfig {
+    /// The seed of the test split, the validation split and cross-validation folds:
+    /// `data.split_seed`, or `training.seed` when that is not set.
+    pub fn split_seed(&self) -> u64 {
+        self.data.split_seed.unwrap_or(self.training.seed)
+    }
+
     /// Parses TOML text; `origin` names where it came from in error messages.
     ///
     /// ```
@@ -727,7 +739,7 @@ mod tests {
             #[test]
             fn known_keys_with_any_value(
                 key in prop::sample::select(vec![
-                    "data.test_fraction", "model.hidden", "model.dropout", "training.epochs",
+                    "data.test_fraction", "data.split_seed", "model.hidden", "model.dropout", "training.epochs",
                     "training.batch_size", "training.learning_rate", "training.weight_decay",
                     "training.seed", "training.early_stopping_patience", "training.validation_fraction",
                     "training.checkpoint_every",

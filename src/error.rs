@@ -120,6 +120,18 @@ pub enum Error {
         /// What happened instead of a 200.
         reason: String,
     },
+    /// The MLflow tracking server could not be reached or refused a request before training.
+    #[error(
+        "MLflow tracking server {uri}: {message}; nothing was trained. Check that the server is \
+         running and reachable (`curl {uri}/health`), or train without tracking (unset \
+         MLFLOW_TRACKING_URI, no --tracking-uri)"
+    )]
+    Tracking {
+        /// The tracking URI.
+        uri: String,
+        /// What failed.
+        message: String,
+    },
     /// The HTTP service could not start.
     #[error("cannot serve on {addr}: {source}")]
     Serve {
@@ -148,6 +160,8 @@ pub mod exit_code {
     pub const DEVICE: u8 = 7;
     /// Training diverged.
     pub const DIVERGED: u8 = 8;
+    /// The MLflow tracking server is unreachable or refused the run (nothing was trained).
+    pub const TRACKING: u8 = 9;
     /// Stopped by SIGINT (128 + 2).
     pub const SIGINT: u8 = 130;
     /// Stopped by SIGTERM (128 + 15).
@@ -166,6 +180,7 @@ impl Error {
             Error::Output { .. } | Error::WriteOutput { .. } => exit_code::OUTPUT,
             Error::Device(_) => exit_code::DEVICE,
             Error::Diverged { .. } => exit_code::DIVERGED,
+            Error::Tracking { .. } => exit_code::TRACKING,
             Error::Interrupted { signal, .. } => signal.exit_code(),
             Error::Serve { .. }
             | Error::Unhealthy { .. }

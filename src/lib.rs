@@ -2,9 +2,10 @@
 //! self-describing model directory, and predict from it on the command line or over HTTP.
 //!
 //! Modules are listed in the order the data flows through them, and each imports only modules
-//! listed before it: `config` and `data` -> `model` -> `metadata` -> `train` -> `artifact`
-//! (the model directory) -> `predict` -> `pipeline` (train-and-save, evaluate) -> `sweep` ->
-//! `serve`. The concrete backend is named only in [`backend`]. The command line is the binary's
+//! listed before it: `config` and `data` -> `model` -> `metadata` -> `train` -> `crossval`
+//! (k-fold cross-validation) -> `artifact` (the model directory) -> `predict` -> `pipeline`
+//! (train-and-save, evaluate) -> `track` (MLflow) -> `sweep` -> `serve`. The concrete backend is
+//! named only in [`backend`]. The command line is the binary's
 //! own; everything it does is reachable from here.
 //!
 //! Train into a directory and predict from it:
@@ -37,6 +38,7 @@ pub mod data;
 pub mod metrics;
 pub mod model;
 
+pub mod crossval;
 pub mod metadata;
 pub mod train;
 
@@ -45,6 +47,7 @@ pub mod predict;
 
 pub mod pipeline;
 pub mod sweep;
+pub mod track;
 
 pub mod serve;
 
@@ -61,8 +64,8 @@ mod layering {
 
     /// Library modules in data-flow order, as declared above.
     const ORDER: &[&str] = &[
-        "error", "backend", "config", "data", "metrics", "model", "metadata", "train", "artifact",
-        "predict", "pipeline", "sweep", "serve",
+        "error", "backend", "config", "data", "metrics", "model", "metadata", "train", "crossval",
+        "artifact", "predict", "pipeline", "track", "sweep", "serve",
     ];
 
     /// The `crate::NAME` modules a source file (or directory of files) refers to.

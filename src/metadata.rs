@@ -68,6 +68,137 @@ pub struct TrainingSummary {
     pub train: Scores,
     /// Scores on the test split.
     pub test: Scores,
+    /// Scores of the kept weights on the validation rows, when some were held out (early
+    /// stopping, or a sweep point, which is ranked on them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<Scores>,
+    /// Cross-validated scores on the training split, for models trained with `--folds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_validation: Option<CrossValidation>,
+}
+
+/// One fold of a cross-validation: a model trained on the other folds, scored on this one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldResult {
+    /// 1-based fold number.
+    pub fold: usize,
+    /// Rows the optimiser fitted on.
+    pub train_rows: usize,
+    /// Rows of the other folds held out for early stopping (0 when it is off).
+    pub valid_rows: usize,
+    /// Rows of this fold, which the scores are measured on.
+    pub held_out_rows: usize,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// The task's headline metrics on the held-out rows (see [`Scores::named`]).
+    pub scores: BTreeMap<String, f64>,
+}
+
+/// K-fold cross-validation on the training split (the test split left out): each fold's
+/// scores, and their mean and standard deviation per metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossValidation {
+    /// Number of folds.
+    pub k: usize,
+    /// The seed that made the folds (with the test split: `data.split_seed`, or
+    /// `training.seed`).
+    pub seed: u64,
+    /// Whether folds keep each class's share (classification) or are drawn at random.
+    pub stratified: bool,
+    /// Training-split rows dealt into the folds.
+    pub rows: usize,
+    /// Test-split rows left out of every fold.
+    pub test_rows_left_out: usize,
+    /// One entry per fold.
+    pub folds: Vec<FoldResult>,
+    /// Mean over the folds, per metric.
+    pub mean: BTreeMap<String, f64>,
+    /// Population standard deviation over the folds (as scikit-learn's `cv_results_`), per
+    /// metric.
+    pub std: BTreeMap<String, f64>,
+}
+
+impl CrossValidation {
+    /// Summarises `folds`: their mean and standard deviation per metric.
+    pub fn new(
+        seed: u64,
+        stratified: bool,
+        rows: usize,
+        test_rows_left_out: usize,
+        folds: Vec<FoldResult>,
+    ) -> Self {
+        let mut mean = BTreeMap::new();
+        let mut std = BTreeMap::new();
+        let n = folds.len().max(1) as f64;
+        if let Some(first) = folds.first() {
+            for key in first.scores.keys() {
+                let values: Vec<f64> = folds
+                    .iter()
+                    .map(|f| f.scores.get(key).copied().unwrap_or(f64::NAN))
+                    .collect();
+                let m = values.iter().sum::<f64>() / n;
+                let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
+                mean.insert(key.clone(), m);
+                std.insert(key.clone(), var.sqrt());
+            }
+        }
+        CrossValidation {
+            k: folds.len(),
+            seed,
+            stratified,
+            rows,
+            test_rows_left_out,
+            folds,
+            mean,
+            std,
+        }
+    }
+
+    /// A plain-text table: one line per fold, then the mean and standard deviation.
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        let keys: Vec<&String> = self.mean.keys().collect();
+        let mut s = format!(
+            "{}-fold cross-validation ({}, seed {}) on {} training rows; the {} test rows were left out\n",
+            self.k,
+            if self.stratified {
+                "stratified"
+            } else {
+                "random folds"
+            },
+            self.seed,
+            self.rows,
+            self.test_rows_left_out
+        );
+        let _ = write!(
+            s,
+            "{:<6} {:>6} {:>9} {:>6}",
+            "fold", "train", "held out", "epochs"
+        );
+        for k in &keys {
+            let _ = write!(s, " {k:>9}");
+        }
+        s.push('\n');
+        for f in &self.folds {
+            let _ = write!(
+                s,
+                "{:<6} {:>6} {:>9} {:>6}",
+                f.fold, f.train_rows, f.held_out_rows, f.epochs_run
+            );
+            for k in &keys {
+                let _ = write!(s, " {:>9.4}", f.scores.get(*k).copied().unwrap_or(f64::NAN));
+            }
+            s.push('\n');
+        }
+        for (name, values) in [("mean", &self.mean), ("std", &self.std)] {
+            let _ = write!(s, "{name:<6} {:>6} {:>9} {:>6}", "", "", "");
+            for k in &keys {
+                let _ = write!(s, " {:>9.4}", values.get(*k).copied().unwrap_or(f64::NAN));
+            }
+            s.push('\n');
+        }
+        s
+    }
 }
 
 /// `model.json`: everything needed to use and audit the model.
@@ -449,6 +580,31 @@ impl Metadata {
                 e.r2, e.rmse, e.mae, e.loss
             ),
         };
+        if let Some(v) = &self.metrics.valid {
+            let named: Vec<String> = v
+                .named()
+                .iter()
+                .map(|(k, x)| format!("{k} {x:.4}"))
+                .collect();
+            let _ = writeln!(s, "valid:     {} ({} rows)", named.join(", "), v.rows());
+        }
+        if let Some(cv) = &self.metrics.cross_validation {
+            let named: Vec<String> = cv
+                .mean
+                .iter()
+                .map(|(k, m)| {
+                    let sd = cv.std.get(k).copied().unwrap_or(f64::NAN);
+                    format!("{k} {m:.4} ± {sd:.4}")
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "cv:        {} ({} folds, seed {})",
+                named.join(", "),
+                cv.k,
+                cv.seed
+            );
+        }
         let report = self.metrics.test.report(&self.classes);
         let mut lines = report.trim_end().lines();
         let _ = writeln!(s, "test:      {}", lines.next().unwrap_or_default());

@@ -297,6 +297,28 @@ impl Scores {
         }
     }
 
+    /// The task's headline metrics by name: `accuracy`, `macro_f1` and `loss` for a classifier;
+    /// `r2`, `rmse`, `mae` and `loss` for a regressor. What sweeps rank by and cross-validation
+    /// averages.
+    pub fn named(&self) -> std::collections::BTreeMap<String, f64> {
+        let pairs: Vec<(&str, f64)> = match self {
+            Scores::Classification(e) => vec![
+                ("accuracy", e.accuracy),
+                ("macro_f1", e.macro_f1),
+                ("loss", e.loss),
+            ],
+            Scores::Regression(e) => {
+                vec![
+                    ("r2", e.r2),
+                    ("rmse", e.rmse),
+                    ("mae", e.mae),
+                    ("loss", e.loss),
+                ]
+            }
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
     /// A plain-text report (`classes` names a classifier's classes).
     pub fn report(&self, classes: &[String]) -> String {
         match self {

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::artifact::{ModelDir, WriteLock};
 use crate::backend::DeviceInfo;
 use crate::config::TrainConfig;
+use crate::crossval::CrossValidationRun;
 use crate::data::{self, Dataset, Prepared};
 use crate::error::{Error, Result};
 use crate::metadata::{
@@ -34,19 +35,33 @@ pub struct TrainRun {
     out: ModelDir,
     lock: WriteLock,
     sweep: Option<SweepInfo>,
+    cross_validation: Option<CrossValidationRun>,
 }
 
 impl TrainRun {
     /// Checks `config` (`origin` says where it came from, for messages), loads its data, decides
-    /// the schema, splits and encodes the rows (seeded by `training.seed`) and locks
-    /// `config.output.dir`. `sweep` is recorded in the metadata of a sweep point's model.
-    pub fn prepare(config: TrainConfig, origin: &str, sweep: Option<SweepInfo>) -> Result<Self> {
+    /// the schema, splits and encodes the rows (seeded by [`TrainConfig::split_seed`]) and locks
+    /// `config.output.dir`.
+    ///
+    /// `sweep` is recorded in the metadata of a sweep point's model; a sweep point also holds
+    /// out validation rows (`training.validation_fraction` of the training split), which it is
+    /// ranked on. With `folds`, [`TrainRun::run`] first cross-validates on the training split
+    /// (see [`crate::crossval`]) and records the scores; the folds are checked here.
+    pub fn prepare(
+        config: TrainConfig,
+        origin: &str,
+        sweep: Option<SweepInfo>,
+        folds: Option<usize>,
+    ) -> Result<Self> {
         config.validate(origin)?;
         let dataset = Dataset::load(&config.data, config.preprocess.max_categories)?;
         // The split draws from the seed's first stream; every epoch draws its batch order and
         // dropout masks from a stream of its own (`train::epoch_rng`).
-        let mut rng = ChaCha8Rng::seed_from_u64(config.training.seed);
-        let prepared = Prepared::new(&dataset, &config, &mut rng)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(config.split_seed());
+        let prepared = Prepared::with_validation(&dataset, &config, &mut rng, sweep.is_some())?;
+        let cross_validation = folds
+            .map(|k| CrossValidationRun::from_dataset(dataset.clone(), config.clone(), origin, k))
+            .transpose()?;
         let params = train::mlp_config(&prepared, &config).num_params();
         if params > MAX_PARAMETERS {
             // Refused now: the saved model would be refused by every command that loads it.
@@ -84,6 +99,7 @@ impl TrainRun {
             out,
             lock,
             sweep,
+            cross_validation,
         })
     }
 
@@ -103,6 +119,21 @@ impl TrainRun {
         &self.prepared
     }
 
+    /// The cross-validation that runs before the model is trained, with `folds`.
+    pub fn cross_validation(&self) -> Option<&CrossValidationRun> {
+        self.cross_validation.as_ref()
+    }
+
+    /// The training data's source, SHA-256, rows and class counts.
+    pub fn data_info(&self) -> &DataInfo {
+        &self.data_info
+    }
+
+    /// The sweep point this run trains, if it is one.
+    pub fn sweep_info(&self) -> Option<&SweepInfo> {
+        self.sweep.as_ref()
+    }
+
     /// The model directory it writes.
     pub fn output(&self) -> &ModelDir {
         &self.out
@@ -114,7 +145,8 @@ impl TrainRun {
     /// `interrupter` stops training before its next batch with [`Error::Interrupted`], leaving
     /// the previous model as it was (and, with `training.checkpoint_every`, the progress in a
     /// checkpoint). A checkpoint of this run left in the model directory by an earlier, killed
-    /// attempt is resumed from. Returns the saved metadata.
+    /// attempt is resumed from. With folds, the folds are trained first (the observer hears
+    /// them too) and their scores recorded. Returns the saved metadata.
     pub fn run<B: AutodiffBackend>(
         self,
         device: &B::Device,
@@ -131,8 +163,12 @@ impl TrainRun {
             out,
             lock,
             sweep,
+            cross_validation,
             ..
         } = self;
+        let cross_validation = cross_validation
+            .map(|cv| cv.run::<B>(device, observer, interrupter))
+            .transpose()?;
         let mut checkpoints = out.checkpoints(&lock);
         let fitted = train::fit::<B>(
             &prepared,
@@ -173,6 +209,8 @@ impl TrainRun {
                 stopped_early: fitted.stopped_early,
                 train: fitted.train.clone(),
                 test: fitted.test.clone(),
+                valid: fitted.valid.clone(),
+                cross_validation,
             },
             record: RecordInfo {
                 file: String::new(),
@@ -201,7 +239,7 @@ impl TrainRun {
 /// Trains with `config` on the default device of the compiled-in backend and saves the model
 /// into `config.output.dir`. The one-call form of [`TrainRun`].
 pub fn train_and_save(config: TrainConfig) -> Result<Metadata> {
-    let run = TrainRun::prepare(config, "(library call)", None)?;
+    let run = TrainRun::prepare(config, "(library call)", None, None)?;
     let selected = crate::backend::init(false)?;
     run.run::<crate::backend::TrainBackend>(
         &selected.device,

@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::ModelDir;
-use crate::config::{Task, TrainConfig};
+use crate::config::TrainConfig;
+use crate::data::Task;
 use crate::error::{Error, Result};
 use crate::metadata::{Metadata, SweepInfo};
+use crate::track::{ActiveRun, RunStatus, Tracker, config_params};
 
 /// At most this many points: a grid that multiplies past it is more likely a mistake.
 pub const MAX_POINTS: usize = 10_000;
@@ -166,7 +168,11 @@ impl Sweep {
         base_origin: &str,
         index: usize,
     ) -> Result<(TrainConfig, String, SweepInfo)> {
-        let mut config = self.apply(base, index)?;
+        let mut fixed = base.clone();
+        // Every point is compared on the same rows, even one that overrides `training.seed`
+        // (a point may still set `data.split_seed` itself).
+        fixed.data.split_seed = Some(base.split_seed());
+        let mut config = self.apply(&fixed, index)?;
         config.output.dir = point_dir(&base.output.dir, index);
         let origin = format!("{base_origin} and {} point {index}", self.origin);
         Ok((config, origin, self.info(index)?))
@@ -204,61 +210,76 @@ pub fn point_dir(root: &Path, index: usize) -> PathBuf {
     root.join(format!("point-{index:03}"))
 }
 
-/// How points are ranked.
+/// The metric points are ranked by. Which scores it is read from is decided by what the points
+/// recorded: the mean over cross-validation folds when every point was trained with `--folds`,
+/// else the held-out validation rows. Never the test split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RankBy {
-    /// Test accuracy, higher first (ties: lower test loss). Classifiers only.
-    TestAccuracy,
-    /// Test loss, lower first.
-    TestLoss,
-    /// Macro-averaged test F1, higher first. Classifiers only.
-    TestF1,
-    /// Test R², higher first. Regressors only.
+    /// Accuracy, higher first (classification).
+    Accuracy,
+    /// Macro-averaged F1, higher first (classification).
+    MacroF1,
+    /// The training loss, lower first (either task).
+    Loss,
+    /// R², higher first (regression).
     R2,
-    /// Test RMSE, lower first. Regressors only.
+    /// Root mean squared error, lower first (regression).
     Rmse,
-    /// Test MAE, lower first. Regressors only.
+    /// Mean absolute error, lower first (regression).
     Mae,
 }
 
 impl RankBy {
-    /// The default for a task: test accuracy for classifiers, R² for regressors.
-    pub fn default_for(task: Task) -> Self {
-        match task {
-            Task::Classification => RankBy::TestAccuracy,
-            Task::Regression => RankBy::R2,
-        }
-    }
-
-    /// The name used in reports and on the command line.
-    pub fn name(self) -> &'static str {
+    /// The metric's key in [`crate::metrics::Scores::named`].
+    pub fn key(self) -> &'static str {
         match self {
-            RankBy::TestAccuracy => "test_accuracy",
-            RankBy::TestLoss => "test_loss",
-            RankBy::TestF1 => "test_macro_f1",
-            RankBy::R2 => "test_r2",
-            RankBy::Rmse => "test_rmse",
-            RankBy::Mae => "test_mae",
-        }
-    }
-
-    /// The task whose points this metric can rank (`None`: either).
-    pub fn task(self) -> Option<Task> {
-        match self {
-            RankBy::TestAccuracy | RankBy::TestF1 => Some(Task::Classification),
-            RankBy::R2 | RankBy::Rmse | RankBy::Mae => Some(Task::Regression),
-            RankBy::TestLoss => None,
-        }
-    }
-
-    fn flag(self) -> &'static str {
-        match self {
-            RankBy::TestAccuracy => "test-accuracy",
-            RankBy::TestLoss => "test-loss",
-            RankBy::TestF1 => "test-f1",
+            RankBy::Accuracy => "accuracy",
+            RankBy::MacroF1 => "macro_f1",
+            RankBy::Loss => "loss",
             RankBy::R2 => "r2",
             RankBy::Rmse => "rmse",
             RankBy::Mae => "mae",
+        }
+    }
+
+    /// Whether a higher value is better.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, RankBy::Accuracy | RankBy::MacroF1 | RankBy::R2)
+    }
+
+    /// The metrics a task's models have.
+    pub fn choices(task: Task) -> &'static [RankBy] {
+        match task {
+            Task::Classification => &[RankBy::Accuracy, RankBy::MacroF1, RankBy::Loss],
+            Task::Regression => &[RankBy::R2, RankBy::Rmse, RankBy::Mae, RankBy::Loss],
+        }
+    }
+
+    /// What ranks a task's points when nothing is asked: accuracy, or R².
+    pub fn default_for(task: Task) -> RankBy {
+        match task {
+            Task::Classification => RankBy::Accuracy,
+            Task::Regression => RankBy::R2,
+        }
+    }
+}
+
+/// Which held-out scores rank the points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// The validation rows each point held out of its training split.
+    Validation,
+    /// The mean over the cross-validation folds of the training split.
+    CrossValidation,
+}
+
+impl Selection {
+    /// The column prefix: `valid` or `cv_mean`.
+    fn prefix(self) -> &'static str {
+        match self {
+            Selection::Validation => "valid",
+            Selection::CrossValidation => "cv_mean",
         }
     }
 }
@@ -274,45 +295,54 @@ pub struct ReportRow {
     pub dir: String,
     /// Its overrides.
     pub overrides: BTreeMap<String, serde_json::Value>,
-    /// The point's task.
-    pub task: Task,
-    /// Test accuracy (NaN for a regressor; `null` in JSON).
-    pub test_accuracy: f64,
-    /// Test loss.
-    pub test_loss: f64,
-    /// Macro-averaged test F1 (NaN for a regressor).
-    pub test_macro_f1: f64,
-    /// Test R² (NaN for a classifier).
-    pub test_r2: f64,
-    /// Test RMSE in the target's units (NaN for a classifier).
-    pub test_rmse: f64,
-    /// Test MAE in the target's units (NaN for a classifier).
-    pub test_mae: f64,
+    /// The value that ranked it: the metric on the validation rows, or its mean over the folds.
+    pub score: f64,
+    /// The metric's standard deviation over the folds (cross-validation only).
+    pub score_std: Option<f64>,
+    /// Every metric on the validation rows, or its mean over the folds.
+    pub selection: BTreeMap<String, f64>,
+    /// Every metric's standard deviation over the folds (cross-validation only).
+    pub selection_std: Option<BTreeMap<String, f64>>,
+    /// The test split's scores: for information, never used to rank.
+    pub test: BTreeMap<String, f64>,
     /// Epochs run.
     pub epochs_run: usize,
-    /// Training seconds.
+    /// Training seconds (of the final model; folds not counted).
     pub duration_s: f64,
 }
 
 /// A ranked sweep.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// The metric that ranks.
+    /// Classification or regression.
+    pub task: Task,
+    /// The column that decided the ranking, e.g. `cv_mean_accuracy` or `valid_r2`.
     pub ranked_by: String,
+    /// The metric ranked by (`accuracy`, `r2`, ...).
+    pub metric: String,
+    /// Whether higher values of it rank first.
+    pub higher_is_better: bool,
+    /// Whose scores ranked: the validation rows or the cross-validation folds.
+    pub selection: Selection,
+    /// The number of folds, with cross-validation.
+    pub folds: Option<usize>,
+    /// The seed of the splits (and folds) the points were compared on.
+    pub split_seed: Option<u64>,
     /// Points found, best first.
     pub rows: Vec<ReportRow>,
     /// Indices of the sweep with no finished model (failed or not run yet).
     pub missing: Vec<usize>,
 }
 
-/// Collects the finished points under `root` and ranks them by `rank_by` (`None`: test accuracy
-/// for classifiers, R² for regressors). A metric that does not fit the points' task (accuracy for
-/// regressors, R² for classifiers) is an error, as are points of both tasks ranked by default.
+/// Collects the finished points under `root` and ranks them by `rank_by` (`None`: the task's
+/// default, [`RankBy::default_for`]) on their validation or cross-validation scores.
 ///
 /// A point counts only if its directory name matches its recorded index; with `sweep_len`, only
 /// points of a sweep of that many points count (so leftovers of an earlier, different sweep do
 /// not), and the indices in `exclude` (points that just failed, whose directory may still hold an
-/// older model) are reported missing.
+/// older model) are reported missing. Ties are broken by the loss on the same rows, then by
+/// index. A metric of the other task, or points without held-out scores (trained outside a
+/// sweep), are errors.
 pub fn report(
     root: &Path,
     rank_by: Option<RankBy>,
@@ -341,6 +371,55 @@ pub fn report(
             "holds no finished sweep points (point-NNN directories with a model.json); run the sweep first",
         ));
     }
+    metas.sort_by_key(|(_, m)| m.sweep.as_ref().map_or(0, |s| s.index));
+    let task = metas[0].1.task;
+    if let Some((_, m)) = metas.iter().find(|(_, m)| m.task != task) {
+        return Err(Error::model(
+            root,
+            format!(
+                "mixes {task} and {} points (point {}): rank one sweep at a time",
+                m.task,
+                m.sweep.as_ref().map_or(0, |s| s.index)
+            ),
+        ));
+    }
+    let rank_by = rank_by.unwrap_or(RankBy::default_for(task));
+    if !RankBy::choices(task).contains(&rank_by) {
+        return Err(Error::ConfigValue {
+            origin: "command line".into(),
+            key: "--rank-by".into(),
+            value: rank_by.key().replace('_', "-"),
+            reason: format!(
+                "is not a metric of {task} models, which these points are; use one of: {}",
+                RankBy::choices(task)
+                    .iter()
+                    .map(|r| r.key().replace('_', "-"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let selection = if metas
+        .iter()
+        .all(|(_, m)| m.metrics.cross_validation.is_some())
+    {
+        Selection::CrossValidation
+    } else {
+        let lacking: Vec<usize> = metas
+            .iter()
+            .filter(|(_, m)| m.metrics.valid.is_none())
+            .filter_map(|(_, m)| m.sweep.as_ref().map(|s| s.index))
+            .collect();
+        if !lacking.is_empty() {
+            return Err(Error::model(
+                root,
+                format!(
+                    "point(s) {lacking:?} have no validation or cross-validation scores to rank                      on (trained by an iris-trainer older than model selection): train them                      again with `iris-trainer train --sweep FILE --sweep-index N`"
+                ),
+            ));
+        }
+        Selection::Validation
+    };
     let total = sweep_len.unwrap_or_else(|| {
         metas
             .iter()
@@ -348,40 +427,50 @@ pub fn report(
             .max()
             .unwrap_or(0)
     });
+    let cv_of = |m: &Metadata| m.metrics.cross_validation.clone();
+    let folds = cv_of(&metas[0].1).map(|c| c.k);
+    let split_seed = Some(metas[0].1.config.split_seed());
+    let key = rank_by.key();
     let mut rows: Vec<ReportRow> = metas
         .into_iter()
         .filter_map(|(dir, m)| {
+            let (sel, sel_std) = match selection {
+                Selection::CrossValidation => {
+                    let cv = cv_of(&m)?;
+                    (cv.mean, Some(cv.std))
+                }
+                Selection::Validation => (m.metrics.valid.as_ref()?.named(), None),
+            };
             let s = m.sweep?;
-            let regression = m.metrics.test.regression();
             Some(ReportRow {
                 rank: 0,
                 index: s.index,
                 dir: dir.display().to_string(),
                 overrides: s.overrides,
-                task: m.task,
-                test_accuracy: m.metrics.test.accuracy().unwrap_or(f64::NAN),
-                test_loss: m.metrics.test.loss(),
-                test_macro_f1: m.metrics.test.macro_f1().unwrap_or(f64::NAN),
-                test_r2: regression.map_or(f64::NAN, |r| r.r2),
-                test_rmse: regression.map_or(f64::NAN, |r| r.rmse),
-                test_mae: regression.map_or(f64::NAN, |r| r.mae),
+                score: sel.get(key).copied().unwrap_or(f64::NAN),
+                score_std: sel_std.as_ref().and_then(|d| d.get(key).copied()),
+                selection: sel,
+                selection_std: sel_std,
+                test: m.metrics.test.named(),
                 epochs_run: m.metrics.epochs_run,
                 duration_s: m.duration_s,
             })
         })
         .collect();
-    let rank_by = fitting_metric(root, rank_by, &rows)?;
+    let loss = |r: &ReportRow| r.selection.get("loss").copied().unwrap_or(f64::NAN);
+    // NaN (a point whose scores are not finite) ranks last either way.
+    let nan_last = |v: f64| if v.is_nan() { f64::INFINITY } else { v };
+    let order = |r: &ReportRow| {
+        nan_last(if rank_by.higher_is_better() {
+            -r.score
+        } else {
+            r.score
+        })
+    };
     rows.sort_by(|a, b| {
-        let primary = match rank_by {
-            RankBy::TestAccuracy => b.test_accuracy.total_cmp(&a.test_accuracy),
-            RankBy::TestLoss => a.test_loss.total_cmp(&b.test_loss),
-            RankBy::TestF1 => b.test_macro_f1.total_cmp(&a.test_macro_f1),
-            RankBy::R2 => b.test_r2.total_cmp(&a.test_r2),
-            RankBy::Rmse => a.test_rmse.total_cmp(&b.test_rmse),
-            RankBy::Mae => a.test_mae.total_cmp(&b.test_mae),
-        };
-        primary
-            .then(a.test_loss.total_cmp(&b.test_loss))
+        order(a)
+            .total_cmp(&order(b))
+            .then(nan_last(loss(a)).total_cmp(&nan_last(loss(b))))
             .then(a.index.cmp(&b.index))
     });
     for (i, r) in rows.iter_mut().enumerate() {
@@ -390,70 +479,16 @@ pub fn report(
     let found: Vec<usize> = rows.iter().map(|r| r.index).collect();
     let missing = (0..total).filter(|i| !found.contains(i)).collect();
     Ok(Report {
-        ranked_by: rank_by.name().into(),
+        task,
+        ranked_by: format!("{}_{key}", selection.prefix()),
+        metric: key.into(),
+        higher_is_better: rank_by.higher_is_better(),
+        selection,
+        folds,
+        split_seed,
         rows,
         missing,
     })
-}
-
-/// The metric to rank `rows` by: `rank_by`, or the default for their task; refused when it does
-/// not fit every point's task.
-fn fitting_metric(root: &Path, rank_by: Option<RankBy>, rows: &[ReportRow]) -> Result<RankBy> {
-    let task_of = |t: Task| match t {
-        Task::Classification => "classifiers",
-        Task::Regression => "regressors",
-    };
-    let choices = |t: Task| match t {
-        Task::Classification => "test-accuracy, test-f1 or test-loss",
-        Task::Regression => "r2, rmse, mae or test-loss",
-    };
-    let first = rows.first().map_or(Task::Classification, |r| r.task);
-    let Some(rank_by) = rank_by else {
-        if let Some(other) = rows.iter().find(|r| r.task != first) {
-            return Err(Error::ConfigValue {
-                origin: "command line".into(),
-                key: "--rank-by".into(),
-                value: "(default)".into(),
-                reason: format!(
-                    "the sweep in {} holds both {} (point {}) and {} (point {}): give \
-                     --rank-by test-loss, or report each task's points apart",
-                    root.display(),
-                    task_of(first),
-                    rows[0].index,
-                    task_of(other.task),
-                    other.index
-                ),
-            });
-        }
-        return Ok(RankBy::default_for(first));
-    };
-    if let Some(task) = rank_by.task()
-        && let Some(other) = rows.iter().find(|r| r.task != task)
-    {
-        return Err(Error::ConfigValue {
-            origin: "command line".into(),
-            key: "--rank-by".into(),
-            value: rank_by.flag().into(),
-            reason: format!(
-                "it ranks {} but point {} in {} is one of the {}: rank them by {}",
-                task_of(task),
-                other.index,
-                root.display(),
-                task_of(other.task),
-                choices(other.task)
-            ),
-        });
-    }
-    Ok(rank_by)
-}
-
-/// A number for the CSV report: empty where the metric does not apply (NaN).
-fn csv_number(x: f64) -> String {
-    if x.is_nan() {
-        String::new()
-    } else {
-        x.to_string()
-    }
 }
 
 fn overrides_text(o: &BTreeMap<String, serde_json::Value>) -> String {
@@ -489,49 +524,89 @@ impl Report {
         Ok(best)
     }
 
-    /// A Markdown table, best first: accuracy and macro-F1 for classifiers, R², RMSE and MAE
-    /// for regressors.
+    /// The metrics shown per source: the one ranked by, then the loss that breaks ties.
+    fn shown(&self) -> Vec<String> {
+        let mut v = vec![self.metric.clone()];
+        if self.metric != "loss" {
+            v.push("loss".into());
+        }
+        v
+    }
+
+    /// One sentence: what ranked the points, and that the test scores did not.
+    pub fn rule(&self) -> String {
+        let what = match (self.selection, self.folds) {
+            (Selection::CrossValidation, k) => format!(
+                "mean {} over {} cross-validation folds of the training split",
+                self.metric,
+                k.map_or("the".to_string(), |k| k.to_string())
+            ),
+            (Selection::Validation, _) => format!(
+                "{} on the validation rows held out of the training split",
+                self.metric
+            ),
+        };
+        format!(
+            "ranked by `{}`: {what} ({}{} first; ties: lower loss on the same rows). \
+             Test scores are for information only and decided nothing.",
+            self.ranked_by,
+            self.split_seed
+                .map(|s| format!("split seed {s}; "))
+                .unwrap_or_default(),
+            if self.higher_is_better {
+                "higher"
+            } else {
+                "lower"
+            },
+        )
+    }
+
+    /// A Markdown table, best first, under the ranking rule.
     pub fn markdown(&self) -> String {
-        let regression = self.rows.iter().all(|r| r.task == Task::Regression);
-        let mut s = if regression {
-            String::from(
-                "| rank | point | overrides | test R² | test RMSE | test MAE | test loss | epochs | seconds |\n\
-                 |---:|---:|---|---:|---:|---:|---:|---:|---:|\n",
-            )
-        } else {
-            String::from(
-                "| rank | point | overrides | test accuracy | test loss | test macro-F1 | epochs | seconds |\n\
-                 |---:|---:|---|---:|---:|---:|---:|---:|\n",
-            )
+        let cv = self.selection == Selection::CrossValidation;
+        let prefix = self.selection.prefix();
+        let mut head = vec!["rank".to_string(), "point".into(), "overrides".into()];
+        for m in self.shown() {
+            let name = format!("{prefix}_{m}");
+            head.push(if name == self.ranked_by {
+                format!("**{name}**")
+            } else {
+                name
+            });
+            if cv {
+                head.push(format!("± std {m}"));
+            }
+        }
+        for m in self.shown() {
+            head.push(format!("test_{m} (info)"));
+        }
+        head.extend(["epochs".into(), "seconds".into()]);
+        let mut s = format!("{}\n\n| {} |\n|", self.rule(), head.join(" | "));
+        for (i, _) in head.iter().enumerate() {
+            s += if i == 2 { "---|" } else { "---:|" };
+        }
+        s.push('\n');
+        let num = |m: &BTreeMap<String, f64>, k: &str| {
+            m.get(k).map_or("-".to_string(), |v| format!("{v:.4}"))
         };
         for r in &self.rows {
-            let overrides = overrides_text(&r.overrides).replace('|', "\\|");
-            s += &if regression {
-                format!(
-                    "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {:.2} |\n",
-                    r.rank,
-                    r.index,
-                    overrides,
-                    r.test_r2,
-                    r.test_rmse,
-                    r.test_mae,
-                    r.test_loss,
-                    r.epochs_run,
-                    r.duration_s
-                )
-            } else {
-                format!(
-                    "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} | {:.2} |\n",
-                    r.rank,
-                    r.index,
-                    overrides,
-                    r.test_accuracy,
-                    r.test_loss,
-                    r.test_macro_f1,
-                    r.epochs_run,
-                    r.duration_s
-                )
-            };
+            let mut cells = vec![
+                r.rank.to_string(),
+                r.index.to_string(),
+                overrides_text(&r.overrides).replace('|', "\\|"),
+            ];
+            for m in self.shown() {
+                cells.push(num(&r.selection, &m));
+                if let Some(sd) = &r.selection_std {
+                    cells.push(num(sd, &m));
+                }
+            }
+            for m in self.shown() {
+                cells.push(num(&r.test, &m));
+            }
+            cells.push(r.epochs_run.to_string());
+            cells.push(format!("{:.2}", r.duration_s));
+            s += &format!("| {} |\n", cells.join(" | "));
         }
         if !self.missing.is_empty() {
             s += &format!("\nmissing points (failed or not run): {:?}\n", self.missing);
@@ -539,46 +614,140 @@ impl Report {
         s
     }
 
-    /// CSV with a header, best first.
+    /// CSV with a header, best first; the `ranked_by` column names the column that decided.
     pub fn csv(&self) -> String {
+        let prefix = self.selection.prefix();
+        let metrics: Vec<String> = self
+            .rows
+            .first()
+            .map_or_else(Vec::new, |r| r.selection.keys().cloned().collect());
+        let mut header = vec![
+            "rank".to_string(),
+            "point".into(),
+            "overrides".into(),
+            "ranked_by".into(),
+        ];
+        for m in &metrics {
+            header.push(format!("{prefix}_{m}"));
+            if self.selection == Selection::CrossValidation {
+                header.push(format!("cv_std_{m}"));
+            }
+        }
+        for m in &metrics {
+            header.push(format!("test_{m}"));
+        }
+        header.extend(["epochs_run".into(), "duration_s".into(), "dir".into()]);
         let mut w = csv::Writer::from_writer(Vec::new());
-        let _ = w.write_record([
-            "rank",
-            "point",
-            "overrides",
-            "test_accuracy",
-            "test_loss",
-            "test_macro_f1",
-            "test_r2",
-            "test_rmse",
-            "test_mae",
-            "epochs_run",
-            "duration_s",
-            "dir",
-        ]);
+        let _ = w.write_record(&header);
+        let num =
+            |m: &BTreeMap<String, f64>, k: &str| m.get(k).map_or(String::new(), f64::to_string);
         for r in &self.rows {
-            let _ = w.write_record([
+            let mut rec = vec![
                 r.rank.to_string(),
                 r.index.to_string(),
                 overrides_text(&r.overrides),
-                csv_number(r.test_accuracy),
-                r.test_loss.to_string(),
-                csv_number(r.test_macro_f1),
-                csv_number(r.test_r2),
-                csv_number(r.test_rmse),
-                csv_number(r.test_mae),
+                self.ranked_by.clone(),
+            ];
+            for m in &metrics {
+                rec.push(num(&r.selection, m));
+                if self.selection == Selection::CrossValidation {
+                    rec.push(
+                        r.selection_std
+                            .as_ref()
+                            .map_or(String::new(), |sd| num(sd, m)),
+                    );
+                }
+            }
+            for m in &metrics {
+                rec.push(num(&r.test, m));
+            }
+            rec.extend([
                 r.epochs_run.to_string(),
                 r.duration_s.to_string(),
                 r.dir.clone(),
             ]);
+            let _ = w.write_record(&rec);
         }
         String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned()
     }
 
-    /// Pretty JSON.
+    /// Pretty JSON: `ranked_by`, `selection`, `folds`, then the rows, best first.
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
+}
+
+/// Starts a sweep's parent run in MLflow, named `sweep FILE-STEM`, with the base config, the
+/// sweep file and its number of points as params. Each point's run names it as its parent
+/// (`TrackingOptions::parent_run_id`). Fails with [`Error::Tracking`].
+pub fn start_parent_run(
+    tracker: &Tracker,
+    base: &TrainConfig,
+    file: &Path,
+    sweep: &Sweep,
+) -> Result<ActiveRun> {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned());
+    let mut params = config_params(base);
+    params.push(("sweep.file".into(), file.display().to_string()));
+    params.push(("sweep.points".into(), sweep.len().to_string()));
+    tracker.start_run(
+        &format!("sweep {stem}"),
+        vec![
+            (
+                "iris_trainer.version".into(),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
+            ("iris_trainer.sweep_file".into(), file.display().to_string()),
+            (
+                "iris_trainer.model_dir".into(),
+                base.output.dir.display().to_string(),
+            ),
+        ],
+        params,
+    )
+}
+
+/// Logs a sweep's outcome to its parent run (points finished and failed; the best point's
+/// scores and the report files written into `root`, when there is a report) and ends it:
+/// FINISHED when every point trained, FAILED otherwise. Failures are kept in the run, as warnings.
+pub fn end_parent_run(
+    run: &mut ActiveRun,
+    root: &Path,
+    report: Option<&Report>,
+    failed: usize,
+    points: usize,
+) {
+    let mut metrics: Vec<(String, f64)> = vec![
+        (
+            "points_finished".into(),
+            points.saturating_sub(failed) as f64,
+        ),
+        ("points_failed".into(), failed as f64),
+    ];
+    if let Some((report, best)) = report.and_then(|r| r.rows.first().map(|b| (r, b))) {
+        metrics.push(("best_point".into(), best.index as f64));
+        metrics.push((format!("best_{}", report.ranked_by), best.score));
+        if let Some(std) = best.score_std {
+            metrics.push((format!("best_{}_std", report.ranked_by), std));
+        }
+        for (name, value) in &best.test {
+            metrics.push((format!("best_test_{name}"), *value));
+        }
+        let files: Vec<PathBuf> = ["sweep-report.md", "sweep-report.csv", "sweep-report.json"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        run.upload_files(root, &files);
+    }
+    let metrics: Vec<(&str, f64)> = metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    run.log_metrics(0, &metrics);
+    run.end(if failed == 0 && report.is_some() {
+        RunStatus::Finished
+    } else {
+        RunStatus::Failed
+    });
 }
 
 #[cfg(test)]
@@ -622,5 +791,34 @@ mod tests {
         let s = Sweep::from_toml_str("[[points]]\n\"training.seed\" = 1\n", "s.toml").unwrap();
         let m = s.point(3).unwrap_err().to_string();
         assert!(m.contains("the sweep has 1 points (0 to 0)"), "{m}");
+    }
+
+    #[test]
+    fn points_that_vary_the_seed_keep_the_base_split_seed() {
+        let s = Sweep::from_toml_str("[grid]\n\"training.seed\" = [1, 2]\n", "s.toml").unwrap();
+        let mut base = TrainConfig::default();
+        base.training.seed = 9;
+        for i in 0..2 {
+            let (c, _, _) = s.resolve(&base, "base", i).unwrap();
+            assert_eq!(c.training.seed, i as u64 + 1);
+            assert_eq!(
+                c.split_seed(),
+                9,
+                "every point is split as the base config is"
+            );
+        }
+        let s = Sweep::from_toml_str("[[points]]\n\"data.split_seed\" = 5\n", "s.toml").unwrap();
+        assert_eq!(s.resolve(&base, "base", 0).unwrap().0.split_seed(), 5);
+    }
+
+    #[test]
+    fn rank_by_choices_follow_the_task() {
+        for task in [Task::Classification, Task::Regression] {
+            assert!(RankBy::choices(task).contains(&RankBy::default_for(task)));
+            assert!(RankBy::choices(task).contains(&RankBy::Loss));
+        }
+        assert!(!RankBy::choices(Task::Classification).contains(&RankBy::R2));
+        assert!(!RankBy::choices(Task::Regression).contains(&RankBy::Accuracy));
+        assert!(RankBy::R2.higher_is_better() && !RankBy::Rmse.higher_is_better());
     }
 }

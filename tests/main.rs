@@ -11,10 +11,12 @@ mod cli {
     mod inference;
     mod permissions;
     mod resume;
+    mod selection;
     mod serve;
     mod soak;
     mod sweep;
     mod tabular;
+    mod tracking;
     mod train;
 }
 

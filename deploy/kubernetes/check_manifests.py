@@ -124,12 +124,19 @@ pod_checks(pod, "sweep Job", writes_models=True)
 args = pod["containers"][0]["args"]
 check("--sweep" in args and args[args.index("--sweep") + 1] == "/config/sweep.toml", f"sweep args {args}")
 check("--sweep-index" not in args, "the index comes from JOB_COMPLETION_INDEX, not a fixed flag")
+# Model selection: each point's pod cross-validates on folds of the training split, so the
+# report ranks on mean CV scores (never on the test split).
+check("--folds" in args and int(args[args.index("--folds") + 1]) >= 2,
+      f"each sweep pod cross-validates (--folds K, K >= 2): {args}")
 report = render("overlays/sweep-report")
 job = by_kind(report, "Job", "iris-trainer-sweep-report")
 pod = job["spec"]["template"]["spec"]
 pod_checks(pod, "sweep-report Job", writes_models=True)
-check(pod["containers"][0]["args"] == ["sweep-report", "/models/sweep", "--best", "/models/current"],
+report_args = pod["containers"][0]["args"]
+check(report_args == ["sweep-report", "/models/sweep", "--best", "/models/current"],
       "the report installs the best model where the Deployment reads")
+check(not any(a.startswith("test") or "--rank-by=test" in a for a in report_args),
+      "the report ranks on validation or CV scores, never on a test metric")
 
 if failures:
     print(f"\n{len(failures)} manifest checks failed", file=sys.stderr)

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use iris_trainer::config::{Overrides, Task};
 use iris_trainer::predict::PredictionFormat;
 use iris_trainer::sweep::RankBy;
+use iris_trainer::track::TrackingOptions;
 
 /// Train a small MLP on tabular data (Fisher's Iris by default) and serve it.
 ///
@@ -55,6 +56,8 @@ enum Command {
     Info(InfoArgs),
     /// Serve predictions over HTTP.
     Serve(ServeArgs),
+    /// K-fold cross-validation on the training split: each fold's scores, their mean and spread.
+    CrossValidate(CrossValidateArgs),
     /// Train every point of a sweep on this machine (in parallel), then rank them.
     Sweep(SweepArgs),
     /// Rank the finished points of a sweep; optionally install the best model.
@@ -70,35 +73,44 @@ struct SweepArgs {
     /// Points trained at once [default: the number of CPUs].
     #[arg(short, long, value_name = "N")]
     jobs: Option<usize>,
-    /// The metric that ranks the points [default: test-accuracy for classifiers, r2 for
-    /// regressors].
+    /// The metric that ranks the points, on their validation rows or (with --folds) their
+    /// mean over the folds; never on the test split [default: accuracy, or r2 for regression].
     #[arg(long, value_enum)]
     rank_by: Option<RankByArg>,
+}
+
+#[derive(Debug, Args)]
+struct CrossValidateArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
 }
 
 /// How `sweep` and `sweep-report` rank points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RankByArg {
-    /// Test accuracy, higher first (ties: lower test loss).
-    TestAccuracy,
-    /// Test loss, lower first.
-    TestLoss,
-    /// Macro-averaged test F1, higher first.
-    TestF1,
-    /// Test R², higher first (regression).
+    /// Accuracy, higher first (classification).
+    Accuracy,
+    /// Macro-averaged F1, higher first (classification).
+    MacroF1,
+    /// The loss, lower first.
+    Loss,
+    /// R², higher first (regression).
     R2,
-    /// Test root mean squared error, lower first (regression).
+    /// Root mean squared error, lower first (regression).
     Rmse,
-    /// Test mean absolute error, lower first (regression).
+    /// Mean absolute error, lower first (regression).
     Mae,
 }
 
 impl From<RankByArg> for RankBy {
     fn from(r: RankByArg) -> Self {
         match r {
-            RankByArg::TestAccuracy => RankBy::TestAccuracy,
-            RankByArg::TestLoss => RankBy::TestLoss,
-            RankByArg::TestF1 => RankBy::TestF1,
+            RankByArg::Accuracy => RankBy::Accuracy,
+            RankByArg::MacroF1 => RankBy::MacroF1,
+            RankByArg::Loss => RankBy::Loss,
             RankByArg::R2 => RankBy::R2,
             RankByArg::Rmse => RankBy::Rmse,
             RankByArg::Mae => RankBy::Mae,
@@ -122,8 +134,8 @@ struct SweepReportArgs {
     /// The sweep's output directory (holding point-NNN directories).
     #[arg(value_name = "DIR")]
     dir: PathBuf,
-    /// The metric that ranks the points [default: test-accuracy for classifiers, r2 for
-    /// regressors].
+    /// The metric that ranks the points, on their validation rows or their mean over the folds
+    /// (when every point was trained with --folds) [default: accuracy, or r2 for regression].
     #[arg(long, value_enum)]
     rank_by: Option<RankByArg>,
     /// Output format on stdout (all three are written into DIR).
@@ -186,6 +198,23 @@ struct TrainArgs {
     /// Which point of --sweep to train (Kubernetes Indexed Jobs set JOB_COMPLETION_INDEX).
     #[arg(long, value_name = "N", env = "JOB_COMPLETION_INDEX")]
     sweep_index: Option<usize>,
+    /// Cross-validate on K folds of the training split before training, and record each fold's
+    /// scores in model.json (a sweep then ranks points by their mean); `cross-validate`
+    /// defaults to 5.
+    #[arg(long, value_name = "K")]
+    folds: Option<usize>,
+    /// Log the run to this MLflow tracking server, http://HOST:PORT [default: no tracking].
+    #[arg(long, value_name = "URI", env = "MLFLOW_TRACKING_URI")]
+    tracking_uri: Option<String>,
+    /// The MLflow experiment, created if missing [default: MLflow's default experiment].
+    #[arg(long, value_name = "NAME", env = "MLFLOW_EXPERIMENT_NAME")]
+    experiment: Option<String>,
+    /// The MLflow run's name [default: the model directory's name; a sweep's is `sweep NAME`].
+    #[arg(long, value_name = "NAME")]
+    run_name: Option<String>,
+    /// Log the MLflow run as a child of this run (a local sweep passes its parent run's id).
+    #[arg(long, value_name = "RUN_ID")]
+    parent_run_id: Option<String>,
 }
 
 /// `--task`.
@@ -245,7 +274,31 @@ impl TrainArgs {
             self.checkpoint_every.map(|x| x.to_string()),
         );
         push("--sweep", path(&self.sweep));
+        push("--folds", self.folds.map(|x| x.to_string()));
+        if let Some(t) = self.tracking() {
+            push("--tracking-uri", Some(t.uri));
+            push("--experiment", t.experiment);
+        }
         v
+    }
+
+    /// Where to track the run, if anywhere (an empty `MLFLOW_TRACKING_URI` is no tracking).
+    fn tracking(&self) -> Option<TrackingOptions> {
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Some(TrackingOptions {
+            uri: nonempty(&self.tracking_uri)?,
+            experiment: nonempty(&self.experiment),
+            run_name: nonempty(&self.run_name),
+            parent_run_id: nonempty(&self.parent_run_id),
+            token: std::env::var("MLFLOW_TRACKING_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        })
     }
 }
 
@@ -399,6 +452,7 @@ pub fn main() -> ExitCode {
         Some(Command::Evaluate(a)) => commands::evaluate(a, &g),
         Some(Command::Info(a)) => commands::info(a),
         Some(Command::Serve(a)) => commands::serve(a, &g),
+        Some(Command::CrossValidate(a)) => commands::cross_validate(a, &g),
         Some(Command::Sweep(a)) => commands::sweep(a, &g),
         Some(Command::SweepReport(a)) => commands::sweep_report(a),
         Some(Command::Healthcheck(a)) => commands::healthcheck(a),

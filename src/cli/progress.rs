@@ -124,6 +124,11 @@ impl TrainObserver for Progress {
         }
     }
 
+    fn warning(&mut self, message: &str) {
+        // Shown even with --quiet: it says that something the user asked for did not happen.
+        self.println(&format!("warning: {message}"));
+    }
+
     fn finished(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

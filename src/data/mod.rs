@@ -735,35 +735,79 @@ impl Prepared {
     /// validation split when early stopping is on, fits the preprocessor on the rows the
     /// optimiser sees and encodes every split.
     pub fn new(data: &Dataset, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Result<Self> {
+        Self::with_validation(
+            data,
+            config,
+            rng,
+            config.training.early_stopping_patience.is_some(),
+        )
+    }
+
+    /// As [`Prepared::new`], holding out a validation split (`training.validation_fraction` of
+    /// the training rows, drawn after the test split from the same `rng`) whenever `validation`
+    /// is true or early stopping is on. A sweep point holds one out to be ranked on.
+    pub fn with_validation(
+        data: &Dataset,
+        config: &TrainConfig,
+        rng: &mut ChaCha8Rng,
+        validation: bool,
+    ) -> Result<Self> {
+        let outer = Self::test_split(data, config, rng)?;
+        if validation || config.training.early_stopping_patience.is_some() {
+            let inner = Self::validation_split(data, config, &outer.train, rng)?;
+            Self::from_rows(data, config, &inner.train, Some(&inner.test), &outer.test)
+        } else {
+            Self::from_rows(data, config, &outer.train, None, &outer.test)
+        }
+    }
+
+    /// The train/test split of `data` (`data.test_fraction`, seeded by `rng`): the first draw
+    /// from the split seed's generator.
+    pub fn test_split(data: &Dataset, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Result<Split> {
+        split_rows(
+            data,
+            &(0..data.rows()).collect::<Vec<_>>(),
+            config.data.test_fraction,
+            rng,
+        )
+        .map_err(|m| Error::Data {
+            source_name: data.source.clone(),
+            message: format!("cannot split into train and test: {m}"),
+        })
+    }
+
+    /// `training.validation_fraction` of `rows` held out (stratified for classes), for early
+    /// stopping or ranking.
+    pub fn validation_split(
+        data: &Dataset,
+        config: &TrainConfig,
+        rows: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Split> {
+        split_rows(data, rows, config.training.validation_fraction, rng).map_err(|m| Error::Data {
+            source_name: data.source.clone(),
+            message: format!("cannot hold out a validation split: {m}"),
+        })
+    }
+
+    /// Fits the preprocessor (and a regression target's scaling) on `fit_rows` and encodes them,
+    /// the `valid_rows` that decide early stopping, and the held-out `test_rows` (reported, never
+    /// used for a decision). Row numbers index `data`.
+    pub fn from_rows(
+        data: &Dataset,
+        config: &TrainConfig,
+        fit_rows: &[usize],
+        valid_rows: Option<&[usize]>,
+        test_rows: &[usize],
+    ) -> Result<Self> {
         let data_err = |message: String| Error::Data {
             source_name: data.source.clone(),
             message,
         };
-        let split_of = |rows: &[usize], fraction: f64, rng: &mut ChaCha8Rng| match &data.target {
-            Target::Classes { names, labels } => {
-                let sub: Vec<usize> = rows.iter().map(|&r| labels[r]).collect();
-                Split::stratified(&sub, names, fraction, rng).map(|s| s.within(rows))
-            }
-            Target::Numbers(_) => Split::random(rows.len(), fraction, rng).map(|s| s.within(rows)),
-        };
-        let all: Vec<usize> = (0..data.rows()).collect();
-        let outer = split_of(&all, config.data.test_fraction, rng)
-            .map_err(|m| data_err(format!("cannot split into train and test: {m}")))?;
-        let (fit_rows, valid_rows) = if config.training.early_stopping_patience.is_some() {
-            let inner =
-                split_of(&outer.train, config.training.validation_fraction, rng).map_err(|m| {
-                    data_err(format!(
-                        "cannot hold out a validation split for early stopping: {m}"
-                    ))
-                })?;
-            (inner.train, Some(inner.test))
-        } else {
-            (outer.train.clone(), None)
-        };
         let (preprocessor, x_train) = Preprocessor::fit(
             &data.table,
             &data.schema,
-            &fit_rows,
+            fit_rows,
             &config.preprocess,
             &data.missing_values,
         )
@@ -810,15 +854,18 @@ impl Prepared {
         let train = Part {
             x: x_train,
             rows: fit_rows.len(),
-            y: labels(&fit_rows),
+            y: labels(fit_rows),
         };
-        let valid = valid_rows.as_deref().map(encode).transpose()?;
-        let train_all = if valid.is_some() {
-            Some(encode(&outer.train)?)
-        } else {
-            None
+        let valid = valid_rows.map(encode).transpose()?;
+        let train_all = match valid_rows {
+            Some(v) => {
+                let mut all: Vec<usize> = fit_rows.iter().chain(v).copied().collect();
+                all.sort_unstable();
+                Some(encode(&all)?)
+            }
+            None => None,
         };
-        let test = encode(&outer.test)?;
+        let test = encode(test_rows)?;
         Ok(Prepared {
             task: data.schema.task,
             classes: data.class_names().to_vec(),
@@ -829,6 +876,23 @@ impl Prepared {
             test,
             train_all,
         })
+    }
+}
+
+/// Holds out `fraction` of `rows` (row numbers of `data`): stratified by class for
+/// classification, at random for regression.
+fn split_rows(
+    data: &Dataset,
+    rows: &[usize],
+    fraction: f64,
+    rng: &mut ChaCha8Rng,
+) -> std::result::Result<Split, String> {
+    match &data.target {
+        Target::Classes { names, labels } => {
+            let sub: Vec<usize> = rows.iter().map(|&r| labels[r]).collect();
+            Split::stratified(&sub, names, fraction, rng).map(|s| s.within(rows))
+        }
+        Target::Numbers(_) => Split::random(rows.len(), fraction, rng).map(|s| s.within(rows)),
     }
 }
 

@@ -70,6 +70,48 @@ impl Split {
     }
 }
 
+/// The held-out rows of each of `k` folds (positions into `labels`, each list ascending):
+/// every class's rows are shuffled and dealt to the folds in turn, each class starting where
+/// the previous one stopped, so every fold holds its share of every class and fold sizes differ
+/// by at most one row. `labels` are class indices below `classes`.
+pub fn stratified_folds(
+    labels: &[usize],
+    classes: usize,
+    k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<usize>> {
+    let k = k.max(1);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l].push(i);
+    }
+    let mut folds = vec![Vec::new(); k];
+    let mut next = 0;
+    for mut rows in by_class {
+        rows.shuffle(rng);
+        for r in rows {
+            folds[next].push(r);
+            next = (next + 1) % k;
+        }
+    }
+    folds.iter_mut().for_each(|f| f.sort_unstable());
+    folds
+}
+
+/// The held-out rows of each of `k` folds of `rows` rows, shuffled and dealt in turn (sizes
+/// differ by at most one row); each list ascending.
+pub fn random_folds(rows: usize, k: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+    let k = k.max(1);
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.shuffle(rng);
+    let mut folds = vec![Vec::new(); k];
+    for (i, r) in order.into_iter().enumerate() {
+        folds[i % k].push(r);
+    }
+    folds.iter_mut().for_each(|f| f.sort_unstable());
+    folds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +162,85 @@ mod tests {
                 test: vec![20]
             }
         );
+    }
+
+    #[test]
+    fn stratified_folds_partition_the_rows_and_keep_class_shares() {
+        // 40, 40 and 40 rows (Iris's training split), then an uneven 7/5 table.
+        let labels: Vec<usize> = (0..120).map(|i| i % 3).collect();
+        let folds = |seed| stratified_folds(&labels, 3, 5, &mut ChaCha8Rng::seed_from_u64(seed));
+        let (a, b, c) = (folds(7), folds(7), folds(8));
+        assert_eq!(a, b, "the same seed gives the same folds");
+        assert_ne!(a, c, "another seed gives other folds");
+        let mut all: Vec<usize> = a.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (0..120).collect::<Vec<_>>(),
+            "every row in exactly one fold"
+        );
+        for f in &a {
+            assert_eq!(f.len(), 24);
+            for class in 0..3 {
+                assert_eq!(
+                    f.iter().filter(|&&i| labels[i] == class).count(),
+                    8,
+                    "{f:?}"
+                );
+            }
+        }
+        let uneven: Vec<usize> = [0; 7].into_iter().chain([1; 5]).collect();
+        let f = stratified_folds(&uneven, 2, 3, &mut ChaCha8Rng::seed_from_u64(1));
+        let sizes: Vec<usize> = f.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [4, 4, 4]);
+        for fold in &f {
+            let ones = fold.iter().filter(|&&i| uneven[i] == 1).count();
+            assert!((1..=2).contains(&ones), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn random_folds_partition_the_rows() {
+        let f = random_folds(11, 3, &mut ChaCha8Rng::seed_from_u64(2));
+        assert_eq!(f, random_folds(11, 3, &mut ChaCha8Rng::seed_from_u64(2)));
+        assert_eq!(f.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 3]);
+        let mut all: Vec<usize> = f.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..11).collect::<Vec<_>>());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any labels and any k: the folds partition the rows, their sizes differ by at most
+            /// one, and so do any class's rows across folds.
+            #[test]
+            fn stratified_folds_are_a_balanced_partition(
+                labels in prop::collection::vec(0usize..4, 0..120),
+                k in 1usize..12,
+                seed in any::<u64>(),
+            ) {
+                let folds = stratified_folds(&labels, 4, k, &mut ChaCha8Rng::seed_from_u64(seed));
+                prop_assert_eq!(folds.len(), k);
+                let mut all: Vec<usize> = folds.concat();
+                all.sort_unstable();
+                prop_assert_eq!(all, (0..labels.len()).collect::<Vec<_>>());
+                let spread = |counts: Vec<usize>| {
+                    counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0)
+                };
+                prop_assert!(spread(folds.iter().map(Vec::len).collect()) <= 1);
+                for class in 0..4 {
+                    let per_fold = folds
+                        .iter()
+                        .map(|f| f.iter().filter(|&&i| labels[i] == class).count())
+                        .collect();
+                    prop_assert!(spread(per_fold) <= 1, "class {class}: {folds:?}");
+                }
+                let again = stratified_folds(&labels, 4, k, &mut ChaCha8Rng::seed_from_u64(seed));
+                prop_assert_eq!(folds, again);
+            }
+        }
     }
 }

@@ -53,6 +53,10 @@ pub trait TrainObserver {
     fn checkpoint_ignored(&mut self, reason: &str) {
         let _ = reason;
     }
+    /// Something went wrong that does not stop training (e.g. the tracking server went away).
+    fn warning(&mut self, message: &str) {
+        let _ = message;
+    }
     /// The loop ended (normally, early, or with an error).
     fn finished(&mut self) {}
 }
@@ -79,6 +83,8 @@ pub struct Fitted<B: Backend> {
     pub train: Scores,
     /// Final scores on the test rows.
     pub test: Scores,
+    /// Final scores on the validation rows, when there are some.
+    pub valid: Option<Scores>,
     /// Wall time of the training loop.
     pub duration: Duration,
 }
@@ -513,7 +519,7 @@ pub fn fit<B: AutodiffBackend>(
         Some((epoch, m)) => (m, epoch),
         None => (model.valid(), history.len()),
     };
-    let (train, test) =
+    let (train, valid, test) =
         final_scores(&model, data, &x_test, device, scorer).ok_or(Error::Diverged {
             epoch: history.len(),
             learning_rate: t.learning_rate,
@@ -531,6 +537,7 @@ pub fn fit<B: AutodiffBackend>(
         stopped_early,
         train,
         test,
+        valid,
         duration: started.elapsed(),
     })
 }
@@ -607,24 +614,39 @@ impl<B: AutodiffBackend> LoopState<B> {
     }
 }
 
-/// Scores of the kept weights, without dropout, on the whole training split and the test split;
-/// `None` when their outputs are not finite (the last optimiser step diverged): such a model is
-/// never saved.
+/// Scores of the kept weights, without dropout, on the whole training split, the validation
+/// rows (when there are some) and the test split; `None` when their outputs are not finite (the
+/// last optimiser step diverged): such a model is never saved.
 fn final_scores<B: Backend>(
     model: &Mlp<B>,
     data: &Prepared,
     x_test: &Tensor<B, 2>,
     device: &B::Device,
     scorer: Scorer,
-) -> Option<(Scores, Scores)> {
+) -> Option<(Scores, Option<Scores>, Scores)> {
     let train_all = data.train_all.as_ref().unwrap_or(&data.train);
     let train_out = model.logits_to_host(features_tensor(train_all, device));
+    let valid_out = data
+        .valid
+        .as_ref()
+        .map(|v| model.logits_to_host(features_tensor(v, device)));
     let test_out = model.logits_to_host(x_test.clone());
-    if train_out.iter().chain(&test_out).any(|v| !v.is_finite()) {
+    if train_out
+        .iter()
+        .chain(&test_out)
+        .chain(valid_out.iter().flatten())
+        .any(|v| !v.is_finite())
+    {
         return None;
     }
+    let valid = data
+        .valid
+        .as_ref()
+        .zip(valid_out)
+        .map(|(v, out)| scorer.score(&out, &v.y));
     Some((
         scorer.score(&train_out, &train_all.y),
+        valid,
         scorer.score(&test_out, &data.test.y),
     ))
 }

@@ -15,7 +15,10 @@ pub fn bin() -> Command {
     let mut c = Command::cargo_bin("iris-trainer").expect("binary built by cargo test");
     c.env_remove("MODEL_DIR")
         .env_remove("PORT")
-        .env_remove("IRIS_TRAINER_REQUIRE_GPU");
+        .env_remove("IRIS_TRAINER_REQUIRE_GPU")
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_EXPERIMENT_NAME")
+        .env_remove("MLFLOW_TRACKING_TOKEN");
     c
 }
 
