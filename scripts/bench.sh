@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks iris-trainer against scikit-learn and the workshop's Flask service, side by side
-# in one run, and writes bench/results/results.{md,json} (quoted by BENCHMARKS.md).
+# in one run, and writes bench/results/results.{md,json} (quoted by BENCHMARKS.md); then real
+# tables (penguins, wine, breast cancer, diabetes) against scikit-learn pipelines of the same
+# shape, into bench/results/tabular.{md,json}.
 #
-#   scripts/bench.sh                 # everything but image builds (about 3 minutes)
+#   scripts/bench.sh                 # everything but image builds (about 4 minutes)
 #   scripts/bench.sh --images        # also cold and code-change image builds
+#   scripts/bench.sh --tabular-only  # only the real tables
 #
 # Installs what it needs: wrk, hyperfine and GNU time (apt, as root) and the Python peers
 # (PyPI, into a throwaway virtualenv under target/).
@@ -29,7 +32,11 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    scikit-learn==1.9.1 numpy==2.4.6 flask==3.1.3 gunicorn==27.0.1 joblib==1.6.0
+    scikit-learn==1.9.1 numpy==2.4.6 pandas==3.1.1 flask==3.1.3 gunicorn==27.0.1 joblib==1.6.0
 
 cargo build --release --locked --quiet
-exec "$venv/bin/python" bench/run.py --python "$venv/bin/python" "$@"
+if [ "${1:-}" = --tabular-only ]; then
+    exec "$venv/bin/python" bench/tabular.py
+fi
+"$venv/bin/python" bench/run.py --python "$venv/bin/python" "$@"
+exec "$venv/bin/python" bench/tabular.py

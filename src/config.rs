@@ -595,6 +595,24 @@ mod tests {
     }
 
     #[test]
+    fn the_benchmark_table_configs_parse_and_validate() {
+        for (name, text) in [
+            ("penguins", include_str!("../configs/penguins.toml")),
+            ("wine", include_str!("../configs/wine.toml")),
+            (
+                "breast_cancer",
+                include_str!("../configs/breast_cancer.toml"),
+            ),
+            ("diabetes", include_str!("../configs/diabetes.toml")),
+        ] {
+            let c = TrainConfig::from_toml_str(text, name).unwrap();
+            c.validate(name).unwrap();
+            assert_eq!(c.training.batch_size, Some(32), "{name}");
+            assert!(c.data.label.is_some(), "{name}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = TrainConfig::from_toml_str("[training]\nepoch = 3\n", "my.toml").unwrap_err();
         let msg = err.to_string();

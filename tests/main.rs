@@ -16,6 +16,7 @@ mod cli {
     mod serve;
     mod soak;
     mod sweep;
+    mod tabular;
     mod tracking;
     mod train;
 }

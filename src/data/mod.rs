@@ -999,11 +999,69 @@ pub fn open_rows(
 /// without one, each row holds the features in order, optionally followed by a label. Returns
 /// the values row-major; a missing value is `NaN`.
 pub fn read_feature_rows(bytes: &[u8], source: &str, feature_names: &[String]) -> Result<Vec<f32>> {
+    let table = read_features(
+        bytes,
+        source,
+        feature_names,
+        |_| ColumnKind::Numeric,
+        MissingValues::default(),
+    )?;
+    let err = |message: String| Error::Input(format!("{source}: {message}"));
+    if table.rows() == 0 {
+        return Err(err("no rows to predict".into()));
+    }
+    let columns: Vec<&Vec<f32>> = feature_names
+        .iter()
+        .map(|f| match table.column(f).map(|c| &c.data) {
+            Some(ColumnData::Numeric(v)) => Ok(v),
+            _ => Err(Error::Internal(format!(
+                "{source}: column `{f}` not read as numbers"
+            ))),
+        })
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(table.rows() * columns.len());
+    for i in 0..table.rows() {
+        out.extend(columns.iter().map(|c| c[i]));
+    }
+    Ok(out)
+}
+
+/// Reads CSV rows held in memory (a request body) for a model whose features `encoding`
+/// describes: matched by header name (other columns are ignored), or without a header the
+/// features in order, optionally followed by a label. Numeric features are read as numbers,
+/// categorical and boolean ones as text; the model's missing-value markers are missing.
+pub fn read_feature_table(bytes: &[u8], source: &str, encoding: &Encoding) -> Result<Table> {
+    let names = encoding.feature_names();
+    let table = read_features(
+        bytes,
+        source,
+        &names,
+        |name| match encoding.columns.iter().find(|e| e.name() == name) {
+            Some(e) if e.kind() == FeatureType::Numeric => ColumnKind::Numeric,
+            _ => ColumnKind::Text,
+        },
+        MissingValues::new(&encoding.missing_values),
+    )?;
+    if table.rows() == 0 {
+        return Err(Error::Input(format!("{source}: no rows to predict")));
+    }
+    Ok(table)
+}
+
+/// The rows of the feature columns of in-memory CSV, each read as `kind` says.
+fn read_features(
+    bytes: &[u8],
+    source: &str,
+    feature_names: &[String],
+    kind: impl Fn(&str) -> ColumnKind,
+    missing: MissingValues,
+) -> Result<Table> {
     let err = |message: String| Error::Input(format!("{source}: {message}"));
     let fail = |e: csv::ReadError| err(e.to_string());
     let options = csv::CsvOptions {
         known_names: feature_names.to_vec(),
         threads: 1,
+        missing,
         ..csv::CsvOptions::default()
     };
     let mut file = csv::CsvFile::open(Box::new(std::io::Cursor::new(bytes.to_vec())), options)
@@ -1039,7 +1097,7 @@ pub fn read_feature_rows(bytes: &[u8], source: &str, feature_names: &[String]) -
         .iter()
         .map(|n| {
             if feature_names.contains(n) {
-                ColumnKind::Numeric
+                kind(n)
             } else {
                 ColumnKind::Skip
             }
@@ -1052,23 +1110,11 @@ pub fn read_feature_rows(bytes: &[u8], source: &str, feature_names: &[String]) -
             .map_err(|c| Error::Internal(format!("{source}: chunks disagree on column `{c}`")))?;
     }
     let table = builder.finish();
-    if table.rows() == 0 {
-        return Err(err("no rows to predict".into()));
-    }
-    let columns: Vec<&Vec<f32>> = feature_names
+    let columns = feature_names
         .iter()
-        .map(|f| match table.column(f).map(|c| &c.data) {
-            Some(ColumnData::Numeric(v)) => Ok(v),
-            _ => Err(Error::Internal(format!(
-                "{source}: column `{f}` not read as numbers"
-            ))),
-        })
-        .collect::<Result<_>>()?;
-    let mut out = Vec::with_capacity(table.rows() * columns.len());
-    for i in 0..table.rows() {
-        out.extend(columns.iter().map(|c| c[i]));
-    }
-    Ok(out)
+        .filter_map(|f| table.column(f).cloned())
+        .collect();
+    Table::new(columns).ok_or_else(|| Error::Internal(format!("{source}: ragged columns")))
 }
 
 #[cfg(test)]
@@ -1231,7 +1277,7 @@ mod tests {
             },
         );
         assert!(
-            m.contains("`species` not found") && m.contains("a, y"),
+            m.contains("`species`, which is not found") && m.contains("a, y"),
             "{m}"
         );
         let m = err(
@@ -1320,5 +1366,212 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(m.contains("`x` is not a number"), "{m}");
+    }
+
+    mod properties {
+        use super::*;
+        use crate::data::table::format_number;
+        use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray};
+        use proptest::prelude::*;
+
+        /// Rows of a generated table: a number and a word, either of them missing.
+        fn rows() -> impl Strategy<Value = Vec<(Option<f32>, Option<String>)>> {
+            proptest::collection::vec(
+                (
+                    proptest::option::of(-1e6f32..1e6),
+                    proptest::option::of("[a-z]{1,6}"),
+                ),
+                1..40,
+            )
+        }
+
+        fn csv_text(rows: &[(Option<f32>, Option<String>)], sep: char) -> String {
+            let mut s = format!("x{sep}word\n");
+            for (x, w) in rows {
+                let x = x.map_or("NA".to_string(), |x| x.to_string());
+                s += &format!("{x}{sep}{}\n", w.as_deref().unwrap_or(""));
+            }
+            s
+        }
+
+        fn parquet(rows: &[(Option<f32>, Option<String>)]) -> Vec<u8> {
+            let batch = RecordBatch::try_from_iter(vec![
+                (
+                    "x",
+                    Arc::new(Float32Array::from(
+                        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                    )) as ArrayRef,
+                ),
+                (
+                    "word",
+                    Arc::new(StringArray::from(
+                        rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+                    )) as ArrayRef,
+                ),
+            ])
+            .unwrap();
+            let mut out = Vec::new();
+            let mut w =
+                ::parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            out
+        }
+
+        fn gzip(bytes: &[u8]) -> Vec<u8> {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(bytes).unwrap();
+            gz.finish().unwrap()
+        }
+
+        /// Reads a file as the trainer does: `x` as numbers, `word` as text.
+        fn read_file(path: &Path) -> Result<Table> {
+            let options = ReadOptions {
+                delimiter: None,
+                has_header: None,
+                missing: crate::config::DEFAULT_MISSING_VALUES
+                    .map(String::from)
+                    .to_vec(),
+                threads: 1,
+            };
+            let names = ["x".to_string(), "word".to_string()];
+            let reader =
+                TableReader::open(&Source::Path(path.to_path_buf()), &options, &names, false)?;
+            reader
+                .read_all(&[ColumnKind::Numeric, ColumnKind::Text])
+                .map(|(t, _)| t)
+        }
+
+        /// A table's cells as text (`None`: missing), so that tables read by different readers
+        /// compare whatever order they met the levels in.
+        fn cells(t: &Table) -> Vec<Vec<Option<String>>> {
+            t.columns
+                .iter()
+                .map(|c| (0..t.rows()).map(|i| c.data.text(i)).collect())
+                .collect()
+        }
+
+        fn is_marker(s: &str) -> bool {
+            crate::config::DEFAULT_MISSING_VALUES.contains(&s)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            /// A table written as CSV (comma, semicolon, tab), gzip-compressed CSV and Parquet
+            /// reads back as the same cells: the numbers exactly, missing values as missing.
+            #[test]
+            fn every_format_round_trips(rows in rows(), sep in prop::sample::select(vec![',', ';', '\t'])) {
+                let dir = tempfile::tempdir().unwrap();
+                let text = csv_text(&rows, sep);
+                let files = [
+                    write(dir.path(), "t.csv", text.as_bytes()),
+                    write(dir.path(), "t.csv.gz", &gzip(text.as_bytes())),
+                    write(dir.path(), "t.parquet", &parquet(&rows)),
+                ];
+                let expected: Vec<Vec<Option<String>>> = vec![
+                    rows.iter().map(|r| r.0.map(format_number)).collect(),
+                    rows.iter()
+                        .map(|r| r.1.clone().filter(|w| !is_marker(w)))
+                        .collect(),
+                ];
+                for f in &files {
+                    let t = read_file(f).unwrap_or_else(|e| panic!("{}: {e}\n{text}", f.display()));
+                    prop_assert_eq!(t.names(), ["x", "word"]);
+                    prop_assert_eq!(&cells(&t), &expected, "{}", f.display());
+                }
+            }
+
+            /// Bytes that start like gzip or Parquet but are not never panic the readers: they
+            /// are an error naming the file, or (by chance) a table.
+            #[test]
+            fn arbitrary_gzip_and_parquet_bytes_never_panic(
+                body in proptest::collection::vec(any::<u8>(), 0..300),
+                kind in 0..3usize,
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let bytes = match kind {
+                    0 => [&[0x1f, 0x8b][..], &body].concat(),
+                    1 => [&b"PAR1"[..], &body].concat(),
+                    _ => [&b"PAR1"[..], &body, b"PAR1"].concat(),
+                };
+                let f = write(dir.path(), "t.bin", &bytes);
+                if let Err(e) = read_file(&f) {
+                    prop_assert!(e.to_string().contains("t.bin"), "{}", e);
+                }
+                if kind > 0
+                    && let Ok(p) = parquet::ParquetFile::open(bytes, &[])
+                {
+                    let kinds = vec![ColumnKind::Auto; p.names.len()];
+                    if let Ok(chunks) = p.chunks(&kinds) {
+                        for c in chunks {
+                            if c.is_err() { break; }
+                        }
+                    }
+                }
+            }
+
+            /// Truncated gzip of a real table is an error, never a panic or a shorter table.
+            #[test]
+            fn truncated_gzip_is_an_error(rows in rows(), cut in 1usize..64) {
+                let dir = tempfile::tempdir().unwrap();
+                let gz = gzip(csv_text(&rows, ',').as_bytes());
+                let cut = cut.min(gz.len() - 1);
+                let f = write(dir.path(), "t.csv.gz", &gz[..gz.len() - cut]);
+                prop_assert!(read_file(&f).is_err());
+            }
+
+            /// The delimiter of any rectangular table of plain cells is detected.
+            #[test]
+            fn delimiters_are_detected(
+                table in (2usize..6).prop_flat_map(|c| proptest::collection::vec(
+                    proptest::collection::vec("[a-z0-9.]{1,5}", c), 2..10)),
+                sep in prop::sample::select(vec![b',', b';', b'\t']),
+            ) {
+                let text: String = table
+                    .iter()
+                    .map(|r| r.join(&(sep as char).to_string()) + "\n")
+                    .collect();
+                prop_assert_eq!(csv::detect_delimiter(text.as_bytes()), sep);
+            }
+
+            /// With any list of missing-value markers, a cell is missing exactly when it is
+            /// one of them (after trimming), in numeric and text columns alike.
+            #[test]
+            fn missing_value_markers_are_missing_and_nothing_else(
+                markers in proptest::collection::vec("[A-Za-z?_]{1,4}", 1..4),
+                rows in proptest::collection::vec((any::<bool>(), 0usize..4, -1e3f32..1e3, "[a-z]{1,3}"), 1..30),
+            ) {
+                let mut text = String::from("x,word\n");
+                let mut expected = (Vec::new(), Vec::new());
+                for (marked, m, x, w) in &rows {
+                    let marker = &markers[m % markers.len()];
+                    if *marked {
+                        text += &format!(" {marker},{marker}\n");
+                        expected.0.push(None);
+                        expected.1.push(None);
+                    } else {
+                        text += &format!("{x},{w}\n");
+                        expected.0.push(Some(format_number(*x)));
+                        expected.1.push((!markers.contains(w)).then(|| w.clone()));
+                    }
+                }
+                let options = csv::CsvOptions {
+                    has_header: Some(true),
+                    delimiter: Some(b','),
+                    missing: MissingValues::new(&markers),
+                    threads: 1,
+                    ..csv::CsvOptions::default()
+                };
+                let file = csv::CsvFile::open(Box::new(std::io::Cursor::new(text.clone().into_bytes())), options).unwrap();
+                let mut builder = TableBuilder::new();
+                for chunk in file.chunks(&[ColumnKind::Numeric, ColumnKind::Text]).unwrap() {
+                    builder.push(chunk.unwrap().table).unwrap();
+                }
+                let t = builder.finish();
+                prop_assert_eq!(cells(&t), vec![expected.0, expected.1], "{}", text);
+            }
+        }
     }
 }

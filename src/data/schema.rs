@@ -68,12 +68,13 @@ impl ColumnPlan {
             match c {
                 ColumnRef::Index(i) if *i < n => Ok(*i),
                 ColumnRef::Index(i) => Err(format!(
-                    "{what} column index {i} is out of range: the file has {n} columns (0 to {})",
+                    "{what} names column index {i}, which is out of range: the file has {n} \
+                     columns (0 to {})",
                     n.saturating_sub(1)
                 )),
                 ColumnRef::Name(name) => names.iter().position(|x| x == name).ok_or_else(|| {
                     format!(
-                        "{what} column `{name}` not found; the columns are: {}",
+                        "{what} names column `{name}`, which is not found; the columns are: {}",
                         names.join(", ")
                     )
                 }),
@@ -85,13 +86,13 @@ impl ColumnPlan {
             ));
         }
         let label = match &config.label {
-            Some(c) => resolve(c, "label")?,
+            Some(c) => resolve(c, "the label (`data.label`, --label)")?,
             None => n - 1,
         };
         let ignored: Vec<usize> = config
             .ignore
             .iter()
-            .map(|c| resolve(c, "ignored"))
+            .map(|c| resolve(c, "`data.ignore` (--ignore)"))
             .collect::<Result<_, _>>()?;
         if ignored.contains(&label) {
             return Err(format!(
@@ -103,7 +104,7 @@ impl ColumnPlan {
             Some(cs) => {
                 let cols = cs
                     .iter()
-                    .map(|c| resolve(c, "feature"))
+                    .map(|c| resolve(c, "`data.features`"))
                     .collect::<Result<Vec<_>, _>>()?;
                 if let Some(dup) = cols
                     .iter()
@@ -505,7 +506,7 @@ mod tests {
             ..DataConfig::default()
         });
         assert!(
-            m.contains("`nope` not found") && m.contains("a, b, y"),
+            m.contains("column `nope`, which is not found") && m.contains("a, b, y"),
             "{m}"
         );
         let m = bad(DataConfig {
@@ -527,7 +528,7 @@ mod tests {
             ignore: vec![ColumnRef::Index(9)],
             ..DataConfig::default()
         });
-        assert!(m.contains("index 9 is out of range"), "{m}");
+        assert!(m.contains("index 9, which is out of range"), "{m}");
     }
 
     fn infer(cols: Vec<Column>, cfg: &DataConfig) -> Result<Schema, String> {

@@ -3,6 +3,9 @@
 
 use serde_json::Value;
 
+use crate::data::table::format_number;
+use crate::data::{ColumnData, Encoder, FeatureType, MISSING};
+
 /// Parses a request body as JSON, refusing repeated keys.
 pub fn parse(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice::<StrictJson>(body)
@@ -27,6 +30,78 @@ pub fn feature_value(v: &Value) -> Result<f32, ValueError> {
         Some(f) if (f as f32).is_finite() => Ok(f as f32),
         Some(_) => Err(ValueError::OutOfRange(v.to_string())),
         None => Err(ValueError::NotANumber(truncate(v))),
+    }
+}
+
+/// One feature column of raw values being read from JSON.
+pub(crate) enum RawColumn {
+    /// A numeric feature: numbers, `NaN` for missing.
+    Numbers(Vec<f32>),
+    /// A categorical or boolean feature: text, with [`MISSING`] for missing.
+    Text {
+        /// Each row's index into `levels`, or [`MISSING`].
+        codes: Vec<u32>,
+        /// The distinct values, in order of appearance.
+        levels: Vec<String>,
+    },
+}
+
+impl RawColumn {
+    /// An empty column for a feature.
+    pub(crate) fn for_encoder(e: &Encoder) -> Self {
+        match e.kind() {
+            FeatureType::Numeric => RawColumn::Numbers(Vec::new()),
+            _ => RawColumn::Text {
+                codes: Vec::new(),
+                levels: Vec::new(),
+            },
+        }
+    }
+
+    /// Adds one JSON value: a number (or `null`) for a numeric feature; a string, number,
+    /// boolean (or `null`) for a categorical or boolean one. The error says why, not where.
+    pub(crate) fn push(&mut self, x: &Value) -> Result<(), String> {
+        match self {
+            RawColumn::Numbers(v) => v.push(match x {
+                Value::Null => f32::NAN,
+                x => feature_value(x).map_err(|e| e.to_string())?,
+            }),
+            RawColumn::Text { codes, levels } => {
+                let text = match x {
+                    Value::Null => None,
+                    Value::String(s) => Some(s.clone()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    Value::Number(_) => {
+                        Some(format_number(feature_value(x).map_err(|e| e.to_string())?))
+                    }
+                    other => {
+                        return Err(format!(
+                            "expected a string, a number or null, got {}",
+                            truncate(other)
+                        ));
+                    }
+                };
+                codes.push(match text {
+                    None => MISSING,
+                    Some(t) => match levels.iter().position(|l| *l == t) {
+                        Some(i) => i as u32,
+                        None => {
+                            levels.push(t);
+                            levels.len() as u32 - 1
+                        }
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The column's data.
+    pub(crate) fn into_data(self) -> ColumnData {
+        match self {
+            RawColumn::Numbers(v) => ColumnData::Numeric(v),
+            RawColumn::Text { codes, levels } => ColumnData::Text { codes, levels },
+        }
     }
 }
 

@@ -86,7 +86,7 @@ pub fn check_model_name(name: &str) -> std::result::Result<(), String> {
 }
 
 /// What the served model predicts. The protocols' answers are each one `match` on it: a
-/// classifier answers a label and class probabilities.
+/// classifier answers a label and class probabilities, a regressor a number.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Task {
     /// Predicts one of `classes`.
@@ -94,13 +94,18 @@ pub enum Task {
         /// Class names, in output order.
         classes: Vec<String>,
     },
+    /// Predicts a number.
+    Regression,
 }
 
 impl Task {
     /// The task of a loaded model.
     pub fn of(predictor: &Predictor<Backend>) -> Self {
-        Task::Classification {
-            classes: predictor.classes().to_vec(),
+        match predictor.task() {
+            crate::data::Task::Classification => Task::Classification {
+                classes: predictor.classes().to_vec(),
+            },
+            crate::data::Task::Regression => Task::Regression,
         }
     }
 }

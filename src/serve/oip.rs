@@ -3,11 +3,16 @@
 //! extension, which `tritonclient` uses by default.
 //!
 //! How a tabular model maps onto tensors:
-//! - input: one tensor `input` of shape `[N, features]` (FP32, or FP64 / any integer type, all
-//!   converted to 32-bit floats), or one tensor per feature, named after it, of shape `[N]` or
-//!   `[N, 1]`; data row-major, nested or flat, in JSON or as binary after the JSON header;
+//! - input: one tensor per feature, named after its column, of shape `[N]` or `[N, 1]`: BYTES
+//!   (UTF-8 text) for a category, FP32 (or FP64 / any integer type, converted to 32-bit floats)
+//!   for a number, BOOL or a number for a boolean; a BYTES element that is one of the model's
+//!   missing-value markers (such as `""` or `NA`) is a missing value, for any feature. A model
+//!   without categorical features also takes one tensor `input` of shape `[N, features]` (FP32
+//!   or another numeric type). Data row-major, nested or flat, in JSON or as binary after the
+//!   JSON header (BYTES elements as a 4-byte little-endian length and the bytes);
 //! - outputs: by the model's task (see [`answer_tensors`]): `label` (BYTES `[N]`) and
-//!   `probabilities` (FP32 `[N, classes]`) for a classifier; a request's `outputs` picks some.
+//!   `probabilities` (FP32 `[N, classes]`) for a classifier, `value` (FP32 `[N]`) for a
+//!   regressor; a request's `outputs` picks some.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -20,7 +25,8 @@ use serde_json::{Map, Value, json};
 
 use super::json::truncate;
 use super::{ApiError, Shared, Task, limits};
-use crate::predict::Prediction;
+use crate::data::{Column, ColumnData, Encoder, Encoding, FeatureType, MISSING, Table};
+use crate::predict::RowPrediction;
 
 /// The name of the single input tensor that carries every feature.
 pub const INPUT: &str = "input";
@@ -28,6 +34,8 @@ pub const INPUT: &str = "input";
 pub const LABEL: &str = "label";
 /// The classifier's output: each class's probability for each row.
 pub const PROBABILITIES: &str = "probabilities";
+/// The regressor's output: the predicted number of each row.
+pub const VALUE: &str = "value";
 /// The binary tensor data extension's header: the length of the JSON part of the body.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 /// The extensions `GET /v2` lists.
@@ -94,7 +102,7 @@ impl Datatype {
             .map_or("?", |(_, n)| n)
     }
 
-    /// Bytes per element in binary form, for the types a feature can be sent as.
+    /// Bytes per element in binary form, for the numeric types a feature can be sent as.
     fn feature_width(self) -> Option<usize> {
         use Datatype::*;
         match self {
@@ -103,6 +111,17 @@ impl Datatype {
             Uint32 | Int32 | Fp32 => Some(4),
             Uint64 | Int64 | Fp64 => Some(8),
             Bool | Fp16 | Bytes => None,
+        }
+    }
+
+    /// One JSON element of a BYTES or BOOL tensor as text (`None`: missing).
+    fn json_text(self, v: &Value) -> Result<Option<String>, String> {
+        match (self, v) {
+            (Datatype::Bytes, Value::String(s)) => Ok(Some(s.clone())),
+            (Datatype::Bytes, Value::Null) => Ok(None),
+            (Datatype::Bytes, other) => Err(format!("expected a string, got {}", truncate(other))),
+            (_, Value::Bool(b)) => Ok(Some(b.to_string())),
+            (_, other) => Err(format!("expected true or false, got {}", truncate(other))),
         }
     }
 
@@ -165,12 +184,60 @@ impl Datatype {
     }
 }
 
+/// One decoded input tensor's elements.
+#[derive(Debug)]
+enum Elements {
+    /// A numeric tensor, converted to 32-bit floats.
+    Numbers(Vec<f32>),
+    /// A BYTES or BOOL tensor as text (`None`: a JSON `null`).
+    Texts(Vec<Option<String>>),
+}
+
+impl Elements {
+    fn len(&self) -> usize {
+        match self {
+            Elements::Numbers(v) => v.len(),
+            Elements::Texts(v) => v.len(),
+        }
+    }
+
+    /// The column these elements make, with the model's missing-value markers as missing.
+    fn into_column(self, name: &str, missing: &[String]) -> Column {
+        let data = match self {
+            Elements::Numbers(v) => ColumnData::Numeric(v),
+            Elements::Texts(texts) => {
+                let mut levels: Vec<String> = Vec::new();
+                let codes = texts
+                    .into_iter()
+                    .map(|t| match t {
+                        Some(t) if !missing.iter().any(|m| *m == t.trim()) => {
+                            match levels.iter().position(|l| *l == t) {
+                                Some(i) => i as u32,
+                                None => {
+                                    levels.push(t);
+                                    levels.len() as u32 - 1
+                                }
+                            }
+                        }
+                        _ => MISSING,
+                    })
+                    .collect();
+                ColumnData::Text { codes, levels }
+            }
+        };
+        Column {
+            name: name.to_string(),
+            data,
+        }
+    }
+}
+
 /// One decoded input tensor.
 #[derive(Debug)]
 struct Input {
     name: String,
     shape: Vec<u64>,
-    values: Vec<f32>,
+    values: Elements,
 }
 
 /// An output a request asks for.
@@ -189,19 +256,67 @@ pub struct InferRequest {
     pub id: Option<String>,
     /// Rows in the batch.
     pub rows: usize,
-    /// Feature values, row-major `[rows, features]`.
-    pub values: Vec<f32>,
+    /// The raw feature columns, named after the model's features.
+    pub table: Table,
     /// What to answer, in order.
     pub outputs: Vec<RequestedOutput>,
 }
 
+impl InferRequest {
+    /// The feature values row-major `[rows, features]`, when every column was sent as numbers.
+    pub fn numeric_values(&self) -> Option<Vec<f32>> {
+        let columns: Vec<&Vec<f32>> = self
+            .table
+            .columns
+            .iter()
+            .map(|c| match &c.data {
+                ColumnData::Numeric(v) => Some(v),
+                ColumnData::Text { .. } => None,
+            })
+            .collect::<Option<_>>()?;
+        Some(
+            (0..self.rows)
+                .flat_map(|r| columns.iter().map(move |c| c[r]))
+                .collect(),
+        )
+    }
+}
+
+/// The datatype a feature's own input is described with in model metadata.
+fn feature_datatype(e: &Encoder) -> &'static str {
+    match e.kind() {
+        FeatureType::Numeric => "FP32",
+        FeatureType::Boolean => "BOOL",
+        FeatureType::Categorical => "BYTES",
+    }
+}
+
+/// Whether the model takes the single `input` tensor: no feature is a category.
+fn takes_matrix(encoders: &[Encoder]) -> bool {
+    encoders
+        .iter()
+        .all(|e| e.kind() != FeatureType::Categorical)
+}
+
 /// What a request may send instead of what it sent, for error messages.
-fn expected_inputs(features: &[String]) -> String {
-    format!(
-        "this model takes `{INPUT}` (FP32 [-1, {}]) or one input per feature ({}), each [-1] or [-1, 1]",
-        features.len(),
-        features.join(", ")
-    )
+fn expected_inputs(encoders: &[Encoder]) -> String {
+    let names: Vec<&str> = encoders.iter().map(Encoder::name).collect();
+    if takes_matrix(encoders) {
+        format!(
+            "this model takes `{INPUT}` (FP32 [-1, {}]) or one input per feature ({}), each [-1] or [-1, 1]",
+            names.len(),
+            names.join(", ")
+        )
+    } else {
+        format!(
+            "this model takes one input per feature, each [-1] or [-1, 1]: {}",
+            encoders
+                .iter()
+                .map(|e| format!("{} ({})", e.name(), feature_datatype(e)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
 }
 
 fn shape_text(shape: &[u64]) -> String {
@@ -268,7 +383,7 @@ fn split_body(body: &[u8], header_length: Option<usize>) -> Result<(&[u8], &[u8]
 }
 
 /// Flattens nested JSON tensor data, converting each element.
-fn flatten(data: &Value, datatype: Datatype, at: &str, out: &mut Vec<f32>) -> Result<(), String> {
+fn flatten(data: &Value, datatype: Datatype, at: &str, out: &mut Elements) -> Result<(), String> {
     match data {
         Value::Array(items) => {
             for item in items {
@@ -277,13 +392,42 @@ fn flatten(data: &Value, datatype: Datatype, at: &str, out: &mut Vec<f32>) -> Re
             Ok(())
         }
         leaf => {
-            let v = datatype
-                .json_value(leaf)
-                .map_err(|e| format!("{at}, element {}: {e}", out.len()))?;
-            out.push(v);
+            let element = out.len();
+            let e = |e: String| format!("{at}, element {element}: {e}");
+            match out {
+                Elements::Numbers(v) => v.push(datatype.json_value(leaf).map_err(e)?),
+                Elements::Texts(v) => v.push(datatype.json_text(leaf).map_err(e)?),
+            }
             Ok(())
         }
     }
+}
+
+/// BYTES elements in binary form: each a 4-byte little-endian length and that many bytes of
+/// UTF-8 text.
+fn binary_texts(mut bytes: &[u8], at: &str) -> Result<Vec<Option<String>>, String> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let element = out.len();
+        let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
+            return Err(format!(
+                "{at}, element {element}: the binary data ends inside a 4-byte length"
+            ));
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > rest.len() {
+            return Err(format!(
+                "{at}, element {element}: its length is {len} bytes but only {} are left",
+                rest.len()
+            ));
+        }
+        let (text, rest) = rest.split_at(len);
+        let text = std::str::from_utf8(text)
+            .map_err(|_| format!("{at}, element {element}: the text is not UTF-8"))?;
+        out.push(Some(text.to_string()));
+        bytes = rest;
+    }
+    Ok(out)
 }
 
 fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String> {
@@ -343,11 +487,21 @@ fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String>
         }
         None => return Err(format!("{at} has no `datatype`")),
     };
-    let Some(width) = datatype.feature_width() else {
-        return Err(format!(
-            "{at}: datatype {} is not accepted; send FP32 (FP64 and integer types are converted to FP32)",
-            datatype.name()
-        ));
+    // Bytes per element in binary form; `None` for BYTES, whose elements carry their length.
+    let width = match datatype {
+        Datatype::Bytes => None,
+        Datatype::Bool => Some(1),
+        d => Some(d.feature_width().ok_or_else(|| {
+            format!(
+                "{at}: datatype {} is not accepted; send FP32 (FP64 and integer types are \
+                 converted to FP32), or BYTES for text",
+                d.name()
+            )
+        })?),
+    };
+    let empty = || match datatype {
+        Datatype::Bytes | Datatype::Bool => Elements::Texts(Vec::new()),
+        _ => Elements::Numbers(Vec::new()),
     };
     let elements = shape
         .iter()
@@ -377,12 +531,15 @@ fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String>
                     truncate(data)
                 ));
             }
-            let mut values = Vec::new();
+            let mut values = empty();
             flatten(data, datatype, &at, &mut values)?;
             values
         }
         (None, Some(size)) => {
-            let expected = elements.checked_mul(width as u64);
+            let expected = match width {
+                Some(w) => elements.checked_mul(w as u64),
+                None => Some(size),
+            };
             if expected != Some(size) {
                 return Err(format!(
                     "{at}: `binary_data_size` is {size} bytes but shape {} of {} takes {} bytes",
@@ -400,7 +557,13 @@ fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String>
             }
             let (mine, rest) = binary.split_at(size);
             *binary = rest;
-            datatype.binary_values(mine)
+            match datatype {
+                Datatype::Bytes => Elements::Texts(binary_texts(mine, &at)?),
+                Datatype::Bool => {
+                    Elements::Texts(mine.iter().map(|b| Some((*b != 0).to_string())).collect())
+                }
+                d => Elements::Numbers(d.binary_values(mine)),
+            }
         }
     };
     if values.len() as u64 != elements {
@@ -417,9 +580,14 @@ fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String>
     })
 }
 
-/// Lays the input tensors out as row-major feature rows: `(rows, values)`.
-fn layout(inputs: Vec<Input>, features: &[String]) -> Result<(usize, Vec<f32>), String> {
+/// Lays the input tensors out as the model's raw feature columns: `(rows, table)`.
+fn layout(inputs: Vec<Input>, encoding: &Encoding) -> Result<(usize, Table), String> {
+    let encoders = &encoding.columns;
+    let features: Vec<&str> = encoders.iter().map(Encoder::name).collect();
     let width = features.len();
+    let table = |columns: Vec<Column>| {
+        Table::new(columns).ok_or_else(|| "inputs of different lengths".to_string())
+    };
     if inputs.iter().any(|t| t.name == INPUT) {
         let t = match <[Input; 1]>::try_from(inputs) {
             Ok([t]) => t,
@@ -439,8 +607,31 @@ fn layout(inputs: Vec<Input>, features: &[String]) -> Result<(usize, Vec<f32>), 
                 ));
             }
         };
+        if !takes_matrix(encoders) {
+            return Err(format!(
+                "input `{INPUT}` cannot carry this model's categories; {}",
+                expected_inputs(encoders)
+            ));
+        }
+        let Elements::Numbers(values) = t.values else {
+            return Err(format!(
+                "input `{INPUT}` must be numeric (FP32); {}",
+                expected_inputs(encoders)
+            ));
+        };
         return match t.shape[..] {
-            [n, w] if w == width as u64 => Ok((n as usize, t.values)),
+            [n, w] if w == width as u64 => {
+                let n = n as usize;
+                let columns = features
+                    .iter()
+                    .enumerate()
+                    .map(|(j, name)| Column {
+                        name: name.to_string(),
+                        data: ColumnData::Numeric((0..n).map(|i| values[i * width + j]).collect()),
+                    })
+                    .collect();
+                Ok((n, table(columns)?))
+            }
             _ => Err(format!(
                 "input `{INPUT}` has shape {}; expected [N, {width}] (N rows of {})",
                 shape_text(&t.shape),
@@ -455,7 +646,7 @@ fn layout(inputs: Vec<Input>, features: &[String]) -> Result<(usize, Vec<f32>), 
             return Err(format!(
                 "unknown input `{}`; {}",
                 t.name,
-                expected_inputs(features)
+                expected_inputs(encoders)
             ));
         };
         if columns[idx].is_some() {
@@ -487,22 +678,22 @@ fn layout(inputs: Vec<Input>, features: &[String]) -> Result<(usize, Vec<f32>), 
         .iter()
         .zip(&columns)
         .filter(|(_, c)| c.is_none())
-        .map(|(f, _)| f.as_str())
+        .map(|(f, _)| *f)
         .collect();
     if !missing.is_empty() {
         return Err(format!(
             "missing input(s) {}; {}",
             missing.join(", "),
-            expected_inputs(features)
+            expected_inputs(encoders)
         ));
     }
-    let columns: Vec<Input> = columns.into_iter().flatten().collect();
     let n = rows.map_or(0, |(n, _)| n as usize);
-    let mut values = Vec::with_capacity(n * width);
-    for r in 0..n {
-        values.extend(columns.iter().map(|c| c.values[r]));
-    }
-    Ok((n, values))
+    let columns = columns
+        .into_iter()
+        .flatten()
+        .map(|t| t.values.into_column(&t.name, &encoding.missing_values))
+        .collect();
+    Ok((n, table(columns)?))
 }
 
 fn parse_outputs(
@@ -562,11 +753,11 @@ fn parse_outputs(
 }
 
 /// Parses an inference request body (JSON, or a JSON header of `header_length` bytes followed
-/// by binary tensor data) for a model with these features and outputs.
+/// by binary tensor data) for a model with these features (`encoding`) and outputs.
 pub fn parse_infer_request(
     body: &[u8],
     header_length: Option<usize>,
-    features: &[String],
+    encoding: &Encoding,
     outputs: &[&str],
     max_rows: usize,
 ) -> Result<InferRequest, String> {
@@ -594,7 +785,10 @@ pub fn parse_infer_request(
     let inputs = match map.get("inputs") {
         Some(Value::Array(items)) if !items.is_empty() => items,
         Some(Value::Array(_)) => {
-            return Err(format!("`inputs` is empty; {}", expected_inputs(features)));
+            return Err(format!(
+                "`inputs` is empty; {}",
+                expected_inputs(&encoding.columns)
+            ));
         }
         Some(other) => {
             return Err(format!(
@@ -605,7 +799,7 @@ pub fn parse_infer_request(
         None => {
             return Err(format!(
                 "missing field `inputs`; {}",
-                expected_inputs(features)
+                expected_inputs(&encoding.columns)
             ));
         }
     };
@@ -621,13 +815,13 @@ pub fn parse_infer_request(
             binary.len()
         ));
     }
-    let (rows, values) = layout(inputs, features)?;
+    let (rows, table) = layout(inputs, encoding)?;
     limits::check_rows(rows, max_rows)?;
     let outputs = parse_outputs(map.get("outputs"), outputs, binary_output)?;
     Ok(InferRequest {
         id,
         rows,
-        values,
+        table,
         outputs,
     })
 }
@@ -679,26 +873,46 @@ pub struct OutputTensor {
 
 /// The model's answers as output tensors: the one place the v2 outputs depend on the task.
 /// (Metadata comes from the same function called with no rows.)
-pub fn answer_tensors(task: &Task, predictions: &[Prediction]) -> Vec<OutputTensor> {
+pub fn answer_tensors(task: &Task, predictions: &[RowPrediction]) -> Vec<OutputTensor> {
     let n = predictions.len() as i64;
     match task {
-        Task::Classification { classes } => vec![
-            OutputTensor {
-                name: LABEL,
-                shape: vec![n],
-                data: TensorData::Bytes(predictions.iter().map(|p| p.species.clone()).collect()),
-            },
-            OutputTensor {
-                name: PROBABILITIES,
-                shape: vec![n, classes.len() as i64],
-                data: TensorData::Fp32(
-                    predictions
-                        .iter()
-                        .flat_map(|p| p.probabilities.iter().copied())
-                        .collect(),
-                ),
-            },
-        ],
+        Task::Classification { classes } => {
+            let classes_of = predictions.iter().filter_map(|p| match p {
+                RowPrediction::Class(c) => Some(c),
+                RowPrediction::Number(_) => None,
+            });
+            vec![
+                OutputTensor {
+                    name: LABEL,
+                    shape: vec![n],
+                    data: TensorData::Bytes(
+                        classes_of.clone().map(|p| p.species.clone()).collect(),
+                    ),
+                },
+                OutputTensor {
+                    name: PROBABILITIES,
+                    shape: vec![n, classes.len() as i64],
+                    data: TensorData::Fp32(
+                        classes_of
+                            .flat_map(|p| p.probabilities.iter().copied())
+                            .collect(),
+                    ),
+                },
+            ]
+        }
+        Task::Regression => vec![OutputTensor {
+            name: VALUE,
+            shape: vec![n],
+            data: TensorData::Fp32(
+                predictions
+                    .iter()
+                    .filter_map(|p| match p {
+                        RowPrediction::Number(v) => Some(*v),
+                        RowPrediction::Class(_) => None,
+                    })
+                    .collect(),
+            ),
+        }],
     }
 }
 
@@ -720,6 +934,26 @@ fn output_metadata(task: &Task) -> Vec<TensorMeta> {
             shape: std::iter::once(-1)
                 .chain(t.shape[1..].iter().copied())
                 .collect(),
+        })
+        .collect()
+}
+
+/// The model's inputs as metadata: `input` `[-1, features]` for a model without categories (it
+/// takes one input per feature too), otherwise one input `[-1]` per feature.
+fn input_metadata(encoders: &[Encoder]) -> Vec<TensorMeta> {
+    if takes_matrix(encoders) {
+        return vec![TensorMeta {
+            name: INPUT.to_string(),
+            datatype: "FP32",
+            shape: vec![-1, encoders.len() as i64],
+        }];
+    }
+    encoders
+        .iter()
+        .map(|e| TensorMeta {
+            name: e.name().to_string(),
+            datatype: feature_datatype(e),
+            shape: vec![-1],
         })
         .collect()
 }
@@ -796,12 +1030,11 @@ pub(crate) async fn model_metadata(
     path: Result<Path<ModelPath>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     check_model(&state, path)?;
-    let width = state.predictor.features().len() as i64;
     Ok(Json(json!({
         "name": state.model_name,
         "versions": [state.model_version],
         "platform": "burn_mpk",
-        "inputs": [TensorMeta { name: INPUT.to_string(), datatype: "FP32", shape: vec![-1, width] }],
+        "inputs": input_metadata(&state.predictor.preprocessor().encoding.columns),
         "outputs": output_metadata(&state.task),
     })))
 }
@@ -866,12 +1099,12 @@ pub(crate) async fn infer(
     let request = parse_infer_request(
         &body,
         header_length,
-        state.predictor.features(),
+        &state.predictor.preprocessor().encoding,
         &output_names(&state.task),
         state.max_instances,
     )
     .map_err(ApiError::bad_request)?;
-    let predictions = super::run_predictions(&state, request.values).await?;
+    let predictions = super::run_rows(&state, request.table).await?;
     let tensors = answer_tensors(&state.task, &predictions);
     let mut binary = Vec::new();
     let mut outputs = Vec::with_capacity(request.outputs.len());
@@ -921,8 +1154,43 @@ pub(crate) async fn infer(
 mod tests {
     use super::*;
 
-    fn names() -> Vec<String> {
-        ["a", "b"].map(String::from).to_vec()
+    /// A model of two numeric features, `a` and `b`.
+    fn names() -> Encoding {
+        Encoding {
+            columns: ["a", "b"]
+                .map(|n| Encoder::Numeric {
+                    name: n.into(),
+                    fill: 0.0,
+                    indicator: false,
+                })
+                .to_vec(),
+            missing_values: vec!["".into(), "NA".into()],
+            source_columns: vec![],
+        }
+    }
+
+    /// A penguin-like model: a category, a number and a boolean.
+    fn penguins() -> Encoding {
+        Encoding {
+            columns: vec![
+                Encoder::Categorical {
+                    name: "island".into(),
+                    levels: vec!["Biscoe".into(), "Dream".into()],
+                    missing_level: true,
+                },
+                Encoder::Numeric {
+                    name: "bill".into(),
+                    fill: 40.0,
+                    indicator: false,
+                },
+                Encoder::Boolean {
+                    name: "tagged".into(),
+                    fill: 0.5,
+                },
+            ],
+            missing_values: vec!["".into(), "NA".into()],
+            source_columns: vec![],
+        }
     }
 
     const OUTPUTS: [&str; 2] = [LABEL, PROBABILITIES];
@@ -932,7 +1200,10 @@ mod tests {
     }
 
     fn values(body: &str) -> Vec<f32> {
-        parse(body).unwrap_or_else(|e| panic!("{body}: {e}")).values
+        parse(body)
+            .unwrap_or_else(|e| panic!("{body}: {e}"))
+            .numeric_values()
+            .unwrap()
     }
 
     #[test]
@@ -1015,11 +1286,11 @@ mod tests {
             ("b", "INT16", vec![2, 1], i16s),
         ]);
         let r = parse_infer_request(&body, Some(n), &names(), &OUTPUTS, 3).unwrap();
-        assert_eq!(r.values, [1.5, -7.0, -2.0, 300.0]);
+        assert_eq!(r.numeric_values().unwrap(), [1.5, -7.0, -2.0, 300.0]);
         let f64s: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
         let (body, n) = binary_body(&[("input", "FP64", vec![1, 2], f64s)]);
         let r = parse_infer_request(&body, Some(n), &names(), &OUTPUTS, 3).unwrap();
-        assert_eq!(r.values, [1.0, 2.0]);
+        assert_eq!(r.numeric_values().unwrap(), [1.0, 2.0]);
     }
 
     #[test]
@@ -1070,7 +1341,8 @@ mod tests {
             (one("input", "[1,3]", "FP32", "[1,2,3]"), "input `input` has shape [1, 3]; expected [N, 2] (N rows of a, b)"),
             (one("input", "[2]", "FP32", "[1,2]"), "input `input` has shape [2]; expected [N, 2] (N rows of a, b)"),
             (one("input", "[1,2]", "FP32", "[1,2,3]"), "input `input`: shape [1, 2] holds 2 values but `data` has 3"),
-            (one("input", "[1,2]", "BYTES", r#"["1","2"]"#), "input `input`: datatype BYTES is not accepted; send FP32 (FP64 and integer types are converted to FP32)"),
+            (one("input", "[1,2]", "BYTES", r#"["1","2"]"#), "input `input` must be numeric (FP32); this model takes `input` (FP32 [-1, 2]) or one input per feature (a, b), each [-1] or [-1, 1]"),
+            (one("input", "[1,2]", "FP16", "[1,2]"), "input `input`: datatype FP16 is not accepted; send FP32 (FP64 and integer types are converted to FP32), or BYTES for text"),
             (one("input", "[1,2]", "FP17", "[1,2]"), "input `input`: unknown datatype `FP17`; the protocol's are BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES"),
             (one("input", "[1,2]", "FP32", r#"[1,"2"]"#), "input `input`, element 1: expected a number, got \"2\""),
             (one("input", "[1,2]", "FP32", "[1,1e39]"), "input `input`, element 1: 1e+39 is out of range for a 32-bit float (the model computes in FP32)"),
@@ -1117,12 +1389,12 @@ mod tests {
         let task = Task::Classification {
             classes: vec!["x".into(), "y".into()],
         };
-        let p = Prediction {
+        let p = RowPrediction::Class(crate::predict::Prediction {
             species: "y".into(),
             class_index: 1,
             probability: 0.75,
             probabilities: vec![0.25, 0.75],
-        };
+        });
         let t = answer_tensors(&task, &[p.clone(), p]);
         assert_eq!(t[0].data, TensorData::Bytes(vec!["y".into(), "y".into()]));
         assert_eq!(t[1].shape, [2, 2]);
@@ -1134,6 +1406,139 @@ mod tests {
             meta,
             json!([{"name": "label", "datatype": "BYTES", "shape": [-1]},
                    {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}])
+        );
+        let t = answer_tensors(
+            &Task::Regression,
+            &[RowPrediction::Number(1.5), RowPrediction::Number(-2.0)],
+        );
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].name, &t[0].shape), (VALUE, &vec![2]));
+        assert_eq!(t[0].data, TensorData::Fp32(vec![1.5, -2.0]));
+        assert_eq!(
+            serde_json::to_value(output_metadata(&Task::Regression)).unwrap(),
+            json!([{"name": "value", "datatype": "FP32", "shape": [-1]}])
+        );
+    }
+
+    fn texts(r: &InferRequest, column: &str) -> Vec<Option<String>> {
+        let data = &r.table.column(column).unwrap().data;
+        (0..r.rows).map(|i| data.text(i)).collect()
+    }
+
+    #[test]
+    fn categories_are_sent_as_bytes_one_input_per_feature() {
+        let e = penguins();
+        let body = r#"{"inputs":[
+            {"name":"island","shape":[3],"datatype":"BYTES","data":["Dream","NA","Atlantis"]},
+            {"name":"bill","shape":[3,1],"datatype":"FP32","data":[[39.1],[40],[41.5]]},
+            {"name":"tagged","shape":[3],"datatype":"BOOL","data":[true,false,true]}]}"#;
+        let r = parse_infer_request(body.as_bytes(), None, &e, &OUTPUTS, 5).unwrap();
+        assert_eq!(r.rows, 3);
+        assert_eq!(
+            texts(&r, "island"),
+            [Some("Dream".into()), None, Some("Atlantis".into())]
+        );
+        assert_eq!(
+            r.table.column("bill").unwrap().data,
+            ColumnData::Numeric(vec![39.1, 40.0, 41.5])
+        );
+        assert_eq!(
+            texts(&r, "tagged"),
+            [
+                Some("true".into()),
+                Some("false".into()),
+                Some("true".into())
+            ]
+        );
+        // A number can be sent as text too, and "" is missing.
+        let body = r#"{"inputs":[
+            {"name":"island","shape":[1],"datatype":"BYTES","data":["Biscoe"]},
+            {"name":"bill","shape":[1],"datatype":"BYTES","data":[""]},
+            {"name":"tagged","shape":[1],"datatype":"FP32","data":[1]}]}"#;
+        let r = parse_infer_request(body.as_bytes(), None, &e, &OUTPUTS, 5).unwrap();
+        assert!(r.table.column("bill").unwrap().data.is_missing(0));
+        assert_eq!(r.numeric_values(), None);
+        // The same in binary form, as tritonclient sends BYTES: a 4-byte length, the bytes.
+        let bytes = |items: &[&str]| -> Vec<u8> {
+            items
+                .iter()
+                .flat_map(|s| (s.len() as u32).to_le_bytes().into_iter().chain(s.bytes()))
+                .collect()
+        };
+        let bill: Vec<u8> = [39.1f32, 40.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let (body, n) = binary_body(&[
+            ("island", "BYTES", vec![2], bytes(&["Dream", ""])),
+            ("bill", "FP32", vec![2], bill),
+            ("tagged", "BOOL", vec![2], vec![1, 0]),
+        ]);
+        let r = parse_infer_request(&body, Some(n), &e, &OUTPUTS, 5).unwrap();
+        assert_eq!(texts(&r, "island"), [Some("Dream".into()), None]);
+        assert_eq!(
+            texts(&r, "tagged"),
+            [Some("true".into()), Some("false".into())]
+        );
+        let err = |body: &[u8], n| parse_infer_request(body, Some(n), &e, &OUTPUTS, 5).unwrap_err();
+        let mut cut_short = bytes(&["Dream", "Biscoe"]);
+        cut_short.pop();
+        let (body, n) = binary_body(&[("island", "BYTES", vec![2], cut_short)]);
+        assert_eq!(
+            err(&body, n),
+            "input `island`, element 1: its length is 6 bytes but only 5 are left"
+        );
+        let (body, n) = binary_body(&[("island", "BYTES", vec![1], vec![2, 0, 0, 0, 0xff, 0xfe])]);
+        assert_eq!(
+            err(&body, n),
+            "input `island`, element 0: the text is not UTF-8"
+        );
+        let (body, n) = binary_body(&[("island", "BYTES", vec![1], vec![2, 0])]);
+        assert_eq!(
+            err(&body, n),
+            "input `island`, element 0: the binary data ends inside a 4-byte length"
+        );
+        let expected = "this model takes one input per feature, each [-1] or [-1, 1]: \
+                        island (BYTES), bill (FP32), tagged (BOOL)";
+        for (body, message) in [
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,1]}]}"#
+                    .to_string(),
+                format!("input `input` cannot carry this model's categories; {expected}"),
+            ),
+            (
+                r#"{"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":["Dream"]}]}"#
+                    .into(),
+                format!("missing input(s) bill, tagged; {expected}"),
+            ),
+            (
+                r#"{"inputs":[{"name":"island","shape":[1],"datatype":"BYTES","data":[3]}]}"#
+                    .into(),
+                "input `island`, element 0: expected a string, got 3".into(),
+            ),
+            (
+                r#"{"inputs":[{"name":"tagged","shape":[1],"datatype":"BOOL","data":["yes"]}]}"#
+                    .into(),
+                "input `tagged`, element 0: expected true or false, got \"yes\"".into(),
+            ),
+        ] {
+            assert_eq!(
+                parse_infer_request(body.as_bytes(), None, &e, &OUTPUTS, 5).unwrap_err(),
+                message,
+                "{body}"
+            );
+        }
+        let meta = serde_json::to_value(input_metadata(&e.columns)).unwrap();
+        assert_eq!(
+            meta,
+            json!([{"name": "island", "datatype": "BYTES", "shape": [-1]},
+                   {"name": "bill", "datatype": "FP32", "shape": [-1]},
+                   {"name": "tagged", "datatype": "BOOL", "shape": [-1]}])
+        );
+        let meta = serde_json::to_value(input_metadata(&names().columns)).unwrap();
+        assert_eq!(
+            meta,
+            json!([{"name": "input", "datatype": "FP32", "shape": [-1, 2]}])
         );
     }
 
@@ -1160,8 +1565,9 @@ mod tests {
             ) {
                 if let Ok(r) = parse(&body) {
                     prop_assert!(r.rows >= 1 && r.rows <= 3);
-                    prop_assert_eq!(r.values.len(), r.rows * 2);
-                    prop_assert!(r.values.iter().all(|v| v.is_finite()));
+                    let values = r.numeric_values().unwrap();
+                    prop_assert_eq!(values.len(), r.rows * 2);
+                    prop_assert!(values.iter().all(|v| v.is_finite()));
                 }
             }
 
@@ -1180,12 +1586,12 @@ mod tests {
                 ];
                 for body in bodies {
                     let r = parse_infer_request(body.to_string().as_bytes(), None, &names(), &OUTPUTS, 3).unwrap();
-                    prop_assert_eq!(&r.values, &flat);
+                    prop_assert_eq!(&r.numeric_values().unwrap(), &flat);
                 }
                 let bytes: Vec<u8> = flat.iter().flat_map(|x| x.to_le_bytes()).collect();
                 let (body, len) = binary_body(&[("input", "FP32", vec![n as u64, 2], bytes)]);
                 let r = parse_infer_request(&body, Some(len), &names(), &OUTPUTS, 3).unwrap();
-                prop_assert_eq!(&r.values, &flat);
+                prop_assert_eq!(&r.numeric_values().unwrap(), &flat);
             }
         }
     }

@@ -80,11 +80,14 @@ fn oip_model_paths(paths: &mut Map<String, Value>, base: &str, params: &[Value])
         json!({"parameters": params, "post": {
             "summary": "Open Inference Protocol v2: inference",
             "description": format!(
-                "Inputs: `{}` of shape [N, features] (FP32; FP64 and integer types are converted), or one input per \
-                 feature named after it, of shape [N] or [N, 1]. Data row-major, nested or flat, in JSON or (Triton's \
-                 binary tensor data extension) after the JSON header, whose length the Inference-Header-Content-Length \
-                 header gives. Outputs: `{}` (BYTES [N]) and `{}` (FP32 [N, classes]); `outputs` picks some.",
-                oip::INPUT, oip::LABEL, oip::PROBABILITIES
+                "Inputs: one input per feature named after its column, of shape [N] or [N, 1]: BYTES for a \
+                 category, FP32 for a number (FP64 and integer types are converted), BOOL for a boolean; a BYTES \
+                 element that is one of the model's missing-value markers is a missing value. A model without \
+                 categories also takes `{}` of shape [N, features]. Data row-major, nested or flat, in JSON or \
+                 (Triton's binary tensor data extension) after the JSON header, whose length the \
+                 Inference-Header-Content-Length header gives. Outputs: `{}` (BYTES [N]) and `{}` (FP32 [N, classes]) \
+                 for a classifier, `{}` (FP32 [N]) for a regressor; `outputs` picks some.",
+                oip::INPUT, oip::LABEL, oip::PROBABILITIES, oip::VALUE
             ),
             "requestBody": {"required": true, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/OipInferRequest"}},
@@ -105,6 +108,11 @@ fn oip_model_paths(paths: &mut Map<String, Value>, base: &str, params: &[Value])
 /// The OpenAPI 3.1 description of this service, for the served model.
 pub fn openapi_document(d: &ServiceDescription) -> Value {
     let features = d.features;
+    let outputs: &[&str] = if d.regression {
+        &[oip::VALUE]
+    } else {
+        &[oip::LABEL, oip::PROBABILITIES]
+    };
     let feature_props: Map<String, Value> = features
         .iter()
         .map(|f| {
@@ -280,7 +288,7 @@ pub fn openapi_document(d: &ServiceDescription) -> Value {
                         "data": tensor_data
                     }}},
                 "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "additionalProperties": false,
-                    "properties": {"name": {"type": "string", "enum": [oip::LABEL, oip::PROBABILITIES]}, "parameters": parameters}}}
+                    "properties": {"name": {"type": "string", "enum": outputs}, "parameters": parameters}}}
             }},
             "OipInferResponse": {"type": "object", "required": ["model_name", "outputs"], "properties": {
                 "model_name": {"type": "string"},

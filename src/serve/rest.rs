@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::json::{feature_value, truncate};
+use super::json::{RawColumn, feature_value, truncate};
 use super::{ApiError, AppState, Shared, limits};
-use crate::data::{Column, ColumnData, Encoder, FeatureType, MISSING, Table};
+use crate::data::{Column, Encoder, Table};
 use crate::predict::{Prediction, RowPrediction};
 
 /// The workshop's query parameter names, in Iris feature order.
@@ -197,55 +197,6 @@ pub fn parse_predict_body(
     }
 }
 
-/// One column of raw values being read from JSON.
-enum RawColumn {
-    Numbers(Vec<f32>),
-    Text {
-        codes: Vec<u32>,
-        levels: Vec<String>,
-    },
-}
-
-impl RawColumn {
-    /// Adds one JSON value: a number (or `null`) for a numeric feature; a string, number,
-    /// boolean (or `null`) for a categorical or boolean one.
-    fn push(&mut self, x: &Value, at: &str, name: &str) -> Result<(), String> {
-        match self {
-            RawColumn::Numbers(v) => v.push(match x {
-                Value::Null => f32::NAN,
-                x => feature_value(x).map_err(|e| format!("{at}`{name}`: {e}"))?,
-            }),
-            RawColumn::Text { codes, levels } => {
-                let text = match x {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
-                    Value::Bool(b) => Some(b.to_string()),
-                    Value::Number(_) => Some(crate::data::table::format_number(
-                        feature_value(x).map_err(|e| format!("{at}`{name}`: {e}"))?,
-                    )),
-                    other => {
-                        return Err(format!(
-                            "{at}`{name}`: expected a string, a number or null, got {}",
-                            truncate(other)
-                        ));
-                    }
-                };
-                codes.push(match text {
-                    None => MISSING,
-                    Some(t) => match levels.iter().position(|l| *l == t) {
-                        Some(i) => i as u32,
-                        None => {
-                            levels.push(t);
-                            levels.len() as u32 - 1
-                        }
-                    },
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Turns one JSON instance (an object keyed by feature name, or an array in feature order) into
 /// raw values.
 fn instance_row(
@@ -266,7 +217,7 @@ fn instance_row(
                 ));
             }
             for ((x, name), col) in items.iter().zip(&names).zip(columns.iter_mut()) {
-                col.push(x, at, name)?;
+                col.push(x).map_err(|e| format!("{at}`{name}`: {e}"))?;
             }
         }
         Value::Object(map) => {
@@ -280,7 +231,7 @@ fn instance_row(
                 let x = map.get(*name).ok_or_else(|| {
                     format!("{at}missing field `{name}` (send null for a missing value)")
                 })?;
-                col.push(x, at, name)?;
+                col.push(x).map_err(|e| format!("{at}`{name}`: {e}"))?;
             }
         }
         other => {
@@ -302,16 +253,7 @@ pub fn parse_predict_rows(
     max_instances: usize,
 ) -> Result<(Table, bool), String> {
     let v = super::json::parse(body)?;
-    let mut columns: Vec<RawColumn> = encoders
-        .iter()
-        .map(|e| match e.kind() {
-            FeatureType::Numeric => RawColumn::Numbers(Vec::new()),
-            _ => RawColumn::Text {
-                codes: Vec::new(),
-                levels: Vec::new(),
-            },
-        })
-        .collect();
+    let mut columns: Vec<RawColumn> = encoders.iter().map(RawColumn::for_encoder).collect();
     let batched = match &v {
         Value::Object(map) if map.contains_key("instances") => {
             if let Some(extra) = map.keys().find(|k| *k != "instances") {
@@ -344,10 +286,7 @@ pub fn parse_predict_rows(
         .zip(columns)
         .map(|(e, c)| Column {
             name: e.name().to_string(),
-            data: match c {
-                RawColumn::Numbers(v) => ColumnData::Numeric(v),
-                RawColumn::Text { codes, levels } => ColumnData::Text { codes, levels },
-            },
+            data: c.into_data(),
         })
         .collect();
     let table = Table::new(columns).ok_or("columns of different lengths")?;

@@ -626,8 +626,7 @@ async fn oip_refuses_bad_requests_exactly() {
             .both(),
         err(
             400,
-            "input `input`: datatype BYTES is not accepted; send FP32 (FP64 and integer types \
-             are converted to FP32)"
+            "input `input`, element 0: expected a string, got 5.099999904632568"
         )
     );
     assert_eq!(
@@ -898,5 +897,264 @@ async fn openapi_json_describes_every_protocol_for_this_model() {
     assert_eq!(
         doc["components"]["schemas"]["MlflowRequest"]["properties"]["dataframe_records"]["items"]["required"],
         json!(FEATURES)
+    );
+}
+
+// ---- real tables: categories and blanks, and a regression ----
+
+/// A model trained once on a table shipped in `data/`: `label`, `ignore`, few epochs.
+fn table_model(
+    cell: &'static OnceLock<(tempfile::TempDir, PathBuf)>,
+    file: &str,
+    label: &str,
+    ignore: &[&str],
+) -> Predictor<Backend> {
+    let dir = &cell
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let mut config = crate::TrainConfig::default();
+            config.data.path = Some(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("data")
+                    .join(file),
+            );
+            config.data.label = Some(crate::config::ColumnRef::Name(label.into()));
+            config.data.ignore = ignore
+                .iter()
+                .map(|c| crate::config::ColumnRef::Name(c.to_string()))
+                .collect();
+            config.training.epochs = 60;
+            config.output.dir = dir.path().join("model");
+            crate::train_and_save(config).expect("training the table model");
+            let path = dir.path().join("model");
+            (dir, path)
+        })
+        .1;
+    let device = crate::backend::init(false).expect("a device").device;
+    Predictor::load(dir, &device).expect("the table model loads")
+}
+
+fn penguins() -> Predictor<Backend> {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    table_model(&DIR, "penguins.csv", "species", &["year"])
+}
+
+fn diabetes() -> Predictor<Backend> {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    table_model(&DIR, "diabetes.csv", "target", &[])
+}
+
+/// Three penguins as raw records: categories as text, blanks as null, one island never seen.
+fn penguin_records() -> Value {
+    json!([
+        {"island": "Biscoe", "bill_length_mm": 48.7, "bill_depth_mm": 14.1,
+         "flipper_length_mm": 210, "body_mass_g": 4450, "sex": "female"},
+        {"island": "Dream", "bill_length_mm": null, "bill_depth_mm": 18.4,
+         "flipper_length_mm": 190, "body_mass_g": null, "sex": null},
+        {"island": "Atlantis", "bill_length_mm": 46.0, "bill_depth_mm": 17.8,
+         "flipper_length_mm": 195, "body_mass_g": 3700, "sex": "male"},
+    ])
+}
+
+/// The predictor's own labels for [`penguin_records`], from the same rows as a table.
+fn penguin_reference(p: &Predictor<Backend>) -> Vec<String> {
+    let (table, _) = super::rest::parse_predict_rows(
+        json!({"instances": penguin_records()})
+            .to_string()
+            .as_bytes(),
+        &p.preprocessor().encoding.columns,
+        10,
+    )
+    .expect("the records parse");
+    p.predict_rows(&table)
+        .expect("predictions")
+        .rows
+        .iter()
+        .map(|r| match r {
+            crate::predict::RowPrediction::Class(c) => c.species.clone(),
+            crate::predict::RowPrediction::Number(_) => panic!("a classifier answers classes"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn categories_travel_as_text_in_every_protocol() {
+    let app = App(router(penguins(), &options()));
+    let expected = penguin_reference(&penguins());
+    let records = penguin_records();
+    let rows = records.as_array().unwrap();
+    let column = |name: &str| -> Vec<Value> { rows.iter().map(|r| r[name].clone()).collect() };
+
+    // v2 metadata: one input per feature, BYTES for the categories.
+    let meta = app.get("/v2/models/iris-trainer").await.json();
+    let inputs: Vec<(String, String)> = meta["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().into(),
+                i["datatype"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            ("island", "BYTES"),
+            ("bill_length_mm", "FP32"),
+            ("bill_depth_mm", "FP32"),
+            ("flipper_length_mm", "FP32"),
+            ("body_mass_g", "FP32"),
+            ("sex", "BYTES"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+
+    // v2 inference: BYTES for text, and for numbers that may be missing ("" is missing).
+    let as_text = |name: &str| -> Vec<String> {
+        column(name)
+            .iter()
+            .map(|v| match v {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    };
+    let mut inputs = Vec::new();
+    for name in ["island", "bill_length_mm", "body_mass_g", "sex"] {
+        inputs
+            .push(json!({"name": name, "datatype": "BYTES", "shape": [3], "data": as_text(name)}));
+    }
+    for name in ["bill_depth_mm", "flipper_length_mm"] {
+        inputs
+            .push(json!({"name": name, "datatype": "FP32", "shape": [3, 1], "data": column(name)}));
+    }
+    let a = app
+        .post(
+            "/v2/models/iris-trainer/infer",
+            Some("application/json"),
+            json_body(&json!({"inputs": inputs, "outputs": [{"name": "label"}]})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["outputs"][0]["data"], json!(expected));
+    // The all-feature `input` tensor cannot carry categories.
+    let a = app
+        .post(
+            "/v2/models/iris-trainer/infer",
+            Some("application/json"),
+            json_body(&json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 6], "data": [1, 2, 3, 4, 5, 6]}]})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("island (BYTES)"),
+        "{}",
+        a.text()
+    );
+
+    // MLflow: records, a split DataFrame, and CSV with the model's missing-value markers.
+    for body in [
+        json!({"dataframe_records": records}),
+        json!({"dataframe_split": {
+            "columns": ["sex", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
+            "data": rows.iter().map(|r| json!([r["sex"], r["island"], r["bill_length_mm"],
+                r["bill_depth_mm"], r["flipper_length_mm"], r["body_mass_g"]])).collect::<Vec<_>>()}}),
+    ] {
+        let a = app
+            .post("/invocations", Some("application/json"), json_body(&body))
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        assert_eq!(a.json()["predictions"], json!(expected), "{body}");
+    }
+    let csv = "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n\
+               Biscoe,48.7,14.1,210,4450,female\nDream,NA,18.4,190,,\n\
+               Atlantis,46.0,17.8,195,3700,male\n";
+    let a = app.post("/invocations", Some("text/csv"), csv).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["predictions"], json!(expected));
+
+    // Atlantis was never seen: once per protocol call above (v2, two JSON bodies, CSV).
+    let metrics = app.get("/metrics").await.text();
+    let unseen = metrics
+        .lines()
+        .find(|l| l.starts_with("iris_trainer_unseen_categories_total"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(unseen.ends_with(" 4"), "{unseen}");
+}
+
+#[tokio::test]
+async fn a_regressor_answers_numbers_in_every_protocol() {
+    let p = diabetes();
+    let row = [
+        59.0f32, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0,
+    ];
+    let table = crate::data::Table::new(
+        p.features()
+            .iter()
+            .zip(row)
+            .map(|(f, x)| crate::data::Column {
+                name: f.clone(),
+                data: crate::data::ColumnData::Numeric(vec![x]),
+            })
+            .collect(),
+    )
+    .expect("a table");
+    let expected = match p.predict_rows(&table).expect("a prediction").rows[0] {
+        crate::predict::RowPrediction::Number(v) => v,
+        crate::predict::RowPrediction::Class(_) => panic!("a regressor answers numbers"),
+    };
+    let features: Vec<String> = p.features().to_vec();
+    let app = App(router(p, &options()));
+    let meta = app.get("/v2/models/iris-trainer").await.json();
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "input", "datatype": "FP32", "shape": [-1, 10]}])
+    );
+    assert_eq!(
+        meta["outputs"],
+        json!([{"name": "value", "datatype": "FP32", "shape": [-1]}])
+    );
+    let a = app
+        .post(
+            "/v2/models/iris-trainer/infer",
+            None,
+            json_body(&json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10], "data": row}]})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(floats(&a.json()["outputs"][0]["data"]), [expected]);
+    let record: serde_json::Map<String, Value> = features
+        .iter()
+        .zip(row)
+        .map(|(f, x)| (f.clone(), json!(x)))
+        .collect();
+    let a = app
+        .post(
+            "/invocations",
+            Some("application/json"),
+            json_body(&json!({"dataframe_records": [record]})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(floats(&a.json()["predictions"]), [expected]);
+    let a = app
+        .post(
+            "/invocations",
+            Some("application/json"),
+            json_body(&json!({"instances": [row], "params": {"predict_method": "predict_proba"}})),
+        )
+        .await;
+    assert_eq!(
+        a.both(),
+        (
+            400,
+            json!({"error_code": "BAD_REQUEST", "message": "`predict_method` predict_proba needs a classifier; this model predicts a number"})
+        )
     );
 }

@@ -217,8 +217,8 @@ def _():
 @check("v2: wrong datatype refused with 400")
 def _():
     strings = np.array([["5.1"] * 4], dtype=np.object_)
-    refused(lambda: client.infer(NAME, [fp32_input(strings)]), 400, "datatype BYTES is not accepted")
-    refused(lambda: client.infer(NAME, [fp32_input(X > 3)]), 400, "datatype BOOL is not accepted")
+    refused(lambda: client.infer(NAME, [fp32_input(strings)]), 400, "input `input` must be numeric (FP32)")
+    refused(lambda: client.infer(NAME, [fp32_input(X > 3)]), 400, "input `input` must be numeric (FP32)")
     refused(lambda: client.infer(NAME, [fp32_input(X.astype(np.float16))]), 400, "datatype FP16 is not accepted")
 
 
@@ -343,6 +343,102 @@ def _():
     finally:
         readme_server.terminate()
         readme_server.wait()
+
+
+# ---- A table with categories and blanks (penguins) ----
+
+PENGUINS = os.path.join(os.path.dirname(os.path.abspath(README)), "data", "penguins.csv")
+penguin_model = os.path.join(work, "penguins")
+subprocess.run([BIN, "train", "--quiet", "--data", PENGUINS, "--label", "species", "--ignore", "year",
+                "--out", penguin_model], check=True)
+PENGUIN_ROWS = pd.DataFrame({
+    "island": ["Biscoe", "Dream", "Torgersen"],
+    "bill_length_mm": [48.7, np.nan, 39.1],
+    "bill_depth_mm": [14.1, 18.4, 18.7],
+    "flipper_length_mm": [210.0, 190.0, 181.0],
+    "body_mass_g": [4450.0, np.nan, 3750.0],
+    "sex": ["female", None, "male"],
+})
+PENGUIN_LABELS = [p["species"] for p in json.loads(subprocess.run(
+    [BIN, "predict", "-f", "json", "--input", "-", "-m", penguin_model],
+    input=PENGUIN_ROWS.to_csv(index=False), capture_output=True, text=True, check=True,
+).stdout)["predictions"]]
+
+
+def start_penguins():
+    proc = subprocess.Popen([BIN, "serve", "--quiet", "--addr", "127.0.0.1:0", "--model", penguin_model],
+                            stderr=subprocess.PIPE, text=True)
+    m = re.match(r"listening on (http://\S+)", proc.stderr.readline())
+    assert m, "penguins server did not start"
+    return proc, m.group(1)
+
+
+@check("v2 tritonclient: BYTES inputs for categories, binary and JSON, answer as predict does")
+def _():
+    proc, base = start_penguins()
+    try:
+        c = triton.InferenceServerClient(url=base.removeprefix("http://"))
+        meta = c.get_model_metadata("iris-trainer")
+        types = {i["name"]: i["datatype"] for i in meta["inputs"]}
+        assert types["island"] == "BYTES" and types["bill_length_mm"] == "FP32", types
+        for binary in (True, False):
+            inputs = []
+            for name in PENGUIN_ROWS.columns:
+                col = PENGUIN_ROWS[name]
+                if name in ("island", "sex"):
+                    x = np.array([v if isinstance(v, str) else "" for v in col], dtype=object)
+                    i = triton.InferInput(name, [len(x)], "BYTES")
+                elif col.isna().any():
+                    # A number that may be missing travels as text; "" is missing.
+                    x = np.array(["" if np.isnan(v) else str(float(v)) for v in col], dtype=object)
+                    i = triton.InferInput(name, [len(x)], "BYTES")
+                else:
+                    x = col.to_numpy(dtype=np.float32)
+                    i = triton.InferInput(name, [len(x)], "FP32")
+                i.set_data_from_numpy(x, binary_data=binary)
+                inputs.append(i)
+            result = c.infer("iris-trainer", inputs)
+            labels = [s.decode() if isinstance(s, bytes) else s for s in result.as_numpy("label")]
+            assert labels == PENGUIN_LABELS, (binary, labels, PENGUIN_LABELS)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@check("mlflow: a DataFrame with strings and NaN answers as predict does")
+def _():
+    proc, base = start_penguins()
+    try:
+        body = json.dumps({"dataframe_split": json.loads(PENGUIN_ROWS.to_json(orient="split"))})
+        req = urllib.request.Request(base + "/invocations", body.encode(), {"Content-Type": "application/json"})
+        answer = json.load(urllib.request.urlopen(req, timeout=30))
+        assert answer["predictions"] == PENGUIN_LABELS, answer
+        req = urllib.request.Request(base + "/invocations", PENGUIN_ROWS.to_csv().encode(),
+                                     {"Content-Type": "text/csv"})
+        answer = json.load(urllib.request.urlopen(req, timeout=30))
+        assert answer["predictions"] == PENGUIN_LABELS, answer
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@check("readme: the own-table section's Python runs as shown against the penguins model")
+def _():
+    text = open(README, encoding="utf-8").read()
+    section = text.split("## Bring your own table", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert blocks, "no python blocks in the own-table section"
+    proc, base = start_penguins()
+    try:
+        for block in blocks:
+            script = block.replace("localhost:5000", base.removeprefix("http://"))
+            out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+            assert out.returncode == 0, (block, out.stderr)
+            for shown in re.findall(r"# -> (.*)", block):
+                assert shown.strip() in out.stdout, (shown, out.stdout)
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 server.terminate()
