@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,9 @@ p.add_argument("--render", default="", help="only write the tables of an earlier
 p.add_argument("--stream-rows", type=int, default=0, help="rows of the table evaluate/predict stream")
 a = p.parse_args()
 
-BIN, PY = os.path.abspath(a.bin), os.path.abspath(a.python)
+BIN = os.path.abspath(a.bin)
+PY = a.python if os.sep in a.python else (shutil.which(a.python) or a.python)
+PY = os.path.abspath(PY)
 data_dir = Path(a.data_dir)
 data_dir.mkdir(parents=True, exist_ok=True)
 work = Path(tempfile.mkdtemp(prefix="iris-scale."))
