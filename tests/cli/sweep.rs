@@ -139,7 +139,12 @@ fn local_sweep_ranks_every_point_and_installs_the_best() {
     let best = rows[0]["index"].as_u64().unwrap();
     let svg = std::fs::read_to_string(root.join("sweep-report.svg")).unwrap();
     assert!(
-        svg.contains(&format!("best point {best} (ranked by test_accuracy)")),
+        svg.contains(&format!("best point {best} (ranked by valid_accuracy)")),
+        "{svg}"
+    );
+    // The test split is drawn beside it, marked as information only.
+    assert!(
+        svg.contains("test accuracy (information, not ranked by)"),
         "{svg}"
     );
     assert!(
