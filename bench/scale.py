@@ -133,6 +133,8 @@ def want(section):
 
 def save():
     """Writes what is measured so far (a run cut short keeps its finished sections)."""
+    if a.render:
+        return
     Path(a.out_dir).mkdir(parents=True, exist_ok=True)
     (Path(a.out_dir) / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
 
@@ -200,6 +202,7 @@ if want("growth"):
         log(f"cost growth: {rows:,} rows, one epoch")
         results["growth"][str(rows)] = {"file_mb": data.stat().st_size / 1e6,
                                         "iris-trainer": ours(data, 1), "pytorch": torch(data, 1)}
+        save()
 
 
 save()
@@ -274,7 +277,7 @@ if results["loop"]:
               "| | epochs/s | test accuracy |", "|---|---|---|",
               f"| iris-trainer | {o.get('epochs_per_s', 0):.2f} | {o.get('test_accuracy', 0):.4f} |",
               f"| PyTorch | {t.get('epochs_per_s', 0):.2f} | {t.get('test_accuracy', 0):.4f} |",
-              "", f"iris-trainer: {ratio(t, o, 'epochs_per_s', invert=True)} PyTorch's epochs/s", ""]
+              "", f"iris-trainer: {ratio(o, t, 'epochs_per_s', invert=True)} PyTorch's epochs/s", ""]
 if results["growth"]:
     lines += ["Cost growth, one epoch at batch 256 (whole process; training in process):", "",
               "| rows | CSV | iris-trainer: wall, peak RSS, training | PyTorch: wall, peak RSS, training |",

@@ -62,6 +62,127 @@ pub fn argmax_rows(values: &[f32], classes: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Classification scores accumulated chunk by chunk, in memory that does not grow with the rows
+/// (a confusion matrix and a loss sum): how `evaluate` streams a file of any size.
+///
+/// ```
+/// use iris_trainer::metrics::{ClassificationTally, Evaluation};
+///
+/// let classes = ["cat".to_string(), "dog".to_string()];
+/// let mut t = ClassificationTally::new(2);
+/// t.add(&[2.0, 0.0], &[0]);
+/// t.add(&[1.0, 0.0], &[1]);
+/// assert_eq!(t.finish(&classes), Evaluation::from_logits(&[2.0, 0.0, 1.0, 0.0], &[0, 1], &classes));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClassificationTally {
+    classes: usize,
+    rows: usize,
+    loss_sum: f64,
+    confusion: Vec<Vec<usize>>,
+}
+
+impl ClassificationTally {
+    /// An empty tally for `classes` classes.
+    pub fn new(classes: usize) -> Self {
+        ClassificationTally {
+            classes,
+            rows: 0,
+            loss_sum: 0.0,
+            confusion: vec![vec![0; classes]; classes],
+        }
+    }
+
+    /// Adds rows: row-major `logits` (`labels.len()` rows of `classes` values) and their labels.
+    pub fn add(&mut self, logits: &[f32], labels: &[usize]) {
+        let k = self.classes;
+        let probs = softmax_rows(logits, k);
+        let predicted = argmax_rows(logits, k);
+        for (i, (&truth, &pred)) in labels.iter().zip(&predicted).enumerate() {
+            self.confusion[truth][pred] += 1;
+            self.loss_sum -= f64::from(probs[i * k + truth].max(1e-12)).ln();
+        }
+        self.rows += labels.len();
+    }
+
+    /// Rows added so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The scores of every row added (`class_names` in class order).
+    pub fn finish(&self, class_names: &[String]) -> Evaluation {
+        Evaluation::from_tally(self, class_names)
+    }
+}
+
+/// Regression scores accumulated chunk by chunk in constant memory: residual sums, and the
+/// truth's mean and spread by Welford's update (no second pass over the rows).
+///
+/// ```
+/// use iris_trainer::metrics::{RegressionEvaluation, RegressionTally};
+///
+/// let mut t = RegressionTally::default();
+/// t.add(&[1.0, 2.0], &[1.0, 3.0]);
+/// t.add(&[4.0], &[3.0]);
+/// let whole = RegressionEvaluation::from_values(&[1.0, 2.0, 4.0], &[1.0, 3.0, 3.0], 0.0);
+/// let e = t.finish(0.0);
+/// assert!((e.r2 - whole.r2).abs() < 1e-12 && (e.rmse - whole.rmse).abs() < 1e-12);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RegressionTally {
+    rows: usize,
+    mean: f64,
+    m2: f64,
+    ss_res: f64,
+    abs: f64,
+}
+
+impl RegressionTally {
+    /// Adds rows: `predicted` against `truth`, in the target's units.
+    pub fn add(&mut self, predicted: &[f32], truth: &[f32]) {
+        for (&p, &y) in predicted.iter().zip(truth) {
+            let (p, y) = (f64::from(p), f64::from(y));
+            self.rows += 1;
+            let delta = y - self.mean;
+            self.mean += delta / self.rows as f64;
+            self.m2 += delta * (y - self.mean);
+            self.ss_res += (y - p).powi(2);
+            self.abs += (y - p).abs();
+        }
+    }
+
+    /// Rows added so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The scores of every row added; `loss` is reported as given.
+    pub fn finish(&self, loss: f64) -> RegressionEvaluation {
+        let n = self.rows;
+        if n == 0 {
+            return RegressionEvaluation {
+                rows: 0,
+                r2: 0.0,
+                rmse: 0.0,
+                mae: 0.0,
+                loss,
+            };
+        }
+        RegressionEvaluation {
+            rows: n,
+            r2: if self.m2 > 0.0 {
+                1.0 - self.ss_res / self.m2
+            } else {
+                0.0
+            },
+            rmse: (self.ss_res / n as f64).sqrt(),
+            mae: self.abs / n as f64,
+            loss,
+        }
+    }
+}
+
 impl Evaluation {
     /// Scores row-major `logits` (`labels.len() * class_names.len()` values) against `labels`.
     ///
@@ -76,16 +197,15 @@ impl Evaluation {
     /// assert_eq!(e.per_class[1].recall, 0.0);
     /// ```
     pub fn from_logits(logits: &[f32], labels: &[usize], class_names: &[String]) -> Self {
+        let mut acc = ClassificationTally::new(class_names.len());
+        acc.add(logits, labels);
+        acc.finish(class_names)
+    }
+
+    /// Scores from a finished [`ClassificationTally`].
+    fn from_tally(t: &ClassificationTally, class_names: &[String]) -> Self {
         let k = class_names.len();
-        let probs = softmax_rows(logits, k);
-        let predicted = argmax_rows(logits, k);
-        let n = labels.len();
-        let mut confusion = vec![vec![0usize; k]; k];
-        let mut loss = 0f64;
-        for (i, (&truth, &pred)) in labels.iter().zip(&predicted).enumerate() {
-            confusion[truth][pred] += 1;
-            loss -= f64::from(probs[i * k + truth].max(1e-12)).ln();
-        }
+        let (n, loss, confusion) = (t.rows, t.loss_sum, t.confusion.clone());
         let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let per_class: Vec<ClassMetrics> = class_names
@@ -198,35 +318,9 @@ impl RegressionEvaluation {
     /// assert!((e.r2 - 0.25).abs() < 1e-12);
     /// ```
     pub fn from_values(predicted: &[f32], truth: &[f32], loss: f64) -> Self {
-        let n = truth.len();
-        if n == 0 {
-            return RegressionEvaluation {
-                rows: 0,
-                r2: 0.0,
-                rmse: 0.0,
-                mae: 0.0,
-                loss,
-            };
-        }
-        let mean = truth.iter().map(|&y| f64::from(y)).sum::<f64>() / n as f64;
-        let (mut ss_res, mut ss_tot, mut abs) = (0f64, 0f64, 0f64);
-        for (&p, &y) in predicted.iter().zip(truth) {
-            let (p, y) = (f64::from(p), f64::from(y));
-            ss_res += (y - p).powi(2);
-            ss_tot += (y - mean).powi(2);
-            abs += (y - p).abs();
-        }
-        RegressionEvaluation {
-            rows: n,
-            r2: if ss_tot > 0.0 {
-                1.0 - ss_res / ss_tot
-            } else {
-                0.0
-            },
-            rmse: (ss_res / n as f64).sqrt(),
-            mae: abs / n as f64,
-            loss,
-        }
+        let mut t = RegressionTally::default();
+        t.add(predicted, truth);
+        t.finish(loss)
     }
 
     /// One line: rows, R², RMSE, MAE, loss.
@@ -399,5 +493,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(back.accuracy(), Some(1.0));
+    }
+
+    proptest::proptest! {
+        /// Tallying in chunks (how `evaluate` streams a file) gives the scores of the whole.
+        #[test]
+        fn chunked_tallies_equal_the_whole(
+            rows in proptest::collection::vec((proptest::array::uniform3(-20f32..20.0), 0usize..3, -1e3f32..1e3), 1..200),
+            cut in 0usize..200,
+        ) {
+            let cut = cut.min(rows.len());
+            let logits: Vec<f32> = rows.iter().flat_map(|r| r.0).collect();
+            let labels: Vec<usize> = rows.iter().map(|r| r.1).collect();
+            let mut t = ClassificationTally::new(3);
+            t.add(&logits[..cut * 3], &labels[..cut]);
+            t.add(&logits[cut * 3..], &labels[cut..]);
+            let whole = Evaluation::from_logits(&logits, &labels, &names());
+            let chunked = t.finish(&names());
+            proptest::prop_assert_eq!(&chunked.confusion, &whole.confusion);
+            proptest::prop_assert!((chunked.loss - whole.loss).abs() <= 1e-9 * whole.loss.abs().max(1.0));
+
+            let truth: Vec<f32> = rows.iter().map(|r| r.2).collect();
+            let predicted: Vec<f32> = rows.iter().map(|r| r.0[0] * 10.0).collect();
+            // The two-pass definition, independently of the tally.
+            let n = truth.len() as f64;
+            let mean = truth.iter().map(|&y| f64::from(y)).sum::<f64>() / n;
+            let ss_tot: f64 = truth.iter().map(|&y| (f64::from(y) - mean).powi(2)).sum();
+            let ss_res: f64 = truth.iter().zip(&predicted).map(|(&y, &p)| (f64::from(y) - f64::from(p)).powi(2)).sum();
+            let mut r = RegressionTally::default();
+            r.add(&predicted[..cut], &truth[..cut]);
+            r.add(&predicted[cut..], &truth[cut..]);
+            let e = r.finish(0.0);
+            proptest::prop_assert!((e.rmse - (ss_res / n).sqrt()).abs() <= 1e-9 * e.rmse.max(1.0));
+            if ss_tot > 1e-6 {
+                let r2 = 1.0 - ss_res / ss_tot;
+                proptest::prop_assert!((e.r2 - r2).abs() <= 1e-9 * r2.abs().max(1.0), "{} vs {}", e.r2, r2);
+            }
+        }
     }
 }

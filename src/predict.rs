@@ -13,7 +13,7 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
-use crate::metrics::{Evaluation, RegressionEvaluation, Scores, argmax_rows, softmax_rows};
+use crate::metrics::{ClassificationTally, RegressionTally, Scores, argmax_rows, softmax_rows};
 use crate::model::Mlp;
 
 /// Largest batch accepted in one call, so one request cannot exhaust memory.
@@ -336,10 +336,9 @@ impl<B: Backend> Predictor<B> {
         let label = self.meta.label.clone();
         let mut dropped = 0usize;
         let mut unseen = Unseen::default();
-        let mut class_outputs: Vec<f32> = Vec::new();
-        let mut class_labels: Vec<usize> = Vec::new();
-        let mut predicted: Vec<f32> = Vec::new();
-        let mut truth: Vec<f32> = Vec::new();
+        // Scores are tallied chunk by chunk: memory stays flat whatever the file's size.
+        let mut classification = ClassificationTally::new(self.classes().len());
+        let mut regression = RegressionTally::default();
         let mut loss_sum = 0f64;
         let mut rows_seen = 0usize;
         for chunk in self.open_rows(source, false)? {
@@ -373,6 +372,7 @@ impl<B: Backend> Predictor<B> {
             match self.meta.task {
                 Task::Classification => {
                     let mut unknown: Vec<String> = Vec::new();
+                    let mut class_labels = Vec::with_capacity(t.rows());
                     for i in 0..t.rows() {
                         let v = col.text(i).unwrap_or_default();
                         match self.classes().iter().position(|c| *c == v) {
@@ -395,19 +395,20 @@ impl<B: Backend> Predictor<B> {
                             self.classes().join(", ")
                         )));
                     }
-                    class_outputs.extend_from_slice(&out);
+                    classification.add(&out, &class_labels);
                 }
                 Task::Regression => {
                     let s = self.target_scaling();
                     let ColumnData::Numeric(y) = col else {
                         return Err(data_err(format!("label `{label}` is not numeric")));
                     };
+                    let mut predicted = Vec::with_capacity(out.len());
                     for (&o, &y) in out.iter().zip(y) {
                         let r = f64::from(o) - f64::from((y - s.mean) / s.std);
                         loss_sum += r * r;
                         predicted.push(o * s.std + s.mean);
-                        truth.push(y);
                     }
+                    regression.add(&predicted, y);
                 }
             }
         }
@@ -416,28 +417,21 @@ impl<B: Backend> Predictor<B> {
         }
         let evaluation = match self.meta.task {
             Task::Classification => {
-                if class_labels.is_empty() {
+                if classification.rows() == 0 {
                     return Err(data_err(format!(
                         "every row's label (`{label}`) is missing"
                     )));
                 }
-                Scores::Classification(Evaluation::from_logits(
-                    &class_outputs,
-                    &class_labels,
-                    self.classes(),
-                ))
+                Scores::Classification(classification.finish(self.classes()))
             }
             Task::Regression => {
-                if truth.is_empty() {
+                if regression.rows() == 0 {
                     return Err(data_err(format!(
                         "every row's label (`{label}`) is missing"
                     )));
                 }
-                Scores::Regression(RegressionEvaluation::from_values(
-                    &predicted,
-                    &truth,
-                    loss_sum / truth.len() as f64,
-                ))
+                let loss = loss_sum / regression.rows() as f64;
+                Scores::Regression(regression.finish(loss))
             }
         };
         Ok(EvaluationReport {
