@@ -324,6 +324,7 @@ mod tests {
         );
         let device = backend::init(false).unwrap().device;
         let cv = |d: Dataset| {
+            let _training = crate::training_lock();
             CrossValidationRun::with_test_split(d, config.clone(), "t", 3, split.clone())
                 .unwrap()
                 .run::<TrainBackend>(&device, &mut (), &Interrupter::new())

@@ -61,6 +61,15 @@ pub use metadata::Metadata;
 pub use pipeline::{EvaluationReport, TrainRun, evaluate, train_and_save};
 pub use predict::Predictor;
 
+/// Serialises the unit tests that train in this process: Burn's backends draw initial weights and
+/// dropout masks from one generator per process, so two trainings on parallel test threads would
+/// interleave their draws and neither would be reproducible. Hold it for the whole of a training.
+#[cfg(test)]
+pub(crate) fn training_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod layering {
     //! The module list above is the data flow: each module may import only modules listed

@@ -18,6 +18,7 @@ fn train(dir: &Path, edit: impl FnOnce(&mut TrainConfig)) -> Metadata {
     config.training.epochs = 20;
     config.output.dir = dir.to_path_buf();
     edit(&mut config);
+    let _training = crate::training_lock();
     train_and_save(config).unwrap()
 }
 

@@ -30,6 +30,7 @@ fn model_dir() -> &'static Path {
         let mut config = crate::TrainConfig::default();
         config.training.epochs = 150;
         config.output.dir = dir.path().join("model");
+        let _training = crate::training_lock();
         crate::train_and_save(config).expect("training the test model");
         let path = dir.path().join("model");
         (dir, path)
@@ -925,6 +926,7 @@ fn table_model(
                 .collect();
             config.training.epochs = 60;
             config.output.dir = dir.path().join("model");
+            let _training = crate::training_lock();
             crate::train_and_save(config).expect("training the table model");
             let path = dir.path().join("model");
             (dir, path)
