@@ -225,6 +225,7 @@ save()
 
 
 out_dir = Path(a.out_dir)
+out_dir.mkdir(parents=True, exist_ok=True)
 if a.render:
     results = json.loads(Path(a.render).read_text())
 save()
