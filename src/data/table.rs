@@ -149,6 +149,23 @@ impl Table {
         self.columns.iter().position(|c| c.name == name)
     }
 
+    /// The values row-major `[rows, columns]`, when every column is numeric (`None` otherwise).
+    pub fn numeric_row_major(&self) -> Option<Vec<f32>> {
+        let columns: Vec<&Vec<f32>> = self
+            .columns
+            .iter()
+            .map(|c| match &c.data {
+                ColumnData::Numeric(v) => Some(v),
+                ColumnData::Text { .. } => None,
+            })
+            .collect::<Option<_>>()?;
+        Some(
+            (0..self.rows)
+                .flat_map(|r| columns.iter().map(move |c| c[r]))
+                .collect(),
+        )
+    }
+
     /// Column names, in order.
     pub fn names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()

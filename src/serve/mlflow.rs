@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use super::json::{RawColumn, cut, truncate};
 use super::limits::{self, MediaType};
 use super::{ApiError, Shared, Task};
-use crate::data::{Column, ColumnData, Encoder, Encoding, Table};
+use crate::data::{Column, Encoder, Encoding, Table};
 use crate::predict::RowPrediction;
 
 /// The JSON input fields of MLflow's scoring protocol.
@@ -57,20 +57,7 @@ pub struct Invocation {
 impl Invocation {
     /// The feature values row-major `[rows, features]`, when every feature is numeric.
     pub fn numeric_values(&self) -> Option<Vec<f32>> {
-        let columns: Vec<&Vec<f32>> = self
-            .table
-            .columns
-            .iter()
-            .map(|c| match &c.data {
-                ColumnData::Numeric(v) => Some(v),
-                ColumnData::Text { .. } => None,
-            })
-            .collect::<Option<_>>()?;
-        Some(
-            (0..self.rows)
-                .flat_map(|r| columns.iter().map(move |c| c[r]))
-                .collect(),
-        )
+        self.table.numeric_row_major()
     }
 }
 
@@ -528,6 +515,7 @@ pub(crate) async fn version() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::ColumnData;
     use axum::http::StatusCode;
 
     /// A model of two numeric features, `a` and `b`.

@@ -265,20 +265,7 @@ pub struct InferRequest {
 impl InferRequest {
     /// The feature values row-major `[rows, features]`, when every column was sent as numbers.
     pub fn numeric_values(&self) -> Option<Vec<f32>> {
-        let columns: Vec<&Vec<f32>> = self
-            .table
-            .columns
-            .iter()
-            .map(|c| match &c.data {
-                ColumnData::Numeric(v) => Some(v),
-                ColumnData::Text { .. } => None,
-            })
-            .collect::<Option<_>>()?;
-        Some(
-            (0..self.rows)
-                .flat_map(|r| columns.iter().map(move |c| c[r]))
-                .collect(),
-        )
+        self.table.numeric_row_major()
     }
 }
 
