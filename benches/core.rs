@@ -30,7 +30,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("100 epochs, iris, full batch (elements = epochs)", |b| {
         b.iter(|| {
             train::fit::<TrainBackend>(
-                &prepared,
+                prepared.clone(),
                 &config,
                 &device,
                 &mut (),

@@ -7,6 +7,8 @@
 #   scripts/bench.sh                 # everything but image builds (about 4 minutes)
 #   scripts/bench.sh --images        # also cold and code-change image builds
 #   scripts/bench.sh --tabular-only  # only the real tables
+#   scripts/bench.sh --scale [ARGS]  # only data at scale against PyTorch (bench/scale.py ARGS;
+#                                    # about 10 minutes with the 5M-row growth step)
 #
 # Installs what it needs: wrk, hyperfine and GNU time (apt, as root) and the Python peers
 # (PyPI, into a throwaway virtualenv under target/).
@@ -35,6 +37,12 @@ fi
     scikit-learn==1.9.1 numpy==2.4.6 pandas==3.1.1 flask==3.1.3 gunicorn==27.0.1 joblib==1.6.0
 
 cargo build --release --locked --quiet
+if [ "${1:-}" = --scale ]; then
+    shift
+    # The PyTorch peer: torch from PyPI (its CPU kernels; run at iris-trainer's thread count).
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.15.0
+    exec "$venv/bin/python" bench/scale.py --python "$venv/bin/python" "$@"
+fi
 if [ "${1:-}" = --tabular-only ]; then
     exec "$venv/bin/python" bench/tabular.py
 fi

@@ -119,14 +119,24 @@ slim_rootfs() { # DIR: like the official slim images: no docs, man pages or tran
         'Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";' >"$dir/etc/apt/apt.conf.d/docker-clean"
 }
 
+RUST_STANDIN=0
+pullable "$RUST_IMAGE" || RUST_STANDIN=1
 if ! pullable "$RUNTIME_IMAGE"; then
-    step "stand-in for $RUNTIME_IMAGE (debootstrap trixie)"
-    standin_rootfs trixie "$WORK/debian"
+    # The GPU image's binary links glibc dynamically, so its runtime needs a glibc at least as
+    # new as its builder's. With the real images both are trixie (glibc 2.41). The only Rust of
+    # the tag's version here is Debian sid's (glibc 2.43, below), so then the runtime stand-in
+    # is sid too: a trixie one would refuse the binary ("GLIBC_2.43 not found").
+    suite=trixie
+    ((RUST_STANDIN)) && suite=sid
+    step "stand-in for $RUNTIME_IMAGE (debootstrap $suite)"
+    standin_rootfs "$suite" "$WORK/debian"
     slim_rootfs "$WORK/debian"
+    # Valid-Until: a mirror's copy of sid may be older than its Release file allows.
+    [ "$suite" = sid ] && echo 'Acquire::Check-Valid-Until "false";' >"$WORK/debian/etc/apt/apt.conf.d/99-standin"
     tar -C "$WORK/debian" -c . | docker import - "docker.io/library/$RUNTIME_IMAGE" >/dev/null
     rm -rf "$WORK/debian"
 fi
-if ! pullable "$RUST_IMAGE"; then
+if ((RUST_STANDIN)); then
     # The official image has rustup, which adds the arm64 standard library on demand; rustup
     # cannot fetch it here, so the stand-in is Debian's own Rust (sid ships the same version
     # as the image's tag) with Debian's arm64 standard library and cross C toolchain.

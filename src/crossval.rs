@@ -213,7 +213,7 @@ impl CrossValidationRun {
             // The fold's own rows take the place of the test rows: reported after every epoch,
             // never used for a decision inside the fold.
             let fitted = train::fit::<B>(
-                &prepared,
+                prepared,
                 &self.config,
                 device,
                 observer,

@@ -171,21 +171,21 @@ impl TrainRun {
             .map(|cv| cv.run::<B>(device, observer, interrupter))
             .transpose()?;
         let mut checkpoints = out.checkpoints(&lock);
+        // What the metadata needs of the data; the rows themselves move to the device.
+        let (task, classes, preprocessor, target_scaling) = (
+            prepared.task,
+            prepared.classes.clone(),
+            prepared.preprocessor.clone(),
+            prepared.target_scaling,
+        );
         let fitted = train::fit::<B>(
-            &prepared,
+            prepared,
             &config,
             device,
             observer,
             interrupter,
             &mut checkpoints,
         )?;
-        let Prepared {
-            task,
-            classes,
-            preprocessor,
-            target_scaling,
-            ..
-        } = prepared;
         let metadata = Metadata {
             format_version: FORMAT_VERSION,
             created_by: format!("iris-trainer {}", env!("CARGO_PKG_VERSION")),

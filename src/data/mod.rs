@@ -251,6 +251,33 @@ pub struct TableReader {
     inner: ReaderKind,
     hasher: Arc<Mutex<Sha256>>,
     as_input: bool,
+    size: SizeHint,
+}
+
+/// What is known of a table's size before its rows are read, to size the columns once.
+#[derive(Debug, Clone, Copy)]
+enum SizeHint {
+    /// The row count (a Parquet footer says it).
+    Rows(usize),
+    /// The bytes of an uncompressed file.
+    Bytes(u64),
+    Unknown,
+}
+
+impl SizeHint {
+    /// The rows to expect in all, given that a first chunk of `rows` rows came from `bytes`
+    /// bytes of the file (2 % more than the file's size suggests: rows vary in length).
+    fn rows(self, rows: usize, bytes: usize) -> Option<usize> {
+        match self {
+            SizeHint::Rows(n) => Some(n),
+            SizeHint::Bytes(total) if bytes > 0 && rows > 0 => {
+                let estimate = total as f64 / bytes as f64 * rows as f64 * 1.02;
+                // Never more than one row per two bytes of the file.
+                Some((estimate as usize).min((total / 2) as usize + 1))
+            }
+            _ => None,
+        }
+    }
 }
 
 enum ReaderKind {
@@ -356,6 +383,7 @@ impl TableReader {
                     names: file.names.clone(),
                     format: "Parquet".into(),
                     name,
+                    size: SizeHint::Rows(file.rows()),
                     inner: ReaderKind::Parquet(file),
                     hasher: opened.hasher,
                     as_input,
@@ -389,6 +417,12 @@ impl TableReader {
                         "no header"
                     }
                 );
+                let size = match (&opened.path, opened.format) {
+                    (Some(p), Format::Csv) => {
+                        std::fs::metadata(p).map_or(SizeHint::Unknown, |m| SizeHint::Bytes(m.len()))
+                    }
+                    _ => SizeHint::Unknown,
+                };
                 Ok(TableReader {
                     names: file.names.clone(),
                     format,
@@ -396,6 +430,7 @@ impl TableReader {
                     inner: ReaderKind::Csv(file),
                     hasher: opened.hasher,
                     as_input,
+                    size,
                 })
             }
         }
@@ -450,12 +485,25 @@ impl TableReader {
     /// Reads every row into one table; returns it with the SHA-256 of the file's bytes.
     pub fn read_all(self, kinds: &[ColumnKind]) -> Result<(Table, String)> {
         let name = self.name.clone();
+        let self_size = self.size;
         let mut chunks = self.chunks(kinds)?;
+        let size = self_size;
         let mut builder = TableBuilder::new();
+        let mut first = true;
         for chunk in chunks.by_ref() {
+            let chunk = chunk?;
+            let rows = chunk.table.rows();
+            let bytes = chunk.bytes;
             builder
-                .push(chunk?.table)
+                .push(chunk.table)
                 .map_err(|c| Error::Internal(format!("{name}: chunks disagree on column `{c}`")))?;
+            if std::mem::take(&mut first) {
+                // Columns sized once for the whole file: growing them by doubling would hold
+                // up to twice the table at the moment a column moves.
+                if let Some(total) = size.rows(rows, bytes) {
+                    builder.reserve(total.saturating_sub(rows));
+                }
+            }
         }
         // Drain what the reader did not need (a trailing remainder), so the hash covers the file.
         Ok((builder.finish(), chunks.sha256()))
@@ -541,8 +589,27 @@ impl Dataset {
             .data;
         let target = match schema.task {
             Task::Classification => {
-                let mut names: Vec<String> = (0..label.len())
-                    .filter_map(|i| label.text(i))
+                // Each row's value as a key (a text code, or a number's bits), each distinct
+                // key written out once: no string per row.
+                let key = |i: usize| -> u32 {
+                    match label {
+                        ColumnData::Text { codes, .. } => codes[i],
+                        ColumnData::Numeric(v) if v[i] == 0.0 => 0,
+                        ColumnData::Numeric(v) => v[i].to_bits(),
+                    }
+                };
+                let mut texts: std::collections::HashMap<u32, String> =
+                    std::collections::HashMap::new();
+                for i in 0..label.len() {
+                    if let std::collections::hash_map::Entry::Vacant(e) = texts.entry(key(i))
+                        && let Some(t) = label.text(i)
+                    {
+                        e.insert(t);
+                    }
+                }
+                let mut names: Vec<String> = texts
+                    .values()
+                    .cloned()
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .collect();
@@ -559,21 +626,19 @@ impl Dataset {
                     .enumerate()
                     .map(|(i, n)| (n.as_str(), i))
                     .collect();
+                let class_of: std::collections::HashMap<u32, usize> = texts
+                    .iter()
+                    .map(|(&k, t)| (k, index.get(t.as_str()).copied().unwrap_or(0)))
+                    .collect();
                 let labels = match label {
                     ColumnData::Text { codes, levels } => {
-                        let map: Vec<usize> = levels
-                            .iter()
-                            .map(|l| index.get(l.as_str()).copied().unwrap_or(0))
+                        let map: Vec<usize> = (0..levels.len() as u32)
+                            .map(|c| class_of.get(&c).copied().unwrap_or(0))
                             .collect();
                         codes.iter().map(|&c| map[c as usize]).collect()
                     }
                     ColumnData::Numeric(_) => (0..label.len())
-                        .map(|i| {
-                            label
-                                .text(i)
-                                .and_then(|t| index.get(t.as_str()).copied())
-                                .unwrap_or(0)
-                        })
+                        .map(|i| class_of.get(&key(i)).copied().unwrap_or(0))
                         .collect(),
                 };
                 Target::Classes { names, labels }
@@ -655,22 +720,15 @@ impl Dataset {
                 String::new()
             }
         );
-        let mut t = self.table.clone();
         // The label column is gone from the features; show it from the target.
-        match &self.target {
-            Target::Numbers(v) => t.columns.push(Column {
-                name: self.schema.label.clone(),
-                data: ColumnData::Numeric(v.clone()),
-            }),
-            Target::Classes { names, labels } => t.columns.push(Column {
-                name: self.schema.label.clone(),
-                data: ColumnData::Text {
-                    codes: labels.iter().map(|&l| l as u32).collect(),
-                    levels: names.clone(),
-                },
-            }),
-        }
-        s.push_str(&self.schema.describe(&t));
+        let label = match &self.target {
+            Target::Numbers(v) => ColumnData::Numeric(v.clone()),
+            Target::Classes { names, labels } => ColumnData::Text {
+                codes: labels.iter().map(|&l| l as u32).collect(),
+                levels: names.clone(),
+            },
+        };
+        s.push_str(&self.schema.describe(&self.table, Some(&label)));
         s
     }
 }
@@ -721,8 +779,6 @@ pub struct Prepared {
     pub valid: Option<Part>,
     /// Held-out rows, reported, never used for a decision.
     pub test: Part,
-    /// The whole training split (train + valid) when there is a validation split.
-    pub train_all: Option<Part>,
 }
 
 impl Prepared {
@@ -857,14 +913,6 @@ impl Prepared {
             y: labels(fit_rows),
         };
         let valid = valid_rows.map(encode).transpose()?;
-        let train_all = match valid_rows {
-            Some(v) => {
-                let mut all: Vec<usize> = fit_rows.iter().chain(v).copied().collect();
-                all.sort_unstable();
-                Some(encode(&all)?)
-            }
-            None => None,
-        };
         let test = encode(test_rows)?;
         Ok(Prepared {
             task: data.schema.task,
@@ -874,7 +922,6 @@ impl Prepared {
             train,
             valid,
             test,
-            train_all,
         })
     }
 }

@@ -59,6 +59,7 @@ pub struct ParquetFile {
     types: Vec<DataType>,
     bytes: Bytes,
     missing: Vec<String>,
+    rows: usize,
 }
 
 impl ParquetFile {
@@ -77,7 +78,13 @@ impl ParquetFile {
                 .collect(),
             bytes,
             missing: missing.to_vec(),
+            rows: usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0),
         })
+    }
+
+    /// Rows in the file, from its footer.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// Reads the columns not skipped, in chunks of up to 65,536 rows.
@@ -299,6 +306,7 @@ impl Iterator for ParquetChunks {
                 let chunk = Chunk {
                     first_row: self.row,
                     table,
+                    bytes: 0,
                 };
                 self.row += batch.num_rows();
                 Some(Ok(chunk))

@@ -322,6 +322,9 @@ pub struct Preprocessor {
 }
 
 /// Rows of `n` given as a list, or all.
+/// Rows encoded at a time: their inputs (4,096 rows of 32 inputs: 512 KiB) stay in cache.
+const ENCODE_BLOCK_ROWS: usize = 4096;
+
 fn row_at(rows: Option<&[usize]>, i: usize) -> usize {
     rows.map_or(i, |r| r[i])
 }
@@ -386,143 +389,180 @@ impl Preprocessor {
         let w = self.width();
         let mut out = vec![0f32; n * w];
         let mut unseen = Unseen::default();
-        let mut offset = 0;
-        for enc in &self.encoding.columns {
-            let name = enc.name();
-            let col = &table
-                .column(name)
-                .ok_or_else(|| EncodeError {
-                    row: 0,
+        let cols = self
+            .encoding
+            .columns
+            .iter()
+            .map(|enc| {
+                table
+                    .column(enc.name())
+                    .map(|c| &c.data)
+                    .ok_or_else(|| EncodeError {
+                        row: 0,
+                        column: enc.name().to_string(),
+                        message: format!(
+                            "the column is missing; the model needs {}",
+                            self.encoding.feature_names().join(", ")
+                        ),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // A categorical column's own codes mapped to the model's inputs once, not per row.
+        let maps: Vec<(Vec<Option<usize>>, Vec<String>)> = self
+            .encoding
+            .columns
+            .iter()
+            .zip(&cols)
+            .map(|(enc, col)| match (enc, col) {
+                (Encoder::Categorical { levels, .. }, ColumnData::Text { levels: own, .. }) => (
+                    own.iter()
+                        .map(|l| levels.iter().position(|x| x == l))
+                        .collect(),
+                    own.clone(),
+                ),
+                _ => (Vec::new(), Vec::new()),
+            })
+            .collect();
+        // Per column: values not seen in training, and up to five of them.
+        let mut unknown: Vec<(u64, Vec<String>)> = vec![(0, Vec::new()); cols.len()];
+        // Rows are encoded a block at a time, every column of the block before the next block:
+        // the block's rows of the output stay in cache while each column fills its inputs.
+        for lo in (0..n).step_by(ENCODE_BLOCK_ROWS) {
+            let block = lo..(lo + ENCODE_BLOCK_ROWS).min(n);
+            let mut offset = 0;
+            for (((enc, &col), (map, names)), (count, examples)) in self
+                .encoding
+                .columns
+                .iter()
+                .zip(&cols)
+                .zip(&maps)
+                .zip(&mut unknown)
+            {
+                let name = enc.name();
+                let err = |row: usize, message: String| EncodeError {
+                    row,
                     column: name.to_string(),
-                    message: format!(
-                        "the column is missing; the model needs {}",
-                        self.encoding.feature_names().join(", ")
-                    ),
-                })?
-                .data;
-            let err = |row: usize, message: String| EncodeError {
-                row,
-                column: name.to_string(),
-                message,
-            };
-            match enc {
-                Encoder::Numeric {
-                    fill, indicator, ..
-                } => {
-                    for i in 0..n {
-                        let r = row_at(rows, i);
-                        let v = match col {
-                            ColumnData::Numeric(v) => v[r],
-                            ColumnData::Text { codes, levels } => match codes[r] {
-                                MISSING => f32::NAN,
-                                c => parse_text_number(
-                                    &levels[c as usize],
-                                    &self.encoding.missing_values,
-                                )
-                                .map_err(|m| err(i, m))?,
-                            },
-                        };
-                        let cell = &mut out[i * w + offset..];
-                        if v.is_nan() {
-                            cell[0] = *fill;
-                            if *indicator {
-                                cell[1] = 1.0;
+                    message,
+                };
+                match enc {
+                    Encoder::Numeric {
+                        fill, indicator, ..
+                    } => {
+                        for i in block.clone() {
+                            let r = row_at(rows, i);
+                            let v = match col {
+                                ColumnData::Numeric(v) => v[r],
+                                ColumnData::Text { codes, levels } => match codes[r] {
+                                    MISSING => f32::NAN,
+                                    c => parse_text_number(
+                                        &levels[c as usize],
+                                        &self.encoding.missing_values,
+                                    )
+                                    .map_err(|m| err(i, m))?,
+                                },
+                            };
+                            let cell = &mut out[i * w + offset..];
+                            if v.is_nan() {
+                                cell[0] = *fill;
+                                if *indicator {
+                                    cell[1] = 1.0;
+                                }
+                            } else {
+                                cell[0] = v;
                             }
-                        } else {
-                            cell[0] = v;
                         }
                     }
-                }
-                Encoder::Boolean { fill, .. } => {
-                    for i in 0..n {
-                        let r = row_at(rows, i);
-                        let v = match col {
-                            ColumnData::Numeric(v) if v[r].is_nan() => None,
-                            ColumnData::Numeric(v) => match v[r] {
-                                0.0 => Some(false),
-                                1.0 => Some(true),
-                                x => {
-                                    return Err(err(
-                                        i,
-                                        format!("{x} is not a boolean value (0 or 1)"),
-                                    ));
-                                }
-                            },
-                            ColumnData::Text { codes, levels } => match codes[r] {
-                                MISSING => None,
-                                c => {
-                                    let l = &levels[c as usize];
-                                    if self.encoding.missing_values.iter().any(|m| m == l.trim()) {
-                                        None
-                                    } else {
-                                        Some(boolean_value(l).ok_or_else(|| {
+                    Encoder::Boolean { fill, .. } => {
+                        for i in block.clone() {
+                            let r = row_at(rows, i);
+                            let v = match col {
+                                ColumnData::Numeric(v) if v[r].is_nan() => None,
+                                ColumnData::Numeric(v) => match v[r] {
+                                    0.0 => Some(false),
+                                    1.0 => Some(true),
+                                    x => {
+                                        return Err(err(
+                                            i,
+                                            format!("{x} is not a boolean value (0 or 1)"),
+                                        ));
+                                    }
+                                },
+                                ColumnData::Text { codes, levels } => match codes[r] {
+                                    MISSING => None,
+                                    c => {
+                                        let l = &levels[c as usize];
+                                        if self
+                                            .encoding
+                                            .missing_values
+                                            .iter()
+                                            .any(|m| m == l.trim())
+                                        {
+                                            None
+                                        } else {
+                                            Some(boolean_value(l).ok_or_else(|| {
                                             err(i, format!("`{l}` is not a boolean value (true/false, yes/no, y/n, t/f, 1/0)"))
                                         })?)
+                                        }
                                     }
-                                }
-                            },
-                        };
-                        out[i * w + offset] = match v {
-                            None => *fill,
-                            Some(b) => f32::from(u8::from(b)),
-                        };
-                    }
-                }
-                Encoder::Categorical {
-                    levels,
-                    missing_level,
-                    ..
-                } => {
-                    // The column's own codes mapped to the model's inputs once, not per row.
-                    let position = |value: &str| levels.iter().position(|l| l == value);
-                    let (map, names): (Vec<Option<usize>>, Vec<String>) = match col {
-                        ColumnData::Text { levels: own, .. } => {
-                            (own.iter().map(|l| position(l)).collect(), own.clone())
+                                },
+                            };
+                            out[i * w + offset] = match v {
+                                None => *fill,
+                                Some(b) => f32::from(u8::from(b)),
+                            };
                         }
-                        ColumnData::Numeric(_) => (Vec::new(), Vec::new()),
-                    };
-                    let missing_input = missing_level.then_some(levels.len());
-                    let mut count = 0u64;
-                    let mut examples: Vec<String> = Vec::new();
-                    for i in 0..n {
-                        let r = row_at(rows, i);
-                        let (slot, value) = match col {
-                            ColumnData::Text { codes, .. } => match codes[r] {
-                                MISSING => (missing_input, None),
-                                c => (map[c as usize], Some(c as usize)),
-                            },
-                            ColumnData::Numeric(v) if v[r].is_nan() => (missing_input, None),
-                            ColumnData::Numeric(v) => (position(&format_number(v[r])), None),
-                        };
-                        match slot {
-                            Some(j) => out[i * w + offset + j] = 1.0,
-                            None => {
-                                let is_missing = match col {
-                                    ColumnData::Text { codes, .. } => codes[r] == MISSING,
-                                    ColumnData::Numeric(v) => v[r].is_nan(),
-                                };
-                                if !is_missing {
-                                    count += 1;
-                                    if examples.len() < 5 {
-                                        let text = match (col, value) {
-                                            (_, Some(c)) => names[c].clone(),
-                                            (ColumnData::Numeric(v), _) => format_number(v[r]),
-                                            _ => String::new(),
-                                        };
-                                        if !examples.contains(&text) {
-                                            examples.push(text);
+                    }
+                    Encoder::Categorical {
+                        levels,
+                        missing_level,
+                        ..
+                    } => {
+                        let position = |value: &str| levels.iter().position(|l| l == value);
+                        let missing_input = missing_level.then_some(levels.len());
+                        for i in block.clone() {
+                            let r = row_at(rows, i);
+                            let (slot, value) = match col {
+                                ColumnData::Text { codes, .. } => match codes[r] {
+                                    MISSING => (missing_input, None),
+                                    c => (map[c as usize], Some(c as usize)),
+                                },
+                                ColumnData::Numeric(v) if v[r].is_nan() => (missing_input, None),
+                                ColumnData::Numeric(v) => (position(&format_number(v[r])), None),
+                            };
+                            match slot {
+                                Some(j) => out[i * w + offset + j] = 1.0,
+                                None => {
+                                    let is_missing = match col {
+                                        ColumnData::Text { codes, .. } => codes[r] == MISSING,
+                                        ColumnData::Numeric(v) => v[r].is_nan(),
+                                    };
+                                    if !is_missing {
+                                        *count += 1;
+                                        if examples.len() < 5 {
+                                            let text = match (col, value) {
+                                                (_, Some(c)) => names[c].clone(),
+                                                (ColumnData::Numeric(v), _) => format_number(v[r]),
+                                                _ => String::new(),
+                                            };
+                                            if !examples.contains(&text) {
+                                                examples.push(text);
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                    if count > 0 {
-                        unseen.columns.push((name.to_string(), count, examples));
-                    }
                 }
+                offset += enc.width();
             }
-            offset += enc.width();
+        }
+        for (enc, (count, examples)) in self.encoding.columns.iter().zip(unknown) {
+            if count > 0 {
+                unseen
+                    .columns
+                    .push((enc.name().to_string(), count, examples));
+            }
         }
         self.scaling.transform(&mut out);
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {

@@ -347,8 +347,9 @@ impl Schema {
         })
     }
 
-    /// A compact table of the decisions, for stderr at the start of training.
-    pub fn describe(&self, table: &Table) -> String {
+    /// A compact table of the decisions, for stderr at the start of training; `label` is the
+    /// label column's values when `table` no longer holds it.
+    pub fn describe(&self, table: &Table, label: Option<&ColumnData>) -> String {
         use std::fmt::Write;
         let w = self
             .columns
@@ -371,20 +372,18 @@ impl Schema {
             } else {
                 ("ignored", "-".to_string())
             };
-            let (missing, distinct) = match table.column(name).map(|c| &c.data) {
-                Some(ColumnData::Numeric(v)) => {
-                    let mut present: Vec<u32> = v
-                        .iter()
-                        .filter(|x| !x.is_nan())
-                        .map(|x| x.to_bits())
-                        .collect();
-                    present.sort_unstable();
-                    present.dedup();
-                    (
-                        (v.len() - v.iter().filter(|x| !x.is_nan()).count()).to_string(),
-                        present.len().to_string(),
-                    )
-                }
+            let data = table
+                .column(name)
+                .map(|c| &c.data)
+                .or(label.filter(|_| *name == self.label));
+            let (missing, distinct) = match data {
+                Some(ColumnData::Numeric(v)) => (
+                    v.iter().filter(|x| x.is_nan()).count().to_string(),
+                    match distinct_numbers(v, DESCRIBE_DISTINCT_CAP) {
+                        Some(n) => n.to_string(),
+                        None => format!(">{DESCRIBE_DISTINCT_CAP}"),
+                    },
+                ),
                 Some(ColumnData::Text { codes, levels }) => (
                     codes.iter().filter(|&&c| c == MISSING).count().to_string(),
                     present_levels(codes, levels).len().to_string(),
@@ -399,6 +398,23 @@ impl Schema {
         let _ = writeln!(s, "task: {} ({})", self.task, self.task_reason);
         s
     }
+}
+
+/// Distinct values counted exactly up to this many when describing the data; more is shown as
+/// `>10000` (counting every value of a continuous column of millions of rows is not worth it).
+pub const DESCRIBE_DISTINCT_CAP: usize = 10_000;
+
+/// The number of distinct present values in `v`, or `None` once there are more than `cap`.
+fn distinct_numbers(v: &[f32], cap: usize) -> Option<usize> {
+    let mut seen = std::collections::HashSet::with_capacity(cap.min(v.len()) + 1);
+    for x in v.iter().filter(|x| !x.is_nan()) {
+        // +0.0 and -0.0 are one value.
+        seen.insert(if *x == 0.0 { 0 } else { x.to_bits() });
+        if seen.len() > cap {
+            return None;
+        }
+    }
+    Some(seen.len())
 }
 
 /// Classification or regression, from the config or the label's values.

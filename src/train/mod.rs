@@ -10,6 +10,7 @@
 mod checkpoint;
 mod control;
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
@@ -29,10 +30,10 @@ pub use control::{EarlyStopping, Interrupter, Verdict};
 use checkpoint::{Adaptor, Checkpoint, CheckpointRef, OptimizerRecord};
 
 use crate::config::{RegressionLoss, TrainConfig};
-use crate::data::{Labels, Part, Prepared, TargetScaling, Task};
+use crate::data::{Labels, Prepared, TargetScaling, Task};
 use crate::error::{Error, Result};
 use crate::metadata::{EpochStats, SplitSizes};
-use crate::metrics::{Evaluation, RegressionEvaluation, Scores};
+use crate::metrics::{ClassificationTally, RegressionTally, Scores};
 use crate::model::{Mlp, MlpConfig};
 
 /// Told about a run as it goes; every method has an empty default.
@@ -103,9 +104,11 @@ pub fn mlp_config(data: &Prepared, config: &TrainConfig) -> MlpConfig {
     }
 }
 
-fn features_tensor<B: Backend>(p: &Part, device: &B::Device) -> Tensor<B, 2> {
-    let width = p.x.len().checked_div(p.rows).unwrap_or(0);
-    Tensor::from_data(TensorData::new(p.x.clone(), [p.rows, width]), device)
+/// A split's features as a device tensor. Takes the rows: on the CPU backend the tensor reuses
+/// their buffer (no copy), on a GPU they are uploaded and freed, so the host keeps no second copy.
+fn features_tensor<B: Backend>(x: Vec<f32>, rows: usize, device: &B::Device) -> Tensor<B, 2> {
+    let width = x.len().checked_div(rows).unwrap_or(0);
+    Tensor::from_data(TensorData::new(x, [rows, width]), device)
 }
 
 /// The targets of a split as the loss wants them: class indices or a `[rows, 1]` column.
@@ -115,14 +118,14 @@ enum Targets<B: Backend> {
 }
 
 impl<B: Backend> Targets<B> {
-    fn new(p: &Part, device: &B::Device) -> Self {
-        match &p.y {
+    fn new(labels: &Labels, device: &B::Device) -> Self {
+        match labels {
             Labels::Classes(l) => {
                 let v: Vec<i64> = l.iter().map(|&c| c as i64).collect();
-                Targets::Classes(Tensor::from_data(TensorData::new(v, [p.rows]), device))
+                Targets::Classes(Tensor::from_data(TensorData::new(v, [l.len()]), device))
             }
             Labels::Numbers(v) => Targets::Numbers(Tensor::from_data(
-                TensorData::new(v.clone(), [p.rows, 1]),
+                TensorData::new(v.clone(), [v.len(), 1]),
                 device,
             )),
         }
@@ -191,16 +194,38 @@ struct Scorer<'a> {
     huber_delta: f64,
 }
 
+/// Scores summed chunk by chunk (see [`Scorer::add`]).
+enum Tally {
+    Classes(ClassificationTally),
+    Numbers {
+        tally: RegressionTally,
+        loss_sum: f64,
+    },
+}
+
+/// Rows read back from the device at a time when scoring a split: bounds the host memory
+/// scoring needs, whatever the split's size.
+const SCORE_CHUNK_ROWS: usize = 65_536;
+
 impl Scorer<'_> {
-    /// Scores row-major `outputs` against `labels` (rows in the same order).
-    fn score(&self, outputs: &[f32], labels: &Labels) -> Scores {
-        match labels {
-            Labels::Classes(l) => {
-                Scores::Classification(Evaluation::from_logits(outputs, l, self.classes))
+    fn tally(&self) -> Tally {
+        if self.classes.is_empty() {
+            Tally::Numbers {
+                tally: RegressionTally::default(),
+                loss_sum: 0.0,
             }
-            Labels::Numbers(y) => {
-                let n = y.len().max(1) as f64;
-                let loss = outputs
+        } else {
+            Tally::Classes(ClassificationTally::new(self.classes.len()))
+        }
+    }
+
+    /// Adds row-major `outputs` of the rows `rows` of `labels`.
+    fn add(&self, tally: &mut Tally, outputs: &[f32], labels: &Labels, rows: Range<usize>) {
+        match (tally, labels) {
+            (Tally::Classes(t), Labels::Classes(l)) => t.add(outputs, &l[rows]),
+            (Tally::Numbers { tally, loss_sum }, Labels::Numbers(y)) => {
+                let y = &y[rows];
+                *loss_sum += outputs
                     .iter()
                     .zip(y)
                     .map(|(&p, &t)| {
@@ -213,48 +238,84 @@ impl Scorer<'_> {
                             }
                         }
                     })
-                    .sum::<f64>()
-                    / n;
+                    .sum::<f64>();
                 let s = self.target.unwrap_or(TargetScaling {
                     mean: 0.0,
                     std: 1.0,
                 });
                 let unscale =
                     |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| x * s.std + s.mean).collect() };
-                Scores::Regression(RegressionEvaluation::from_values(
-                    &unscale(outputs),
-                    &unscale(y),
-                    loss,
-                ))
+                tally.add(&unscale(outputs), &unscale(y));
+            }
+            // The tally is made for the task the labels come from.
+            _ => {}
+        }
+    }
+
+    fn finish(&self, tally: &Tally) -> Scores {
+        match tally {
+            Tally::Classes(t) => Scores::Classification(t.finish(self.classes)),
+            Tally::Numbers { tally, loss_sum } => {
+                let loss = loss_sum / tally.rows().max(1) as f64;
+                Scores::Regression(tally.finish(loss))
             }
         }
     }
 }
 
-/// Scores a model (without dropout) on an encoded split in one forward pass.
-fn score<B: Backend>(model: &Mlp<B>, x: &Tensor<B, 2>, part: &Part, scorer: Scorer) -> Scores {
-    scorer.score(&model.logits_to_host(x.clone()), &part.y)
+/// Adds the outputs of a model (without dropout) on `x`, whose rows are `labels`, to `tally`,
+/// reading them back a chunk at a time; `false` when an output is not finite.
+fn add_scores<B: Backend>(
+    model: &Mlp<B>,
+    x: &Tensor<B, 2>,
+    labels: &Labels,
+    scorer: Scorer,
+    tally: &mut Tally,
+) -> bool {
+    let rows = x.dims()[0];
+    for start in (0..rows).step_by(SCORE_CHUNK_ROWS) {
+        let end = (start + SCORE_CHUNK_ROWS).min(rows);
+        let chunk = if start == 0 && end == rows {
+            x.clone()
+        } else {
+            x.clone().slice(start..end)
+        };
+        let outputs = model.logits_to_host(chunk);
+        if outputs.iter().any(|v| !v.is_finite()) {
+            return false;
+        }
+        scorer.add(tally, &outputs, labels, start..end);
+    }
+    true
 }
 
-/// The labels of `part` in the order `order` lists its rows.
-fn reordered(part: &Part, order: &[usize]) -> Labels {
-    match &part.y {
-        Labels::Classes(l) => Labels::Classes(order.iter().map(|&i| l[i]).collect()),
-        Labels::Numbers(v) => Labels::Numbers(order.iter().map(|&i| v[i]).collect()),
-    }
+/// Scores a model (without dropout) on an encoded split.
+fn score<B: Backend>(model: &Mlp<B>, x: &Tensor<B, 2>, labels: &Labels, scorer: Scorer) -> Scores {
+    let mut tally = scorer.tally();
+    add_scores(model, x, labels, scorer, &mut tally);
+    scorer.finish(&tally)
+}
+
+/// An epoch's training figures, from the outputs each batch was trained on.
+struct EpochFigures {
+    loss: f64,
+    accuracy: Option<f64>,
+    r2: Option<f64>,
 }
 
 /// One pass over the training rows in (shuffled) batches, updating the model.
 ///
-/// The rows live on the device from the start. An epoch puts them in its batch order with one
-/// gather on the device (only the order's indices travel), then every batch is a contiguous
-/// slice of that copy. The outputs each batch was trained on stay on the device and are read
-/// back once, at the end of the epoch, to score it.
+/// The rows live on the device from the start; each batch gathers its rows there (only the
+/// batch's row numbers travel), as PyTorch's samplers do, so no shuffled copy of the whole split
+/// is made. Each batch's loss (and its count of correct predictions, or its squared error) stays
+/// on the device; they are read back together once, at the end of the epoch.
 struct Epoch<'a, B: AutodiffBackend> {
     x: &'a Tensor<B::InnerBackend, 2>,
     y: &'a Targets<B::InnerBackend>,
-    part: &'a Part,
-    /// The epoch's row order; `None`: as stored (full batch).
+    rows: usize,
+    /// The sum of squares of the training targets about their mean (regression), for R².
+    target_m2: f64,
+    /// The epoch's row order; `None`: as stored.
     order: Option<&'a [usize]>,
     batch: usize,
     learning_rate: f64,
@@ -270,71 +331,112 @@ impl<B: AutodiffBackend> Epoch<'_, B> {
         optim: &mut O,
         device: &B::Device,
         interrupter: &Interrupter,
-    ) -> Option<(Mlp<B>, Vec<f32>)> {
-        let n = self.part.rows;
-        let (x, y) = match self.order {
-            Some(order) => {
-                let idx: Vec<i64> = order.iter().map(|&i| i as i64).collect();
-                let idx =
-                    Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(idx, [n]), device);
-                (self.x.clone().select(0, idx.clone()), self.y.select(idx))
-            }
-            None => (self.x.clone(), self.y.clone()),
-        };
-        let mut epoch_outputs = Vec::with_capacity(n.div_ceil(self.batch));
+    ) -> Option<(Mlp<B>, EpochFigures)> {
+        let n = self.rows;
+        let batches = n.div_ceil(self.batch);
+        let mut losses = Vec::with_capacity(batches);
+        let mut hits = Vec::with_capacity(batches);
         for start in (0..n).step_by(self.batch) {
             if interrupter.signal().is_some() {
                 return None;
             }
-            let (xb, yb) = if self.batch >= n {
-                (x.clone(), y.clone())
-            } else {
-                let end = (start + self.batch).min(n);
-                (x.clone().slice(start..end), y.slice(start..end))
+            let end = (start + self.batch).min(n);
+            let (xb, yb) = match self.order {
+                Some(order) => {
+                    let idx: Vec<i64> = order[start..end].iter().map(|&i| i as i64).collect();
+                    let idx = Tensor::<B::InnerBackend, 1, Int>::from_data(
+                        TensorData::new(idx, [end - start]),
+                        device,
+                    );
+                    (self.x.clone().select(0, idx.clone()), self.y.select(idx))
+                }
+                None if self.batch >= n => (self.x.clone(), self.y.clone()),
+                None => (self.x.clone().slice(start..end), self.y.slice(start..end)),
             };
             let outputs = model.forward(Tensor::from_inner(xb));
             let loss = self
                 .loss_fn
-                .forward(outputs.clone(), targets_from_inner::<B>(yb));
-            epoch_outputs.push(outputs.inner());
+                .forward(outputs.clone(), targets_from_inner::<B>(yb.clone()));
+            losses.push(loss.clone().inner());
+            hits.push(match yb {
+                // Correct predictions (classification), squared error (regression).
+                Targets::Classes(y) => outputs
+                    .inner()
+                    .argmax(1)
+                    .reshape([end - start])
+                    .equal(y)
+                    .float()
+                    .sum(),
+                Targets::Numbers(y) => (outputs.inner() - y).powi_scalar(2).sum(),
+            });
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(self.learning_rate, model, grads);
         }
-        let outputs = Tensor::cat(epoch_outputs, 0)
+        // One read back per epoch: the batches' losses, then their hits or squared errors.
+        let sums = Tensor::cat(vec![Tensor::cat(losses, 0), Tensor::cat(hits, 0)], 0)
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()
             .unwrap_or_default();
-        Some((model, outputs))
+        let (losses, hits) = sums.split_at(sums.len() / 2);
+        let weight = |b: usize| ((n - b * self.batch).min(self.batch)) as f64;
+        let loss = losses
+            .iter()
+            .enumerate()
+            .map(|(b, &l)| f64::from(l) * weight(b))
+            .sum::<f64>()
+            / n as f64;
+        let hits = hits.iter().map(|&h| f64::from(h)).sum::<f64>();
+        let figures = match self.y {
+            Targets::Classes(_) => EpochFigures {
+                loss,
+                accuracy: Some(hits / n as f64),
+                r2: None,
+            },
+            Targets::Numbers(_) => EpochFigures {
+                loss: if hits.is_finite() { loss } else { f64::NAN },
+                accuracy: None,
+                r2: Some(if self.target_m2 > 0.0 {
+                    1.0 - hits / self.target_m2
+                } else {
+                    0.0
+                }),
+            },
+        };
+        Some((model, figures))
     }
+}
 
-    /// Training scores of the epoch's outputs, rows in the order they were trained on.
-    fn score(&self, outputs: &[f32], scorer: Scorer) -> Scores {
-        match self.order {
-            Some(order) => scorer.score(outputs, &reordered(self.part, order)),
-            None => scorer.score(outputs, &self.part.y),
+/// The sum of squares of `labels` about their mean (0 for classes).
+fn target_m2(labels: &Labels) -> f64 {
+    match labels {
+        Labels::Classes(_) => 0.0,
+        Labels::Numbers(y) => {
+            let n = y.len().max(1) as f64;
+            let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            y.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum()
         }
     }
 }
 
-/// Whether a set of outputs shows the run has diverged.
-fn diverged(outputs: &[f32], expected_len: usize, loss: f64) -> bool {
-    outputs.len() != expected_len || outputs.iter().any(|v| !v.is_finite()) || !loss.is_finite()
-}
-
 /// The epoch's row of `metrics.csv` from its scores.
-fn epoch_stats(epoch: usize, train: &Scores, valid: Option<&Scores>, test: &Scores) -> EpochStats {
+fn epoch_stats(
+    epoch: usize,
+    train: &EpochFigures,
+    valid: Option<&Scores>,
+    test: &Scores,
+) -> EpochStats {
     let acc = |s: &Scores| s.accuracy().unwrap_or(f64::NAN);
     let reg = |s: &Scores| s.regression().cloned();
     EpochStats {
         epoch,
-        train_loss: train.loss(),
-        train_accuracy: acc(train),
+        train_loss: train.loss,
+        train_accuracy: train.accuracy.unwrap_or(f64::NAN),
         valid_loss: valid.map(Scores::loss),
         valid_accuracy: valid.and_then(Scores::accuracy),
         test_loss: test.loss(),
         test_accuracy: acc(test),
-        train_r2: reg(train).map(|e| e.r2),
+        train_r2: train.r2,
         valid_r2: valid.and_then(reg).map(|e| e.r2),
         test_r2: reg(test).map(|e| e.r2),
         test_rmse: reg(test).map(|e| e.rmse),
@@ -344,6 +446,9 @@ fn epoch_stats(epoch: usize, train: &Scores, valid: Option<&Scores>, test: &Scor
 
 /// Trains a model on `data` as `config` says.
 ///
+/// The encoded rows move to the device (on the CPU backend without a copy): a run holds its
+/// data once, whatever its size.
+///
 /// `interrupter` is checked before every batch; when raised, training ends with
 /// [`Error::Interrupted`] and nothing is returned. `observer` hears about every epoch.
 ///
@@ -352,7 +457,7 @@ fn epoch_stats(epoch: usize, train: &Scores, valid: Option<&Scores>, test: &Scor
 /// `training.checkpoint_every` set, one is saved every that many epochs and when the run is
 /// interrupted. Pass `&mut ()` for neither.
 pub fn fit<B: AutodiffBackend>(
-    data: &Prepared,
+    data: Prepared,
     config: &TrainConfig,
     device: &B::Device,
     observer: &mut dyn TrainObserver,
@@ -368,7 +473,7 @@ pub fn fit<B: AutodiffBackend>(
     // backend, resumed or not.
     B::seed(device, t.seed);
 
-    let mlp = mlp_config(data, config);
+    let mlp = mlp_config(&data, config);
     let mut model: Mlp<B> = mlp.init(device);
     let mut adam = AdamConfig::new();
     if t.weight_decay > 0.0 {
@@ -382,23 +487,43 @@ pub fn fit<B: AutodiffBackend>(
             RegressionLoss::Huber => Loss::Huber(HuberLossConfig::new(t.huber_delta as f32).init()),
         },
     };
+    // Hashing the data costs a pass over it: only when a checkpoint is read or written.
+    let found = checkpoints.load()?;
+    let fingerprint = if found.is_some() || t.checkpoint_every.is_some() {
+        checkpoint::fingerprint(config, &data)
+    } else {
+        String::new()
+    };
+    let Prepared {
+        classes,
+        target_scaling,
+        train,
+        valid,
+        test,
+        ..
+    } = data;
     let scorer = Scorer {
-        classes: &data.classes,
-        target: data.target_scaling,
+        classes: &classes,
+        target: target_scaling,
         loss: t.regression_loss,
         huber_delta: t.huber_delta,
     };
 
-    // Everything goes to the device once.
-    let x_train = features_tensor::<B::InnerBackend>(&data.train, device);
-    let y_train = Targets::<B::InnerBackend>::new(&data.train, device);
-    let x_test = features_tensor::<B::InnerBackend>(&data.test, device);
-    let x_valid = data
-        .valid
-        .as_ref()
-        .map(|v| features_tensor::<B::InnerBackend>(v, device));
+    // Everything goes to the device once; the host keeps only the labels, to score.
+    let n = train.rows;
+    let train_m2 = target_m2(&train.y);
+    let y_train = Targets::<B::InnerBackend>::new(&train.y, device);
+    let x_train = features_tensor::<B::InnerBackend>(train.x, n, device);
+    let train_y = train.y;
+    let x_test = features_tensor::<B::InnerBackend>(test.x, test.rows, device);
+    let test_y = test.y;
+    let valid = valid.map(|v| (features_tensor::<B::InnerBackend>(v.x, v.rows, device), v.y));
+    let split = SplitSizes {
+        train: n,
+        valid: valid.as_ref().map_or(0, |(x, _)| x.dims()[0]),
+        test: test.rows,
+    };
 
-    let n = data.train.rows;
     let batch = t.batch_size.unwrap_or(n).min(n).max(1);
     let mut order: Vec<usize> = (0..n).collect();
     let mut state = LoopState::<B> {
@@ -406,13 +531,6 @@ pub fn fit<B: AutodiffBackend>(
         early_stopping: t.early_stopping_patience.map(EarlyStopping::new),
         history: Vec::with_capacity(t.epochs.min(100_000)),
         best: None,
-    };
-    let found = checkpoints.load()?;
-    // Hashing the data costs a pass over it: only when a checkpoint is read or written.
-    let fingerprint = if found.is_some() || t.checkpoint_every.is_some() {
-        checkpoint::fingerprint(config, data)
-    } else {
-        String::new()
     };
     let mut saved_epoch = None;
     observer.started(t.epochs);
@@ -452,7 +570,8 @@ pub fn fit<B: AutodiffBackend>(
                 let pass = Epoch {
                     x: &x_train,
                     y: &y_train,
-                    part: &data.train,
+                    rows: n,
+                    target_m2: train_m2,
                     order: (batch < n).then_some(order.as_slice()),
                     batch,
                     learning_rate: t.learning_rate,
@@ -462,19 +581,17 @@ pub fn fit<B: AutodiffBackend>(
                 // optimiser's starting point is kept to checkpoint an epoch interrupted part-way.
                 let optim_before = t.checkpoint_every.map(|_| optim.to_record());
                 match pass.run(model.clone(), &mut optim, device, interrupter) {
-                    Some((m, outputs)) => {
+                    Some((m, train_eval)) => {
                         model = m;
-                        let train_eval = pass.score(&outputs, scorer);
-                        if diverged(&outputs, n * mlp.outputs, train_eval.loss()) {
+                        if !train_eval.loss.is_finite() {
                             break 'train Err(Error::Diverged {
                                 epoch,
                                 learning_rate: t.learning_rate,
                             });
                         }
                         let scoring = Scoring {
-                            data,
-                            x_test: &x_test,
-                            x_valid: x_valid.as_ref(),
+                            test: (&x_test, &test_y),
+                            valid: valid.as_ref().map(|(x, y)| (x, y)),
                             scorer,
                         };
                         if state.finish_epoch(epoch, &train_eval, &model, &scoring, observer) {
@@ -519,19 +636,21 @@ pub fn fit<B: AutodiffBackend>(
         Some((epoch, m)) => (m, epoch),
         None => (model.valid(), history.len()),
     };
-    let (train, valid, test) =
-        final_scores(&model, data, &x_test, device, scorer).ok_or(Error::Diverged {
-            epoch: history.len(),
-            learning_rate: t.learning_rate,
-        })?;
+    let (train, valid, test) = final_scores(
+        &model,
+        (&x_train, &train_y),
+        valid.as_ref().map(|(x, y)| (x, y)),
+        (&x_test, &test_y),
+        scorer,
+    )
+    .ok_or(Error::Diverged {
+        epoch: history.len(),
+        learning_rate: t.learning_rate,
+    })?;
     Ok(Fitted {
         model,
         mlp,
-        split: SplitSizes {
-            train: data.train.rows,
-            valid: data.valid.as_ref().map_or(0, |v| v.rows),
-            test: data.test.rows,
-        },
+        split,
         history,
         best_epoch,
         stopped_early,
@@ -544,9 +663,8 @@ pub fn fit<B: AutodiffBackend>(
 
 /// What an epoch's model is scored on after training it: the test (and validation) rows.
 struct Scoring<'a, B: Backend> {
-    data: &'a Prepared,
-    x_test: &'a Tensor<B, 2>,
-    x_valid: Option<&'a Tensor<B, 2>>,
+    test: (&'a Tensor<B, 2>, &'a Labels),
+    valid: Option<(&'a Tensor<B, 2>, &'a Labels)>,
     scorer: Scorer<'a>,
 }
 
@@ -566,19 +684,14 @@ impl<B: AutodiffBackend> LoopState<B> {
     fn finish_epoch(
         &mut self,
         epoch: usize,
-        train_eval: &Scores,
+        train_eval: &EpochFigures,
         model: &Mlp<B>,
         on: &Scoring<'_, B::InnerBackend>,
         observer: &mut dyn TrainObserver,
     ) -> bool {
         let inner = model.valid();
-        let test_eval = score(&inner, on.x_test, &on.data.test, on.scorer);
-        let valid_eval = on
-            .data
-            .valid
-            .as_ref()
-            .zip(on.x_valid)
-            .map(|(v, x)| score(&inner, x, v, on.scorer));
+        let test_eval = score(&inner, on.test.0, on.test.1, on.scorer);
+        let valid_eval = on.valid.map(|(x, y)| score(&inner, x, y, on.scorer));
         let stats = epoch_stats(epoch, train_eval, valid_eval.as_ref(), &test_eval);
         observer.epoch(&stats);
         self.history.push(stats);
@@ -614,39 +727,39 @@ impl<B: AutodiffBackend> LoopState<B> {
     }
 }
 
-/// Scores of the kept weights, without dropout, on the whole training split, the validation
-/// rows (when there are some) and the test split; `None` when their outputs are not finite (the
-/// last optimiser step diverged): such a model is never saved.
+/// Scores of the kept weights, without dropout, on the whole training split (the rows the
+/// optimiser saw and the validation rows, when there are some), the validation rows and the test
+/// split; `None` when an output is not finite (the last optimiser step diverged): such a model
+/// is never saved.
 fn final_scores<B: Backend>(
     model: &Mlp<B>,
-    data: &Prepared,
-    x_test: &Tensor<B, 2>,
-    device: &B::Device,
+    train: (&Tensor<B, 2>, &Labels),
+    valid: Option<(&Tensor<B, 2>, &Labels)>,
+    test: (&Tensor<B, 2>, &Labels),
     scorer: Scorer,
 ) -> Option<(Scores, Option<Scores>, Scores)> {
-    let train_all = data.train_all.as_ref().unwrap_or(&data.train);
-    let train_out = model.logits_to_host(features_tensor(train_all, device));
-    let valid_out = data
-        .valid
-        .as_ref()
-        .map(|v| model.logits_to_host(features_tensor(v, device)));
-    let test_out = model.logits_to_host(x_test.clone());
-    if train_out
-        .iter()
-        .chain(&test_out)
-        .chain(valid_out.iter().flatten())
-        .any(|v| !v.is_finite())
-    {
+    let mut train_all = scorer.tally();
+    if !add_scores(model, train.0, train.1, scorer, &mut train_all) {
         return None;
     }
-    let valid = data
-        .valid
-        .as_ref()
-        .zip(valid_out)
-        .map(|(v, out)| scorer.score(&out, &v.y));
-    Some((
-        scorer.score(&train_out, &train_all.y),
-        valid,
-        scorer.score(&test_out, &data.test.y),
-    ))
+    let valid = match valid {
+        Some((x, y)) => {
+            let mut tally = scorer.tally();
+            if !add_scores(model, x, y, scorer, &mut tally)
+                || !add_scores(model, x, y, scorer, &mut train_all)
+            {
+                return None;
+            }
+            Some(scorer.finish(&tally))
+        }
+        None => None,
+    };
+    let mut tally = scorer.tally();
+    if !add_scores(model, test.0, test.1, scorer, &mut tally) {
+        return None;
+    }
+    Some((scorer.finish(&train_all), valid, scorer.finish(&tally)))
 }
+
+#[cfg(test)]
+mod tests;
