@@ -30,7 +30,9 @@ grep -q "image: iris-trainer-mlflow:$MLFLOW_VERSION\$" compose.yaml \
     || { echo "FAIL: compose.yaml does not name iris-trainer-mlflow:$MLFLOW_VERSION" >&2; exit 1; }
 [ "$RUST_IMAGE" = "$(sed -n 's/^ARG RUST_IMAGE=//p' Dockerfile.gpu)" ] \
     || { echo "FAIL: Dockerfile and Dockerfile.gpu name different Rust images" >&2; exit 1; }
-CPU_LIMIT_MB=15
+# 25 MB: the static CPU binary carries Parquet (arrow), the plots with their embedded font, the
+# MLflow client and safetensors since the 15 MB limit of its first version (9 to 10.5 MB then).
+CPU_LIMIT_MB=25
 GPU_LIMIT_MB=150
 
 step() { printf '\n==> %s  [%d s]\n' "$*" "$((SECONDS - T0))"; }
@@ -195,13 +197,16 @@ for line in lines:
 PY
 )
 ((${#README_CMDS[@]})) || fail "no commands found in the README's Containers section"
-declare -A README_USED=()
+# Commands used are recorded in a file: `readme` often runs in a pipeline's subshell, where a
+# variable set would be lost.
+README_USED="$WORK/readme-used"
+: >"$README_USED"
 readme_check() {
     local cmd c
     cmd=$(tr -s ' ' <<<"$1")
     for c in "${README_CMDS[@]}"; do
         if [ "$c" = "$cmd" ]; then
-            README_USED[$c]=1
+            printf '%s\n' "$c" >>"$README_USED"
             return 0
         fi
     done
@@ -304,8 +309,8 @@ readme "$ROOT" "docker compose down -v"
 [ -z "$(docker volume ls -q --filter name="^${volume}\$")" ] || fail "compose down -v left the volume $volume"
 [ -z "$(docker compose ps -aq)" ] || fail "compose down left containers"
 
-# CONTAINER_TEST_SCOPE=cpu stops here: the amd64 CPU image and the compose stack only (what CI
-# runs until the arm64, GPU and MLflow checks below have passed end to end on a CI machine).
+# CONTAINER_TEST_SCOPE=cpu stops here: the amd64 CPU image and the compose stack only (a quicker
+# check while working on the CPU image; CI runs everything).
 if [ "${CONTAINER_TEST_SCOPE:-all}" = cpu ]; then
     echo
     echo "container tests (scope cpu): the amd64 CPU image and compose checked in $((SECONDS - T0)) s;"
@@ -461,7 +466,7 @@ awk -v s="$gpu_mb" -v l="$GPU_LIMIT_MB" 'BEGIN{exit !(s < l)}' || fail "GPU imag
 step "every README container command was run or accounted for"
 missing=0
 for c in "${README_CMDS[@]}"; do
-    [ -n "${README_USED[$c]:-}" ] || { echo "not exercised: $c" >&2; missing=1; }
+    grep -qxF -- "$c" "$README_USED" || { echo "not exercised: $c" >&2; missing=1; }
 done
 ((missing == 0)) || fail "README container commands that this test does not run (add them here)"
 echo "${#README_CMDS[@]} README commands"
