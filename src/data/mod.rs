@@ -373,12 +373,24 @@ impl TableReader {
                     ));
                 };
                 drop(opened.reader);
-                let bytes = std::fs::read(&path).map_err(|e| read_error(&name, Some(&path), e))?;
-                if let Ok(mut h) = opened.hasher.lock() {
-                    *h = Sha256::new();
-                    h.update(&bytes);
+                // The file's SHA-256 in one streaming pass; its row groups are then read from
+                // disk as they are needed, so memory stays bounded whatever the file's size.
+                let mut f =
+                    std::fs::File::open(&path).map_err(|e| read_error(&name, Some(&path), e))?;
+                let mut h = Sha256::new();
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = std::io::Read::read(&mut f, &mut buf)
+                        .map_err(|e| read_error(&name, Some(&path), e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
                 }
-                let file = parquet::ParquetFile::open(bytes, &options.missing).map_err(fail)?;
+                if let Ok(mut hasher) = opened.hasher.lock() {
+                    *hasher = h;
+                }
+                let file = parquet::ParquetFile::open_file(f, &options.missing).map_err(fail)?;
                 Ok(TableReader {
                     names: file.names.clone(),
                     format: "Parquet".into(),

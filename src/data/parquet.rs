@@ -14,6 +14,7 @@ use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
 
 use super::csv::{Chunk, ColumnKind, CsvError, ReadError};
 use super::table::{Column, ColumnData, MISSING, Table, format_number};
@@ -57,16 +58,62 @@ pub struct ParquetFile {
     /// Column names, in file order.
     pub names: Vec<String>,
     types: Vec<DataType>,
-    bytes: Bytes,
+    input: Input,
     missing: Vec<String>,
     rows: usize,
+}
+
+/// Where the file's bytes are: read from disk as the row groups are needed (bounded memory
+/// whatever the file's size), or already in memory.
+enum Input {
+    File(std::fs::File),
+    Memory(Bytes),
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Input::File(_) => "File",
+            Input::Memory(_) => "Memory",
+        })
+    }
+}
+
+/// The reader of the columns `read` (file positions), in batches of [`BATCH_ROWS`] rows.
+fn batches<T: ChunkReader + 'static>(
+    input: T,
+    read: impl IntoIterator<Item = usize>,
+) -> Result<ParquetRecordBatchReader, ReadError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(input)
+        .map_err(|e| error(format!("not a readable Parquet file: {e}")))?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), read);
+    builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| error(format!("cannot read the Parquet file: {e}")))
 }
 
 impl ParquetFile {
     /// Reads the schema of a Parquet file's bytes.
     pub fn open(bytes: Vec<u8>, missing: &[String]) -> Result<Self, ReadError> {
         let bytes = Bytes::from(bytes);
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        Self::with_input(bytes.clone(), Input::Memory(bytes), missing)
+    }
+
+    /// Reads the schema (the footer) of a Parquet file on disk; its row groups are read when
+    /// [`ParquetFile::chunks`] needs them.
+    pub fn open_file(file: std::fs::File, missing: &[String]) -> Result<Self, ReadError> {
+        let footer = file.try_clone().map_err(ReadError::Io)?;
+        Self::with_input(footer, Input::File(file), missing)
+    }
+
+    fn with_input<T: ChunkReader + 'static>(
+        footer: T,
+        input: Input,
+        missing: &[String],
+    ) -> Result<Self, ReadError> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(footer)
             .map_err(|e| error(format!("not a readable Parquet file: {e}")))?;
         let schema = builder.schema();
         Ok(ParquetFile {
@@ -76,7 +123,7 @@ impl ParquetFile {
                 .iter()
                 .map(|f| f.data_type().clone())
                 .collect(),
-            bytes,
+            input,
             missing: missing.to_vec(),
             rows: usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0),
         })
@@ -115,14 +162,11 @@ impl ParquetFile {
             };
             read.push((i, as_numbers));
         }
-        let builder = ParquetRecordBatchReaderBuilder::try_new(self.bytes.clone())
-            .map_err(|e| error(format!("not a readable Parquet file: {e}")))?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), read.iter().map(|&(i, _)| i));
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| error(format!("cannot read the Parquet file: {e}")))?;
+        let columns = read.iter().map(|&(i, _)| i);
+        let reader = match self.input {
+            Input::File(f) => batches(f, columns)?,
+            Input::Memory(b) => batches(b, columns)?,
+        };
         Ok(ParquetChunks {
             reader,
             columns: read
