@@ -265,15 +265,18 @@ enum SizeHint {
 }
 
 impl SizeHint {
-    /// The rows to expect in all, given that a first chunk of `rows` rows came from `bytes`
-    /// bytes of the file (2 % more than the file's size suggests: rows vary in length).
-    fn rows(self, rows: usize, bytes: usize) -> Option<usize> {
+    /// The rows to expect in all, given that a first chunk of `rows` rows of `columns` columns
+    /// came from `bytes` bytes of the file (2 % more than the file's size suggests: rows vary in
+    /// length).
+    fn rows(self, rows: usize, bytes: usize, columns: usize) -> Option<usize> {
         match self {
             SizeHint::Rows(n) => Some(n),
             SizeHint::Bytes(total) if bytes > 0 && rows > 0 => {
                 let estimate = total as f64 / bytes as f64 * rows as f64 * 1.02;
-                // Never more than one row per two bytes of the file.
-                Some((estimate as usize).min((total / 2) as usize + 1))
+                // Every field takes at least one byte (its delimiter or newline): however short
+                // the first rows were, no more rows than that are reserved.
+                let most = total / columns.max(1) as u64 + 1;
+                Some((estimate as usize).min(usize::try_from(most).unwrap_or(usize::MAX)))
             }
             _ => None,
         }
@@ -506,13 +509,14 @@ impl TableReader {
             let chunk = chunk?;
             let rows = chunk.table.rows();
             let bytes = chunk.bytes;
+            let columns = chunk.table.columns.len();
             builder
                 .push(chunk.table)
                 .map_err(|c| Error::Internal(format!("{name}: chunks disagree on column `{c}`")))?;
             if std::mem::take(&mut first) {
                 // Columns sized once for the whole file: growing them by doubling would hold
                 // up to twice the table at the moment a column moves.
-                if let Some(total) = size.rows(rows, bytes) {
+                if let Some(total) = size.rows(rows, bytes, columns) {
                     builder.reserve(total.saturating_sub(rows));
                 }
             }
@@ -1181,6 +1185,47 @@ mod tests {
     use super::*;
     use crate::config::ColumnRef;
     use rand::SeedableRng;
+
+    #[test]
+    fn the_row_estimate_follows_the_first_chunk_and_is_capped_by_the_file_size() {
+        // 1,000 rows from 4,000 bytes of a 4,000,000-byte file: about a million rows, +2 %.
+        assert_eq!(
+            SizeHint::Bytes(4_000_000).rows(1_000, 4_000, 3),
+            Some(1_020_000)
+        );
+        // Short first rows (1 byte a row) would suggest 4 million rows of 3 columns; a field
+        // takes at least a byte, so at most a third of that.
+        assert_eq!(
+            SizeHint::Bytes(4_000_000).rows(1_000, 1_000, 3),
+            Some(1_333_334)
+        );
+        assert_eq!(SizeHint::Rows(42).rows(7, 0, 3), Some(42));
+        assert_eq!(SizeHint::Bytes(4_000_000).rows(1_000, 0, 3), None);
+        assert_eq!(SizeHint::Unknown.rows(1_000, 4_000, 3), None);
+    }
+
+    #[test]
+    fn a_reservation_the_allocator_refuses_is_skipped() {
+        let mut b = TableBuilder::new();
+        b.push(
+            Table::new(vec![Column {
+                name: "x".into(),
+                data: ColumnData::Numeric(vec![1.0]),
+            }])
+            .unwrap(),
+        )
+        .unwrap();
+        b.reserve(usize::MAX / 8);
+        b.push(
+            Table::new(vec![Column {
+                name: "x".into(),
+                data: ColumnData::Numeric(vec![2.0]),
+            }])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(b.finish().rows(), 2);
+    }
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
         let p = dir.join(name);

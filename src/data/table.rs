@@ -202,13 +202,15 @@ impl TableBuilder {
         Self::default()
     }
 
-    /// Reserves room for about `rows` more rows in every column.
+    /// Reserves room for about `rows` more rows in every column, as far as the allocator gives
+    /// it: a size hint that turns out too large for this machine is skipped (the columns then
+    /// grow as rows arrive), never an abort.
     pub fn reserve(&mut self, rows: usize) {
         for c in &mut self.table.columns {
-            match &mut c.data {
-                ColumnData::Numeric(v) => v.reserve(rows),
-                ColumnData::Text { codes, .. } => codes.reserve(rows),
-            }
+            let _ = match &mut c.data {
+                ColumnData::Numeric(v) => v.try_reserve(rows),
+                ColumnData::Text { codes, .. } => codes.try_reserve(rows),
+            };
         }
     }
 
