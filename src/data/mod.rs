@@ -375,24 +375,14 @@ impl TableReader {
                         as_input,
                     ));
                 };
-                drop(opened.reader);
-                // The file's SHA-256 in one streaming pass; its row groups are then read from
-                // disk as they are needed, so memory stays bounded whatever the file's size.
-                let mut f =
+                // The rest of the file through the hashing reader (its SHA-256 in one streaming
+                // pass); the row groups are then read from disk as they are needed, so memory
+                // stays bounded whatever the file's size.
+                let mut reader = opened.reader;
+                std::io::copy(&mut reader, &mut std::io::sink())
+                    .map_err(|e| read_error(&name, Some(&path), e))?;
+                let f =
                     std::fs::File::open(&path).map_err(|e| read_error(&name, Some(&path), e))?;
-                let mut h = Sha256::new();
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = std::io::Read::read(&mut f, &mut buf)
-                        .map_err(|e| read_error(&name, Some(&path), e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
-                if let Ok(mut hasher) = opened.hasher.lock() {
-                    *hasher = h;
-                }
                 let file = parquet::ParquetFile::open_file(f, &options.missing).map_err(fail)?;
                 Ok(TableReader {
                     names: file.names.clone(),
@@ -1206,24 +1196,17 @@ mod tests {
 
     #[test]
     fn a_reservation_the_allocator_refuses_is_skipped() {
+        let chunk = |v: f32| {
+            Table::new(vec![Column {
+                name: "x".into(),
+                data: ColumnData::Numeric(vec![v]),
+            }])
+            .unwrap()
+        };
         let mut b = TableBuilder::new();
-        b.push(
-            Table::new(vec![Column {
-                name: "x".into(),
-                data: ColumnData::Numeric(vec![1.0]),
-            }])
-            .unwrap(),
-        )
-        .unwrap();
+        b.push(chunk(1.0)).unwrap();
         b.reserve(usize::MAX / 8);
-        b.push(
-            Table::new(vec![Column {
-                name: "x".into(),
-                data: ColumnData::Numeric(vec![2.0]),
-            }])
-            .unwrap(),
-        )
-        .unwrap();
+        b.push(chunk(2.0)).unwrap();
         assert_eq!(b.finish().rows(), 2);
     }
 

@@ -263,14 +263,14 @@ impl Scorer<'_> {
     }
 }
 
-/// Adds the outputs of a model (without dropout) on `x`, whose rows are `labels`, to `tally`,
-/// reading them back a chunk at a time; `false` when an output is not finite.
+/// Adds the outputs of a model (without dropout) on `x`, whose rows are `labels`, to every one
+/// of `tallies`, reading them back a chunk at a time; `false` when an output is not finite.
 fn add_scores<B: Backend>(
     model: &Mlp<B>,
     x: &Tensor<B, 2>,
     labels: &Labels,
     scorer: Scorer,
-    tally: &mut Tally,
+    tallies: &mut [&mut Tally],
 ) -> bool {
     let rows = x.dims()[0];
     for start in (0..rows).step_by(SCORE_CHUNK_ROWS) {
@@ -284,7 +284,9 @@ fn add_scores<B: Backend>(
         if outputs.iter().any(|v| !v.is_finite()) {
             return false;
         }
-        scorer.add(tally, &outputs, labels, start..end);
+        for tally in tallies.iter_mut() {
+            scorer.add(tally, &outputs, labels, start..end);
+        }
     }
     true
 }
@@ -292,7 +294,7 @@ fn add_scores<B: Backend>(
 /// Scores a model (without dropout) on an encoded split.
 fn score<B: Backend>(model: &Mlp<B>, x: &Tensor<B, 2>, labels: &Labels, scorer: Scorer) -> Scores {
     let mut tally = scorer.tally();
-    add_scores(model, x, labels, scorer, &mut tally);
+    add_scores(model, x, labels, scorer, &mut [&mut tally]);
     scorer.finish(&tally)
 }
 
@@ -739,15 +741,14 @@ fn final_scores<B: Backend>(
     scorer: Scorer,
 ) -> Option<(Scores, Option<Scores>, Scores)> {
     let mut train_all = scorer.tally();
-    if !add_scores(model, train.0, train.1, scorer, &mut train_all) {
+    if !add_scores(model, train.0, train.1, scorer, &mut [&mut train_all]) {
         return None;
     }
+    // The validation rows count once in their own scores and once in the whole training split's.
     let valid = match valid {
         Some((x, y)) => {
             let mut tally = scorer.tally();
-            if !add_scores(model, x, y, scorer, &mut tally)
-                || !add_scores(model, x, y, scorer, &mut train_all)
-            {
+            if !add_scores(model, x, y, scorer, &mut [&mut tally, &mut train_all]) {
                 return None;
             }
             Some(scorer.finish(&tally))
@@ -755,7 +756,7 @@ fn final_scores<B: Backend>(
         None => None,
     };
     let mut tally = scorer.tally();
-    if !add_scores(model, test.0, test.1, scorer, &mut tally) {
+    if !add_scores(model, test.0, test.1, scorer, &mut [&mut tally]) {
         return None;
     }
     Some((scorer.finish(&train_all), valid, scorer.finish(&tally)))
