@@ -101,7 +101,10 @@ fn the_safetensors_weights_are_pytorch_shaped_and_give_the_models_logits() {
         .unwrap();
     assert_eq!(scaling, meta.scaling);
 
-    // Read back through burn-store's reverse adapter: the same logits.
+    // Read back through burn-store's reverse adapter: the same logits. Applying the stored
+    // tensors initialises the fresh model's parameters, which draws from the backend's generator:
+    // hold the lock so no training on another test thread sees its draws moved.
+    let _training = crate::training_lock();
     let device = Default::default();
     let mut fresh = meta.model.init::<Backend>(&device);
     let mut store =
