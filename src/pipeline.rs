@@ -59,10 +59,28 @@ impl TrainRun {
         // The split draws from the seed's first stream; every epoch draws its batch order and
         // dropout masks from a stream of its own (`train::epoch_rng`).
         let mut rng = ChaCha8Rng::seed_from_u64(config.split_seed());
-        let prepared = Prepared::with_validation(&dataset, &config, &mut rng, sweep.is_some())?;
         let cross_validation = folds
             .map(|k| CrossValidationRun::from_dataset(dataset.clone(), config.clone(), origin, k))
             .transpose()?;
+        let description = dataset.describe();
+        let Dataset {
+            source,
+            sha256,
+            schema,
+            dropped,
+            ..
+        } = &dataset;
+        let data_info = DataInfo {
+            source: source.clone(),
+            sha256: sha256.clone(),
+            rows: dataset.rows(),
+            class_counts: dataset.class_counts(),
+            dropped_rows: *dropped,
+        };
+        let label = schema.label.clone();
+        let features = schema.features.iter().map(|f| f.name.clone()).collect();
+        // The dataset's columns are freed as they are encoded.
+        let prepared = Prepared::from_dataset(dataset, &config, &mut rng, sweep.is_some())?;
         let params = train::mlp_config(&prepared, &config).num_params();
         if params > MAX_PARAMETERS {
             // Refused now: the saved model would be refused by every command that loads it.
@@ -77,24 +95,11 @@ impl TrainRun {
         }
         let out = ModelDir::new(&config.output.dir);
         let lock = out.lock_for_writing()?;
-        let Dataset {
-            source,
-            sha256,
-            schema,
-            dropped,
-            ..
-        } = &dataset;
         Ok(TrainRun {
-            description: dataset.describe(),
-            data_info: DataInfo {
-                source: source.clone(),
-                sha256: sha256.clone(),
-                rows: dataset.rows(),
-                class_counts: dataset.class_counts(),
-                dropped_rows: *dropped,
-            },
-            label: schema.label.clone(),
-            features: schema.features.iter().map(|f| f.name.clone()).collect(),
+            description,
+            data_info,
+            label,
+            features,
             config,
             prepared,
             out,

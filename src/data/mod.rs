@@ -3,6 +3,7 @@
 //! fitted on the training rows. Training reads a whole [`Dataset`]; `predict` and `evaluate`
 //! stream the rows [`open_rows`] opens, chunk by chunk.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -574,21 +575,20 @@ impl Dataset {
         let label = table
             .column(&schema.label)
             .ok_or_else(|| data_err(format!("label `{}` was not read", schema.label)))?;
-        let keep: Vec<usize> = (0..table.rows())
-            .filter(|&i| !label.data.is_missing(i))
+        let keep: Vec<bool> = (0..table.rows())
+            .map(|i| !label.data.is_missing(i))
             .collect();
-        let dropped = table.rows() - keep.len();
-        if keep.is_empty() {
+        let dropped = keep.iter().filter(|&&k| !k).count();
+        if dropped == table.rows() {
             return Err(data_err(format!(
                 "every row's label (`{}`) is missing",
                 schema.label
             )));
         }
-        let table = if dropped > 0 {
-            table.select(&keep)
-        } else {
-            table
-        };
+        let mut table = table;
+        if dropped > 0 {
+            table.retain_rows(&keep);
+        }
         let label = &table
             .column(&schema.label)
             .ok_or_else(|| data_err("label column lost".into()))?
@@ -668,7 +668,6 @@ impl Dataset {
                 }
             },
         };
-        let mut table = table;
         table.columns.retain(|c| c.name != schema.label);
         Ok(Dataset {
             source: name,
@@ -749,7 +748,7 @@ pub enum Labels {
 }
 
 /// One split's encoded rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Part {
     /// Row-major inputs, `rows * width`.
     pub x: Vec<f32>,
@@ -769,7 +768,7 @@ pub struct TargetScaling {
 }
 
 /// A dataset split, its preprocessor fitted on the training rows, every split encoded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
     /// Classification or regression.
     pub task: Task,
@@ -854,7 +853,8 @@ impl Prepared {
 
     /// Fits the preprocessor (and a regression target's scaling) on `fit_rows` and encodes them,
     /// the `valid_rows` that decide early stopping, and the held-out `test_rows` (reported, never
-    /// used for a decision). Row numbers index `data`.
+    /// used for a decision). Row numbers index `data`; each split keeps its rows in file order
+    /// (training shuffles them every epoch).
     pub fn from_rows(
         data: &Dataset,
         config: &TrainConfig,
@@ -862,18 +862,113 @@ impl Prepared {
         valid_rows: Option<&[usize]>,
         test_rows: &[usize],
     ) -> Result<Self> {
+        Self::encode_splits(
+            data,
+            Cow::Borrowed(&data.table),
+            config,
+            [fit_rows, valid_rows.unwrap_or_default(), test_rows],
+            valid_rows.is_some(),
+            RELEASE_BLOCK_ROWS,
+        )
+    }
+
+    /// As [`Prepared::with_validation`], taking the dataset: its columns are given back to the
+    /// allocator block by block as the rows are encoded, so the raw table and the encoded
+    /// matrix are never both whole in memory (peak about the larger of the two, not their sum).
+    pub fn from_dataset(
+        mut data: Dataset,
+        config: &TrainConfig,
+        rng: &mut ChaCha8Rng,
+        validation: bool,
+    ) -> Result<Self> {
+        let outer = Self::test_split(&data, config, rng)?;
+        let inner = (validation || config.training.early_stopping_patience.is_some())
+            .then(|| Self::validation_split(&data, config, &outer.train, rng))
+            .transpose()?;
+        let table = std::mem::take(&mut data.table);
+        let (fit_rows, valid_rows): (&[usize], &[usize]) = match &inner {
+            Some(inner) => (&inner.train, &inner.test),
+            None => (&outer.train, &[]),
+        };
+        Self::encode_splits(
+            &data,
+            Cow::Owned(table),
+            config,
+            [fit_rows, valid_rows, &outer.test],
+            inner.is_some(),
+            RELEASE_BLOCK_ROWS,
+        )
+    }
+
+    /// [`Prepared::from_rows`] over `table` (the columns of `data`, lent or given): an owned
+    /// table is cut back as its rows are encoded, from the last rows to the first, each split's
+    /// matrix filled from its end, so freed raw rows and newly written encoded rows balance.
+    /// The training, validation (when `validation`) and test rows are `rows`; `block_rows` rows
+    /// are encoded between two cuts of an owned table.
+    fn encode_splits(
+        data: &Dataset,
+        mut table: Cow<'_, Table>,
+        config: &TrainConfig,
+        rows: [&[usize]; 3],
+        validation: bool,
+        block_rows: usize,
+    ) -> Result<Self> {
         let data_err = |message: String| Error::Data {
             source_name: data.source.clone(),
             message,
         };
-        let (preprocessor, x_train) = Preprocessor::fit(
-            &data.table,
+        let [fit_rows, valid_rows, test_rows] = rows.map(|rows| {
+            let mut rows = rows.to_vec();
+            rows.sort_unstable();
+            rows
+        });
+        let valid_rows = validation.then_some(valid_rows);
+        let mut preprocessor = Preprocessor::fit_encoders(
+            &table,
             &data.schema,
-            fit_rows,
+            &fit_rows,
             &config.preprocess,
             &data.missing_values,
         )
         .map_err(&data_err)?;
+        let w = preprocessor.width();
+        let mut splits: Vec<(&[usize], Vec<f32>)> = std::iter::once(fit_rows.as_slice())
+            .chain(valid_rows.as_deref())
+            .chain(std::iter::once(test_rows.as_slice()))
+            .map(|rows| (rows, vec![0f32; rows.len() * w]))
+            .collect();
+        let mut unknown = vec![(0, Vec::new()); preprocessor.encoding.columns.len()];
+        let mut hi = table.rows();
+        while hi > 0 {
+            let lo = hi.saturating_sub(block_rows.max(1));
+            for (rows, x) in &mut splits {
+                let (a, b) = (
+                    rows.partition_point(|&r| r < lo),
+                    rows.partition_point(|&r| r < hi),
+                );
+                preprocessor
+                    .encode_unscaled(
+                        &table,
+                        Some(&rows[a..b]),
+                        &mut x[a * w..b * w],
+                        a,
+                        &mut unknown,
+                    )
+                    .map_err(|e| data_err(e.to_string()))?;
+            }
+            if let Cow::Owned(t) = &mut table {
+                t.truncate_rows(lo);
+            }
+            hi = lo;
+        }
+        drop(table);
+        preprocessor.fit_scaling(&splits[0].1);
+        for (_, x) in &mut splits {
+            preprocessor.scaling.transform(x);
+            preprocessor
+                .check_finite(x, 0)
+                .map_err(|e| data_err(e.to_string()))?;
+        }
         let target_scaling = match &data.target {
             Target::Numbers(v) => {
                 let n = fit_rows.len() as f64;
@@ -903,23 +998,14 @@ impl Prepared {
                 Labels::Numbers(rows.iter().map(|&r| (v[r] - s.mean) / s.std).collect())
             }
         };
-        let encode = |rows: &[usize]| -> Result<Part> {
-            let (x, _) = preprocessor
-                .encode(&data.table, Some(rows))
-                .map_err(|e| data_err(e.to_string()))?;
-            Ok(Part {
-                x,
-                rows: rows.len(),
-                y: labels(rows),
-            })
-        };
-        let train = Part {
-            x: x_train,
-            rows: fit_rows.len(),
-            y: labels(fit_rows),
-        };
-        let valid = valid_rows.map(encode).transpose()?;
-        let test = encode(test_rows)?;
+        let mut parts = splits.into_iter().map(|(rows, x)| Part {
+            x,
+            rows: rows.len(),
+            y: labels(rows),
+        });
+        let train = parts.next().expect("the training split");
+        let valid = valid_rows.as_ref().and_then(|_| parts.next());
+        let test = parts.next().expect("the test split");
         Ok(Prepared {
             task: data.schema.task,
             classes: data.class_names().to_vec(),
@@ -931,6 +1017,10 @@ impl Prepared {
         })
     }
 }
+
+/// Rows encoded between two cuts of an owned table (`Prepared::from_dataset`): 65,536 rows of a
+/// numeric column are 256 KiB given back at a time.
+const RELEASE_BLOCK_ROWS: usize = 65_536;
 
 /// Holds out `fraction` of `rows` (row numbers of `data`): stratified by class for
 /// classification, at random for regression.
@@ -1460,6 +1550,77 @@ mod tests {
         use crate::data::table::format_number;
         use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray};
         use proptest::prelude::*;
+
+        /// A labelled table (`x`, `colour`, `label`) with blanks in every column, written as CSV
+        /// and loaded: the label alternates `a`/`b` where it is not missing.
+        fn labelled(rows: &[(Option<f32>, Option<usize>, bool)]) -> Result<Dataset> {
+            let dir = tempfile::tempdir().unwrap();
+            let mut text = String::from("x,colour,label\n");
+            for (i, (x, colour, missing_label)) in rows.iter().enumerate() {
+                let x = x.map_or("NA".to_string(), |x| x.to_string());
+                let colour = colour.map_or("", |c| ["red", "green", "blue", "grey"][c]);
+                let label = if *missing_label {
+                    ""
+                } else {
+                    ["a", "b"][i % 2]
+                };
+                text += &format!("{x},{colour},{label}\n");
+            }
+            let p = write(dir.path(), "t.csv", text.as_bytes());
+            load(
+                &p,
+                DataConfig {
+                    label: Some(ColumnRef::Name("label".into())),
+                    ..DataConfig::default()
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(32))]
+
+            /// A table given to `Prepared`, cut back every `block` rows as they are encoded,
+            /// encodes exactly as the same table lent: the same inputs, labels and preprocessor,
+            /// with or without a validation split.
+            #[test]
+            fn an_owned_table_encodes_as_a_lent_one(
+                rows in proptest::collection::vec(
+                    (proptest::option::of(-1e3f32..1e3), proptest::option::of(0..4usize), prop::bool::weighted(0.1)),
+                    12..60,
+                ),
+                block in 1usize..9,
+                validation in any::<bool>(),
+                seed in any::<u64>(),
+            ) {
+                let Ok(data) = labelled(&rows) else { return Ok(()) };
+                let config = TrainConfig::default();
+                let rng = || ChaCha8Rng::seed_from_u64(seed);
+                let lent = Prepared::with_validation(&data, &config, &mut rng(), validation);
+                let whole = Prepared::from_dataset(data.clone(), &config, &mut rng(), validation);
+                let Ok(lent) = lent else {
+                    prop_assert!(whole.is_err());
+                    return Ok(());
+                };
+                prop_assert_eq!(&whole.unwrap(), &lent);
+
+                let mut rng = rng();
+                let outer = Prepared::test_split(&data, &config, &mut rng).unwrap();
+                let inner = validation
+                    .then(|| Prepared::validation_split(&data, &config, &outer.train, &mut rng).unwrap());
+                let (fit, valid): (&[usize], &[usize]) = match &inner {
+                    Some(inner) => (&inner.train, &inner.test),
+                    None => (&outer.train, &[]),
+                };
+                let mut rest = data.clone();
+                let table = std::mem::take(&mut rest.table);
+                let owned = Prepared::encode_splits(
+                    &rest, Cow::Owned(table), &config, [fit, valid, &outer.test], validation, block,
+                ).unwrap();
+                prop_assert_eq!(&owned, &lent);
+                prop_assert_eq!(lent.valid.is_some(), validation);
+                prop_assert_eq!(lent.train.rows + lent.valid.map_or(0, |v| v.rows) + lent.test.rows, data.rows());
+            }
+        }
 
         /// Rows of a generated table: a number and a word, either of them missing.
         fn rows() -> impl Strategy<Value = Vec<(Option<f32>, Option<String>)>> {

@@ -339,6 +339,23 @@ impl Preprocessor {
         config: &PreprocessConfig,
         missing_values: &[String],
     ) -> Result<(Self, Vec<f32>), String> {
+        let mut p = Self::fit_encoders(table, schema, rows, config, missing_values)?;
+        let (mut x, _) = p.encode(table, Some(rows)).map_err(|e| e.to_string())?;
+        p.fit_scaling(&x);
+        p.scaling.transform(&mut x);
+        p.check_finite(&x, 0).map_err(|e| e.to_string())?;
+        Ok((p, x))
+    }
+
+    /// Fits the encoders on `rows` of `table` for `schema`'s features, leaving the scaling
+    /// the identity: [`Preprocessor::fit_scaling`] fits it on the encoded training rows.
+    pub fn fit_encoders(
+        table: &Table,
+        schema: &Schema,
+        rows: &[usize],
+        config: &PreprocessConfig,
+        missing_values: &[String],
+    ) -> Result<Self, String> {
         let mut columns = Vec::with_capacity(schema.features.len());
         for f in &schema.features {
             let col = table
@@ -355,20 +372,35 @@ impl Preprocessor {
             mean: vec![0.0; encoding.width()],
             std: vec![1.0; encoding.width()],
         };
-        let mut p = Preprocessor {
+        Ok(Preprocessor {
             encoding,
             scaling: identity,
-        };
-        let (mut x, _) = p.encode(table, Some(rows)).map_err(|e| e.to_string())?;
-        let scaled: Vec<bool> = p
+        })
+    }
+
+    /// Fits the scaling on the training rows `x`, encoded (row-major) with the identity scaling.
+    pub fn fit_scaling(&mut self, x: &[f32]) {
+        let scaled: Vec<bool> = self
             .encoding
             .columns
             .iter()
             .flat_map(Encoder::scaled)
             .collect();
-        p.scaling = Standardizer::fit(&x, &scaled);
-        p.scaling.transform(&mut x);
-        Ok((p, x))
+        self.scaling = Standardizer::fit(x, &scaled);
+    }
+
+    /// Checks that every encoded, scaled input in `x` (row-major, its first row numbered
+    /// `first_row` in messages) is finite.
+    pub fn check_finite(&self, x: &[f32], first_row: usize) -> Result<(), EncodeError> {
+        let w = self.width().max(1);
+        match x.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(i) => Err(EncodeError {
+                row: first_row + i / w,
+                column: self.encoding.input_names()[i % w].clone(),
+                message: "the value is too large to use (it overflows once scaled)".into(),
+            }),
+        }
     }
 
     /// Number of inputs.
@@ -386,9 +418,42 @@ impl Preprocessor {
         rows: Option<&[usize]>,
     ) -> Result<(Vec<f32>, Unseen), EncodeError> {
         let n = rows.map_or(table.rows(), <[usize]>::len);
-        let w = self.width();
-        let mut out = vec![0f32; n * w];
+        let mut out = vec![0f32; n * self.width()];
+        let mut unknown = vec![(0, Vec::new()); self.encoding.columns.len()];
+        self.encode_unscaled(table, rows, &mut out, 0, &mut unknown)?;
         let mut unseen = Unseen::default();
+        for (enc, (count, examples)) in self.encoding.columns.iter().zip(unknown) {
+            if count > 0 {
+                unseen
+                    .columns
+                    .push((enc.name().to_string(), count, examples));
+            }
+        }
+        self.scaling.transform(&mut out);
+        self.check_finite(&out, 0)?;
+        Ok((out, unseen))
+    }
+
+    /// Encodes `rows` of `table` (all rows when `None`) into `out` (row-major, zeroed, one row
+    /// of [`Preprocessor::width`] inputs each), without the scaling; messages number the first
+    /// row `first_row`. Per column, `unknown` counts the values the encoder never saw in training
+    /// and keeps up to five of them.
+    pub fn encode_unscaled(
+        &self,
+        table: &Table,
+        rows: Option<&[usize]>,
+        out: &mut [f32],
+        first_row: usize,
+        unknown: &mut [(u64, Vec<String>)],
+    ) -> Result<(), EncodeError> {
+        let n = rows.map_or(table.rows(), <[usize]>::len);
+        let w = self.width();
+        assert_eq!(
+            out.len(),
+            n * w,
+            "encode_unscaled: output of the wrong size"
+        );
+        assert_eq!(unknown.len(), self.encoding.columns.len());
         let cols = self
             .encoding
             .columns
@@ -423,8 +488,6 @@ impl Preprocessor {
                 _ => (Vec::new(), Vec::new()),
             })
             .collect();
-        // Per column: values not seen in training, and up to five of them.
-        let mut unknown: Vec<(u64, Vec<String>)> = vec![(0, Vec::new()); cols.len()];
         // Rows are encoded a block at a time, every column of the block before the next block:
         // the block's rows of the output stay in cache while each column fills its inputs.
         for lo in (0..n).step_by(ENCODE_BLOCK_ROWS) {
@@ -436,11 +499,11 @@ impl Preprocessor {
                 .iter()
                 .zip(&cols)
                 .zip(&maps)
-                .zip(&mut unknown)
+                .zip(unknown.iter_mut())
             {
                 let name = enc.name();
                 let err = |row: usize, message: String| EncodeError {
-                    row,
+                    row: first_row + row,
                     column: name.to_string(),
                     message,
                 };
@@ -557,23 +620,7 @@ impl Preprocessor {
                 offset += enc.width();
             }
         }
-        for (enc, (count, examples)) in self.encoding.columns.iter().zip(unknown) {
-            if count > 0 {
-                unseen
-                    .columns
-                    .push((enc.name().to_string(), count, examples));
-            }
-        }
-        self.scaling.transform(&mut out);
-        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-            let input = self.encoding.input_names()[i % w.max(1)].clone();
-            return Err(EncodeError {
-                row: i / w.max(1),
-                column: input,
-                message: "the value is too large to use (it overflows once scaled)".into(),
-            });
-        }
-        Ok((out, unseen))
+        Ok(())
     }
 }
 

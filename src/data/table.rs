@@ -171,6 +171,40 @@ impl Table {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }
 
+    /// Keeps the rows whose `keep` is true, in order, in place (no second copy of the table).
+    pub fn retain_rows(&mut self, keep: &[bool]) {
+        assert_eq!(keep.len(), self.rows, "retain_rows: one flag per row");
+        fn retain<T>(v: &mut Vec<T>, keep: &[bool]) {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        for c in &mut self.columns {
+            match &mut c.data {
+                ColumnData::Numeric(v) => retain(v, keep),
+                ColumnData::Text { codes, .. } => retain(codes, keep),
+            }
+        }
+        self.rows = keep.iter().filter(|&&k| k).count();
+    }
+
+    /// Drops every row from `rows` on and gives their memory back to the allocator.
+    pub fn truncate_rows(&mut self, rows: usize) {
+        fn cut<T>(v: &mut Vec<T>, rows: usize) {
+            v.truncate(rows);
+            v.shrink_to_fit();
+        }
+        for c in &mut self.columns {
+            match &mut c.data {
+                ColumnData::Numeric(v) => cut(v, rows),
+                ColumnData::Text { codes, .. } => cut(codes, rows),
+            }
+        }
+        self.rows = self.rows.min(rows);
+    }
+
     /// A new table holding the given rows, in that order.
     pub fn select(&self, rows: &[usize]) -> Table {
         Table {
