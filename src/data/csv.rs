@@ -194,6 +194,40 @@ fn parse_number(f: &[u8]) -> Option<f32> {
     fast_float2::parse::<f32, _>(f).ok()
 }
 
+/// Powers of ten exact in an `f32` (10^10 = 2^10 * 5^10, and 5^10 < 2^24).
+const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+
+/// The number at the start of `f` and its length in bytes, when it is a plain decimal
+/// (`-`? digits, `.`, digits) of at most 9 digits whose digits make at most 2^24: then
+/// `digits / 10^decimals` is one correctly rounded division of two exact `f32`s (Clinger's fast
+/// path), the value `str::parse` gives. `None` for anything else (an exponent, a `+`, more
+/// digits), which [`fast_float2::parse_partial`] reads.
+#[inline]
+fn parse_short_decimal(f: &[u8]) -> Option<(f32, usize)> {
+    let negative = f.first() == Some(&b'-');
+    let mut i = usize::from(negative);
+    let (mut mantissa, mut digits, mut decimals) = (0u32, 0u32, 0usize);
+    let mut dot = false;
+    while let Some(&c) = f.get(i) {
+        match c {
+            b'0'..=b'9' if digits < 9 => {
+                mantissa = mantissa * 10 + u32::from(c - b'0');
+                digits += 1;
+                decimals += usize::from(dot);
+            }
+            b'.' if !dot => dot = true,
+            b'0'..=b'9' | b'.' | b'e' | b'E' => return None,
+            _ => break,
+        }
+        i += 1;
+    }
+    if digits == 0 || mantissa > 1 << 24 {
+        return None;
+    }
+    let v = mantissa as f32 / POW10[decimals];
+    Some((if negative { -v } else { v }, i))
+}
+
 fn is_number(f: &[u8]) -> bool {
     std::str::from_utf8(f).is_ok_and(|s| s.parse::<f64>().is_ok())
 }
@@ -295,6 +329,75 @@ impl<'a> Records<'a> {
         }
         self.pos = next;
         Ok(Some(line))
+    }
+
+    /// The next record of quote-free input read in one pass, when it is simple: each field of a
+    /// `numeric` column a number and nothing else (no spaces, no missing-value marker), parsed
+    /// straight into `numbers[i]`, the other fields cut at the next delimiter, and exactly as
+    /// many fields as `numeric` has entries. Anything else (a blank line, a field to trim, a
+    /// missing value, a wrong field count) leaves the reader where it was and returns `None`,
+    /// for [`Records::next`] to read; so does a record with no numeric field, which could be
+    /// blank. Returns the record's line, as `next` does; its fields are `field(i)`.
+    #[inline]
+    fn next_simple(&mut self, numeric: &[bool], numbers: &mut [f32]) -> Option<u64> {
+        debug_assert!(self.plain && !self.done);
+        if !numeric.contains(&true) {
+            return None;
+        }
+        let input = self.input;
+        let last = numeric.len() - 1;
+        let mut pos = self.pos;
+        let mut ended_by_newline = false;
+        self.spans.clear();
+        for (i, &is_number) in numeric.iter().enumerate() {
+            // Where the field's text ends: after the number, or at the next delimiter or newline.
+            let end = if is_number {
+                let rest = &input[pos..];
+                let (v, n) = match parse_short_decimal(rest) {
+                    Some(short) => short,
+                    None => fast_float2::parse_partial::<f32, _>(rest).ok()?,
+                };
+                if n == 0 || !v.is_finite() {
+                    return None;
+                }
+                numbers[i] = v;
+                pos + n
+            } else {
+                memchr::memchr2(self.delimiter, b'\n', &input[pos..])
+                    .map_or(input.len(), |k| pos + k)
+            };
+            let (field_end, next) = match input.get(end) {
+                Some(&d) if d == self.delimiter && i < last => (end, end + 1),
+                _ if i < last => return None,
+                None => (end, end),
+                Some(b'\n') => {
+                    ended_by_newline = true;
+                    // Text before `\r\n`: the `\r` is not part of the field.
+                    let trimmed = if end > pos && input[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    };
+                    (trimmed, end + 1)
+                }
+                // A number before `\r\n` (quote-free input has no other `\r`).
+                Some(b'\r') if input.get(end + 1) == Some(&b'\n') => {
+                    ended_by_newline = true;
+                    (end, end + 2)
+                }
+                _ => return None,
+            };
+            self.spans.push((pos, field_end));
+            pos = next;
+        }
+        let line = self.line;
+        self.start = self.pos;
+        self.pos = pos;
+        self.nfields = numeric.len();
+        if ended_by_newline {
+            self.line += 1;
+        }
+        Some(line)
     }
 
     /// Advances to the next non-blank record and returns its (1-based, block-relative) line.
@@ -705,6 +808,7 @@ impl CsvFile {
             kinds,
             missing: self.options.missing.clone(),
             extra_trailing_field: self.options.extra_trailing_field,
+            simple_records: true,
         });
         let block_bytes = self.options.block_bytes.max(1);
         let (pending, next) = if self.eof && rows.len() <= block_bytes {
@@ -845,6 +949,8 @@ struct BlockParser {
     kinds: Vec<ColumnKind>,
     missing: MissingValues,
     extra_trailing_field: bool,
+    /// Whether simple records take the one-pass path (off only to compare the two paths).
+    simple_records: bool,
 }
 
 /// A parsed block: its rows and the newlines it held.
@@ -888,7 +994,28 @@ impl BlockParser {
             })
             .collect();
         let mut rec = Records::new(block, self.delimiter);
-        while let Some(line) = rec.next()? {
+        // Simple records of quote-free blocks are read in one pass, numbers parsed as they are
+        // met; any other record goes through `Records::next`.
+        let numeric: Vec<bool> = cols
+            .iter()
+            .map(|c| matches!(c, Builder::Numeric(_)))
+            .collect();
+        let simple = self.simple_records && rec.plain;
+        let mut numbers = vec![0f32; ncols];
+        loop {
+            let simple_line = if simple && !rec.done {
+                rec.next_simple(&numeric, &mut numbers)
+            } else {
+                None
+            };
+            let line = match simple_line {
+                Some(line) => line,
+                None => match rec.next()? {
+                    Some(line) => line,
+                    None => break,
+                },
+            };
+            let parsed = simple_line.is_some();
             if rec.len() != ncols && !(self.extra_trailing_field && rec.len() == ncols + 1) {
                 return Err(CsvError::new(
                     rec.start_line(line),
@@ -899,11 +1026,11 @@ impl BlockParser {
                 ));
             }
             for (i, col) in cols.iter_mut().enumerate() {
-                let f = trim(rec.field(i));
                 match col {
                     Builder::Skip => {}
+                    Builder::Numeric(v) if parsed => v.push(numbers[i]),
                     Builder::Numeric(v) => v.push(
-                        self.number(f, i)
+                        self.number(trim(rec.field(i)), i)
                             .map_err(|m| CsvError::new(rec.start_line(line), m))?,
                     ),
                     Builder::Text {
@@ -912,6 +1039,7 @@ impl BlockParser {
                         index,
                         last,
                     } => {
+                        let f = trim(rec.field(i));
                         if self.missing.contains(f) {
                             codes.push(MISSING);
                             continue;
@@ -1457,6 +1585,46 @@ mod tests {
                 prop_assert!(fast.plain);
                 let slow = Records::new(text.as_bytes(), delimiter).without_fast_path();
                 prop_assert_eq!(records(fast), records(slow));
+            }
+
+            /// A block reads the same with simple records taken in one pass as through the
+            /// general path: the same columns, or the same error at the same line.
+            #[test]
+            fn simple_records_read_as_the_general_path_reads_them(
+                text in "(-?[0-9]{1,3}(\\.[0-9]{1,4})?(e-?[0-9])?|[a-z ]{1,3}|NA|nan|inf|1e99|\\.|,|\n|\r\n| ){0,200}",
+                kinds in proptest::collection::vec(
+                    prop::sample::select(vec![ColumnKind::Auto, ColumnKind::Numeric, ColumnKind::Text, ColumnKind::Skip]),
+                    1..5,
+                ),
+                extra in any::<bool>(),
+            ) {
+                let parser = |simple_records| BlockParser {
+                    delimiter: b',',
+                    names: (0..kinds.len()).map(|i| format!("c{i}")).collect(),
+                    kinds: kinds.clone(),
+                    missing: MissingValues::default(),
+                    extra_trailing_field: extra,
+                    simple_records,
+                };
+                let read = |p: BlockParser| {
+                    p.parse(text.as_bytes())
+                        .map(|t| (t.table, t.newlines))
+                        .map_err(|e| e.to_string())
+                };
+                prop_assert_eq!(read(parser(true)), read(parser(false)));
+            }
+
+            /// A short decimal is read as `str::parse::<f32>` reads its text, and as far as
+            /// `fast-float2` reads it; what it declines, `fast-float2` reads.
+            #[test]
+            fn short_decimals_parse_as_the_standard_library_parses_them(
+                text in "[-+]?[0-9]{0,10}(\\.[0-9]{0,10})?([eE.,][-+0-9]{0,3})?[,a-z\n]?",
+            ) {
+                if let Some((v, n)) = parse_short_decimal(text.as_bytes()) {
+                    prop_assert_eq!(Ok(v.to_bits()), text[..n].parse::<f32>().map(f32::to_bits));
+                    let (w, m) = fast_float2::parse_partial::<f32, _>(text.as_bytes()).unwrap();
+                    prop_assert_eq!((v.to_bits(), n), (w.to_bits(), m));
+                }
             }
 
             /// Numbers parse from the bytes as `str::parse::<f32>` parses them.
