@@ -825,12 +825,12 @@ impl Prepared {
     /// The train/test split of `data` (`data.test_fraction`, seeded by `rng`): the first draw
     /// from the split seed's generator.
     pub fn test_split(data: &Dataset, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Result<Split> {
-        split_rows(
-            data,
-            &(0..data.rows()).collect::<Vec<_>>(),
-            config.data.test_fraction,
-            rng,
-        )
+        // `split_rows` over every row, without its list of row numbers and their labels.
+        let fraction = config.data.test_fraction;
+        match &data.target {
+            Target::Classes { names, labels } => Split::stratified(labels, names, fraction, rng),
+            Target::Numbers(_) => Split::random(data.rows(), fraction, rng),
+        }
         .map_err(|m| Error::Data {
             source_name: data.source.clone(),
             message: format!("cannot split into train and test: {m}"),
@@ -866,7 +866,7 @@ impl Prepared {
             data,
             Cow::Borrowed(&data.table),
             config,
-            [fit_rows, valid_rows.unwrap_or_default(), test_rows],
+            [fit_rows, valid_rows.unwrap_or_default(), test_rows].map(<[usize]>::to_vec),
             valid_rows.is_some(),
             RELEASE_BLOCK_ROWS,
         )
@@ -886,16 +886,17 @@ impl Prepared {
             .then(|| Self::validation_split(&data, config, &outer.train, rng))
             .transpose()?;
         let table = std::mem::take(&mut data.table);
-        let (fit_rows, valid_rows): (&[usize], &[usize]) = match &inner {
-            Some(inner) => (&inner.train, &inner.test),
-            None => (&outer.train, &[]),
+        let validation = inner.is_some();
+        let (fit_rows, valid_rows) = match inner {
+            Some(inner) => (inner.train, inner.test),
+            None => (outer.train, Vec::new()),
         };
         Self::encode_splits(
             &data,
             Cow::Owned(table),
             config,
-            [fit_rows, valid_rows, &outer.test],
-            inner.is_some(),
+            [fit_rows, valid_rows, outer.test],
+            validation,
             RELEASE_BLOCK_ROWS,
         )
     }
@@ -909,7 +910,7 @@ impl Prepared {
         data: &Dataset,
         mut table: Cow<'_, Table>,
         config: &TrainConfig,
-        rows: [&[usize]; 3],
+        rows: [Vec<usize>; 3],
         validation: bool,
         block_rows: usize,
     ) -> Result<Self> {
@@ -917,8 +918,7 @@ impl Prepared {
             source_name: data.source.clone(),
             message,
         };
-        let [fit_rows, valid_rows, test_rows] = rows.map(|rows| {
-            let mut rows = rows.to_vec();
+        let [fit_rows, valid_rows, test_rows] = rows.map(|mut rows| {
             rows.sort_unstable();
             rows
         });
@@ -1614,7 +1614,7 @@ mod tests {
                 let mut rest = data.clone();
                 let table = std::mem::take(&mut rest.table);
                 let owned = Prepared::encode_splits(
-                    &rest, Cow::Owned(table), &config, [fit, valid, &outer.test], validation, block,
+                    &rest, Cow::Owned(table), &config, [fit.to_vec(), valid.to_vec(), outer.test.clone()], validation, block,
                 ).unwrap();
                 prop_assert_eq!(&owned, &lent);
                 prop_assert_eq!(lent.valid.is_some(), validation);
