@@ -1000,7 +1000,11 @@ impl BlockParser {
             .iter()
             .map(|c| matches!(c, Builder::Numeric(_)))
             .collect();
-        let simple = self.simple_records && rec.plain;
+        // (Not with a delimiter that could be part of a number, which the number would swallow.)
+        let simple = self.simple_records
+            && rec.plain
+            && !self.delimiter.is_ascii_alphanumeric()
+            && !b"+-.".contains(&self.delimiter);
         let mut numbers = vec![0f32; ncols];
         loop {
             let simple_line = if simple && !rec.done {
@@ -1524,6 +1528,25 @@ mod tests {
         }
         assert_eq!(next_row, 10_000);
         assert!(chunks > 5, "{chunks}");
+    }
+
+    #[test]
+    fn a_delimiter_that_could_be_part_of_a_number_still_splits_fields() {
+        // With a third, ignored field the number swallowing the first delimiter would still
+        // leave two fields.
+        for d in [b'.', b'-', b'e'] {
+            let text = format!("a{0}b\n1{0}5{0}9\n2{0}25\n", d as char);
+            let opts = CsvOptions {
+                delimiter: Some(d),
+                extra_trailing_field: true,
+                ..CsvOptions::default()
+            };
+            let t = read_with(&text, opts, None).unwrap();
+            assert_eq!(
+                (num(&t, "a"), num(&t, "b")),
+                (vec![1.0, 2.0], vec![5.0, 25.0])
+            );
+        }
     }
 
     #[test]
