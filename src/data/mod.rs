@@ -813,12 +813,30 @@ impl Prepared {
         rng: &mut ChaCha8Rng,
         validation: bool,
     ) -> Result<Self> {
+        let rows = Self::draw_splits(data, config, rng, validation)?;
+        Self::encode_splits(
+            data,
+            Cow::Borrowed(&data.table),
+            config,
+            rows,
+            RELEASE_BLOCK_ROWS,
+        )
+    }
+
+    /// The rows of the training, validation (see [`Prepared::with_validation`]) and test
+    /// splits, drawn from `rng`: the test split first, the validation split from its rest.
+    fn draw_splits(
+        data: &Dataset,
+        config: &TrainConfig,
+        rng: &mut ChaCha8Rng,
+        validation: bool,
+    ) -> Result<SplitRows> {
         let outer = Self::test_split(data, config, rng)?;
         if validation || config.training.early_stopping_patience.is_some() {
             let inner = Self::validation_split(data, config, &outer.train, rng)?;
-            Self::from_rows(data, config, &inner.train, Some(&inner.test), &outer.test)
+            Ok((inner.train, Some(inner.test), outer.test))
         } else {
-            Self::from_rows(data, config, &outer.train, None, &outer.test)
+            Ok((outer.train, None, outer.test))
         }
     }
 
@@ -866,8 +884,11 @@ impl Prepared {
             data,
             Cow::Borrowed(&data.table),
             config,
-            [fit_rows, valid_rows.unwrap_or_default(), test_rows].map(<[usize]>::to_vec),
-            valid_rows.is_some(),
+            (
+                fit_rows.to_vec(),
+                valid_rows.map(<[usize]>::to_vec),
+                test_rows.to_vec(),
+            ),
             RELEASE_BLOCK_ROWS,
         )
     }
@@ -881,48 +902,33 @@ impl Prepared {
         rng: &mut ChaCha8Rng,
         validation: bool,
     ) -> Result<Self> {
-        let outer = Self::test_split(&data, config, rng)?;
-        let inner = (validation || config.training.early_stopping_patience.is_some())
-            .then(|| Self::validation_split(&data, config, &outer.train, rng))
-            .transpose()?;
+        let rows = Self::draw_splits(&data, config, rng, validation)?;
         let table = std::mem::take(&mut data.table);
-        let validation = inner.is_some();
-        let (fit_rows, valid_rows) = match inner {
-            Some(inner) => (inner.train, inner.test),
-            None => (outer.train, Vec::new()),
-        };
-        Self::encode_splits(
-            &data,
-            Cow::Owned(table),
-            config,
-            [fit_rows, valid_rows, outer.test],
-            validation,
-            RELEASE_BLOCK_ROWS,
-        )
+        Self::encode_splits(&data, Cow::Owned(table), config, rows, RELEASE_BLOCK_ROWS)
     }
 
     /// [`Prepared::from_rows`] over `table` (the columns of `data`, lent or given): an owned
     /// table is cut back as its rows are encoded, from the last rows to the first, each split's
     /// matrix filled from its end, so freed raw rows and newly written encoded rows balance.
-    /// The training, validation (when `validation`) and test rows are `rows`; `block_rows` rows
-    /// are encoded between two cuts of an owned table.
+    /// The training, validation and test rows are `rows`; `block_rows` rows are encoded between
+    /// two cuts of an owned table.
     fn encode_splits(
         data: &Dataset,
         mut table: Cow<'_, Table>,
         config: &TrainConfig,
-        rows: [Vec<usize>; 3],
-        validation: bool,
+        rows: SplitRows,
         block_rows: usize,
     ) -> Result<Self> {
         let data_err = |message: String| Error::Data {
             source_name: data.source.clone(),
             message,
         };
-        let [fit_rows, valid_rows, test_rows] = rows.map(|mut rows| {
+        let sorted = |mut rows: Vec<usize>| {
             rows.sort_unstable();
             rows
-        });
-        let valid_rows = validation.then_some(valid_rows);
+        };
+        let (fit_rows, valid_rows, test_rows) =
+            (sorted(rows.0), rows.1.map(sorted), sorted(rows.2));
         let mut preprocessor = Preprocessor::fit_encoders(
             &table,
             &data.schema,
@@ -1017,6 +1023,9 @@ impl Prepared {
         })
     }
 }
+
+/// Row numbers of the training, validation (if any) and test splits.
+type SplitRows = (Vec<usize>, Option<Vec<usize>>, Vec<usize>);
 
 /// Rows encoded between two cuts of an owned table (`Prepared::from_dataset`): 65,536 rows of a
 /// numeric column are 256 KiB given back at a time.
@@ -1607,14 +1616,11 @@ mod tests {
                 let outer = Prepared::test_split(&data, &config, &mut rng).unwrap();
                 let inner = validation
                     .then(|| Prepared::validation_split(&data, &config, &outer.train, &mut rng).unwrap());
-                let (fit, valid): (&[usize], &[usize]) = match &inner {
-                    Some(inner) => (&inner.train, &inner.test),
-                    None => (&outer.train, &[]),
-                };
+                let fit = inner.as_ref().map_or(&outer.train, |i| &i.train);
                 let mut rest = data.clone();
                 let table = std::mem::take(&mut rest.table);
                 let owned = Prepared::encode_splits(
-                    &rest, Cow::Owned(table), &config, [fit.to_vec(), valid.to_vec(), outer.test.clone()], validation, block,
+                    &rest, Cow::Owned(table), &config, (fit.clone(), inner.as_ref().map(|i| i.test.clone()), outer.test.clone()), block,
                 ).unwrap();
                 prop_assert_eq!(&owned, &lent);
                 prop_assert_eq!(lent.valid.is_some(), validation);
