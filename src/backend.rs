@@ -105,6 +105,17 @@ pub fn init(require_gpu: bool) -> Result<Selected> {
     })
 }
 
+/// wgpu found no adapter at all.
+#[cfg(feature = "wgpu")]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "no GPU adapter found: wgpu sees no Vulkan, Metal or DX12 device. On a GPU host install the \
+     driver's Vulkan ICD; in a container run with `--gpus all` and \
+     NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics; without a GPU use the CPU build \
+     (default features)"
+)]
+struct NoGpuAdapter;
+
 /// Initialises the compiled-in backend's default device.
 ///
 /// `require_gpu` turns "no hardware GPU" into an error instead of a warning-worthy fallback.
@@ -114,7 +125,7 @@ pub fn init(require_gpu: bool) -> Result<Selected> {
     use std::sync::OnceLock;
 
     // wgpu can be set up once per process; later calls reuse the first answer.
-    static SETUP: OnceLock<std::result::Result<DeviceInfo, String>> = OnceLock::new();
+    static SETUP: OnceLock<std::result::Result<DeviceInfo, NoGpuAdapter>> = OnceLock::new();
     let info = SETUP.get_or_init(|| {
         let device = WgpuDevice::DefaultDevice;
         // Burn panics when no adapter exists; catch it (quietly) and explain instead.
@@ -124,13 +135,7 @@ pub fn init(require_gpu: bool) -> Result<Selected> {
             init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default())
         });
         std::panic::set_hook(hook);
-        let setup = setup.map_err(|_| {
-            "no GPU adapter found: wgpu sees no Vulkan, Metal or DX12 device. On a GPU host install \
-             the driver's Vulkan ICD; in a container run with `--gpus all` and \
-             NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics; without a GPU use the CPU build \
-             (default features)"
-                .to_string()
-        })?;
+        let setup = setup.map_err(|_| NoGpuAdapter)?;
         let a = setup.adapter.get_info();
         let device_type = format!("{:?}", a.device_type);
         let kind = if device_type == "Cpu" {
@@ -138,11 +143,15 @@ pub fn init(require_gpu: bool) -> Result<Selected> {
         } else {
             DeviceKind::Gpu
         };
-        let driver = [format!("{:?}", a.backend), a.driver.clone(), a.driver_info.clone()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let driver = [
+            format!("{:?}", a.backend),
+            a.driver.clone(),
+            a.driver_info.clone(),
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
         Ok(DeviceInfo {
             backend: BACKEND_NAME.into(),
             kind,
@@ -150,7 +159,7 @@ pub fn init(require_gpu: bool) -> Result<Selected> {
             driver: Some(driver),
         })
     });
-    let info = info.clone().map_err(Error::Device)?;
+    let info = info.clone().map_err(|e| Error::Device(e.to_string()))?;
     if require_gpu && info.kind != DeviceKind::Gpu {
         return Err(Error::Device(format!(
             "a GPU is required (--require-gpu / IRIS_TRAINER_REQUIRE_GPU) but the only adapter is \

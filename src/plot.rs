@@ -36,29 +36,64 @@ trait Draw {
     /// Width and height in pixels.
     fn size(&self) -> (u32, u32);
     /// Draws on a white area of [`Draw::size`].
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
+    fn draw<DB: PlotBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
 }
 
-type DrawResult = std::result::Result<(), String>;
+/// A plotters backend whose errors can be kept (they live as long as they like).
+trait PlotBackend: DrawingBackend<ErrorType: 'static> {}
 
-fn e(err: impl std::fmt::Display) -> String {
-    err.to_string()
+impl<DB: DrawingBackend<ErrorType: 'static>> PlotBackend for DB {}
+
+type DrawResult = std::result::Result<(), DrawError>;
+
+/// Why a drawing failed: the plotters backend's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct DrawError(Box<dyn std::error::Error + Send + Sync>);
+
+fn e(err: impl std::error::Error + Send + Sync + 'static) -> DrawError {
+    DrawError(Box::new(err))
 }
 
-fn register_font() -> Result<()> {
+/// Why a picture could not be made (a bug, or a broken build: nothing the user gave).
+#[derive(Debug, thiserror::Error)]
+enum PlotError {
+    /// The embedded font does not parse.
+    #[error("the embedded font cannot be read")]
+    Font,
+    /// A backend refused to draw.
+    #[error("drawing the {what}: {source}")]
+    Draw {
+        /// The picture.
+        what: &'static str,
+        /// Why.
+        source: DrawError,
+    },
+    /// The PNG encoder failed.
+    #[error("drawing the {what}: encoding PNG: {source}")]
+    Png {
+        /// The picture.
+        what: &'static str,
+        /// Why.
+        source: png::EncodingError,
+    },
+}
+
+fn register_font() -> std::result::Result<(), PlotError> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *REGISTERED
         .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Internal("the embedded font cannot be read".into()))
-    }
+    if ok { Ok(()) } else { Err(PlotError::Font) }
 }
 
-fn render(what: &str, d: &impl Draw) -> Result<Picture> {
+/// Draws `d` as SVG and PNG; `what` names the picture in errors.
+fn render(what: &'static str, d: &impl Draw) -> Result<Picture> {
+    draw_both(what, d).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn draw_both(what: &'static str, d: &impl Draw) -> std::result::Result<Picture, PlotError> {
     register_font()?;
-    let err = |m: String| Error::Internal(format!("drawing the {what}: {m}"));
+    let err = |source: DrawError| PlotError::Draw { what, source };
     let (w, h) = d.size();
     let mut svg = String::new();
     {
@@ -84,7 +119,7 @@ fn render(what: &str, d: &impl Draw) -> Result<Picture> {
             writer.write_image_data(&rgb)?;
             writer.finish()
         })
-        .map_err(|x| err(format!("encoding PNG: {x}")))?;
+        .map_err(|source| PlotError::Png { what, source })?;
     Ok(Picture { svg, png })
 }
 
@@ -138,7 +173,7 @@ impl Draw for Curves<'_> {
         (1100, 490)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+    fn draw<DB: PlotBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         // One legend for both panels, above them, where it hides no line.
         let (top, body) = root.split_vertically(40);
         let (left, right) = body.split_horizontally(550);
@@ -179,7 +214,7 @@ impl Draw for Curves<'_> {
 }
 
 /// A centred row of legend entries: `(label, colour, dashed)`.
-fn legend<DB: DrawingBackend>(
+fn legend<DB: PlotBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(String, RGBColor, bool)],
 ) -> DrawResult {
@@ -226,7 +261,7 @@ impl Curves<'_> {
         self.best_epoch > 0 && self.best_epoch < self.history.len()
     }
 
-    fn panel<DB: DrawingBackend>(
+    fn panel<DB: PlotBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
         name: &str,
@@ -338,7 +373,7 @@ impl Draw for Confusion<'_> {
         (side + self.name_width() + 40, side + 150)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+    fn draw<DB: PlotBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let k = self.classes.len();
         let rows: usize = self.counts.iter().map(|r| r.iter().sum::<usize>()).sum();
         let font = (self.cell() / 3).clamp(11, 28);
@@ -490,7 +525,7 @@ impl Draw for SweepChart<'_> {
         (1100, 460)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+    fn draw<DB: PlotBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let best = self.points.iter().find(|p| p.best).map(|p| p.index);
         let title = match best {
             Some(b) => format!(
@@ -521,7 +556,7 @@ impl Draw for SweepChart<'_> {
 }
 
 impl SweepChart<'_> {
-    fn panel<DB: DrawingBackend>(
+    fn panel<DB: PlotBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
         name: &str,

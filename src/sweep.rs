@@ -10,6 +10,11 @@
 //! "training.epochs" = 500
 //! "model.dropout" = 0.1
 //! ```
+//!
+//! A sweep's points are trained by index (`train --sweep FILE --sweep-index N`, as a Kubernetes
+//! Indexed Job runs them) or all on this machine, by [`LocalSweep`].
+
+mod local;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,11 @@ use crate::error::{Error, Result};
 use crate::metadata::{Metadata, SweepInfo};
 use crate::plot::SweepPoint;
 use crate::track::{ActiveRun, RunStatus, Tracker, config_params};
+
+pub use local::{
+    LocalOptions, LocalSweep, PointCommand, PointError, PointFailure, PointsFailed, SweepError,
+    SweepObserver, SweepOutcome,
+};
 
 /// At most this many points: a grid that multiplies past it is more likely a mistake.
 pub const MAX_POINTS: usize = 10_000;
@@ -702,7 +712,7 @@ impl Report {
 /// Starts a sweep's parent run in MLflow, named `sweep FILE-STEM`, with the base config, the
 /// sweep file and its number of points as params. Each point's run names it as its parent
 /// (`TrackingOptions::parent_run_id`). Fails with [`Error::Tracking`].
-pub fn start_parent_run(
+fn start_parent_run(
     tracker: &Tracker,
     base: &TrainConfig,
     file: &Path,
@@ -734,7 +744,7 @@ pub fn start_parent_run(
 /// Logs a sweep's outcome to its parent run (points finished and failed; the best point's
 /// scores and the report files written into `root`, when there is a report) and ends it:
 /// FINISHED when every point trained, FAILED otherwise. Failures are kept in the run, as warnings.
-pub fn end_parent_run(
+fn end_parent_run(
     run: &mut ActiveRun,
     root: &Path,
     report: Option<&Report>,

@@ -295,7 +295,11 @@ impl ActiveRun {
         }
     }
 
-    fn attempt(&mut self, what: &str, f: impl FnOnce(&Client, &str) -> Result<(), String>) {
+    fn attempt(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&Client, &str) -> std::result::Result<(), TrackingError>,
+    ) {
         if self.failure.is_some() {
             return;
         }
@@ -377,8 +381,11 @@ impl ActiveRun {
     pub fn upload_dir(&mut self, dir: &Path) {
         match files_under(dir) {
             Ok(files) => self.upload_files(dir, &files),
-            Err(e) => self.attempt("listing the model directory", |_, _| {
-                Err(format!("{}: {e}", dir.display()))
+            Err(source) => self.attempt("listing the model directory", |_, _| {
+                Err(TrackingError::ListDir {
+                    dir: dir.to_path_buf(),
+                    source,
+                })
             }),
         }
     }
@@ -390,8 +397,11 @@ impl ActiveRun {
         for rel in rels {
             let path = dir.join(rel);
             self.attempt("uploading artifacts", |c, _| {
-                let bytes =
-                    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let bytes = std::fs::read(&path).map_err(|source| TrackingError::File {
+                    action: "reading",
+                    path: path.clone(),
+                    source,
+                })?;
                 c.upload(&root, rel, &bytes)
             });
         }
@@ -603,10 +613,10 @@ impl Client {
         Ok(Client { agent, base, token })
     }
 
-    fn error(&self, message: String) -> Error {
+    fn error(&self, e: TrackingError) -> Error {
         Error::Tracking {
             uri: self.base.clone(),
-            message,
+            message: e.to_string(),
         }
     }
 
@@ -617,14 +627,17 @@ impl Client {
         send: impl Fn(
             &ureq::Agent,
         ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> std::result::Result<Value, Failed> {
-        let mut last = Failed::Other(String::new());
-        for attempt in 0..TRIES {
+    ) -> std::result::Result<Value, TrackingError> {
+        let mut attempt = 0;
+        loop {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1)));
             }
-            match send(&self.agent) {
-                Err(e) => last = Failed::Other(format!("{what}: {e}")),
+            let failed = match send(&self.agent) {
+                Err(source) => TrackingError::Unreachable {
+                    request: what.to_string(),
+                    source,
+                },
                 Ok(mut r) => {
                     let status = r.status().as_u16();
                     let body = r.body_mut().read_to_string().unwrap_or_default();
@@ -632,23 +645,26 @@ impl Client {
                         return Ok(serde_json::from_str(&body).unwrap_or(Value::Null));
                     }
                     let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    let code = answer["error_code"].as_str().unwrap_or("").to_string();
-                    let message = answer["message"]
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| body.chars().take(300).collect());
-                    let failed = Failed::Status {
-                        code,
-                        message: format!("{what} answered {status}: {message}"),
+                    let failed = TrackingError::Refused {
+                        request: what.to_string(),
+                        status,
+                        code: answer["error_code"].as_str().unwrap_or("").to_string(),
+                        message: answer["message"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| body.chars().take(300).collect()),
                     };
                     if status < 500 && status != 429 {
                         return Err(failed);
                     }
-                    last = failed;
+                    failed
                 }
+            };
+            attempt += 1;
+            if attempt >= TRIES {
+                return Err(failed);
             }
         }
-        Err(last)
     }
 
     fn auth(
@@ -661,15 +677,18 @@ impl Client {
         }
     }
 
-    fn post(&self, endpoint: &str, body: &Value) -> std::result::Result<Value, String> {
+    fn post(&self, endpoint: &str, body: &Value) -> std::result::Result<Value, TrackingError> {
         let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
         self.call(&format!("POST {endpoint}"), |a| {
             self.auth(a.post(&url)).send_json(body)
         })
-        .map_err(Failed::into_message)
     }
 
-    fn get(&self, endpoint: &str, query: (&str, &str)) -> std::result::Result<Value, Failed> {
+    fn get(
+        &self,
+        endpoint: &str,
+        query: (&str, &str),
+    ) -> std::result::Result<Value, TrackingError> {
         let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
         self.call(&format!("GET {endpoint}"), |a| {
             let r = a.get(&url).query(query.0, query.1);
@@ -682,36 +701,40 @@ impl Client {
 
     /// The id of experiment `name` (created if missing), or of MLflow's default experiment;
     /// either way the server has answered.
-    fn experiment_id(&self, name: Option<&str>) -> std::result::Result<String, String> {
-        let id = |v: &Value, what: &str| {
-            v["experiment"]["experiment_id"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("{what} answered without an experiment id: {v}"))
+    fn experiment_id(&self, name: Option<&str>) -> std::result::Result<String, TrackingError> {
+        let id = |v: Value, endpoint: &'static str| match v["experiment"]["experiment_id"].as_str()
+        {
+            Some(id) => Ok(id.to_string()),
+            None => Err(TrackingError::Incomplete {
+                endpoint,
+                missing: "an experiment id",
+                answer: v,
+            }),
         };
         let Some(name) = name else {
             // MLflow's default experiment ("Default") has id 0.
-            let v = self
-                .get("experiments/get", ("experiment_id", "0"))
-                .map_err(Failed::into_message)?;
-            return id(&v, "experiments/get");
+            let v = self.get("experiments/get", ("experiment_id", "0"))?;
+            return id(v, "experiments/get");
         };
         match self.get("experiments/get-by-name", ("experiment_name", name)) {
-            Ok(v) => id(&v, "experiments/get-by-name"),
-            Err(Failed::Status { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => {
+            Ok(v) => id(v, "experiments/get-by-name"),
+            Err(TrackingError::Refused { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => {
                 match self.post("experiments/create", &json!({"name": name})) {
-                    Ok(v) => v["experiment_id"]
-                        .as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| format!("experiments/create answered without an id: {v}")),
+                    Ok(v) => match v["experiment_id"].as_str() {
+                        Some(id) => Ok(id.to_string()),
+                        None => Err(TrackingError::Incomplete {
+                            endpoint: "experiments/create",
+                            missing: "an id",
+                            answer: v,
+                        }),
+                    },
                     // Created meanwhile by another run (a sweep's points start together).
                     Err(_) => self
                         .get("experiments/get-by-name", ("experiment_name", name))
-                        .map_err(Failed::into_message)
-                        .and_then(|v| id(&v, "experiments/get-by-name")),
+                        .and_then(|v| id(v, "experiments/get-by-name")),
                 }
             }
-            Err(e) => Err(e.into_message()),
+            Err(e) => Err(e),
         }
     }
 
@@ -721,7 +744,7 @@ impl Client {
         experiment_id: &str,
         name: &str,
         tags: &[(String, String)],
-    ) -> std::result::Result<(String, String), String> {
+    ) -> std::result::Result<(String, String), TrackingError> {
         let first: Vec<Value> = tags
             .iter()
             .take(MAX_TAGS_PER_BATCH)
@@ -737,10 +760,16 @@ impl Client {
             }),
         )?;
         let info = &v["run"]["info"];
-        let id = info["run_id"]
+        let Some(id) = info["run_id"]
             .as_str()
             .or_else(|| info["run_uuid"].as_str())
-            .ok_or_else(|| format!("runs/create answered without a run id: {v}"))?;
+        else {
+            return Err(TrackingError::Incomplete {
+                endpoint: "runs/create",
+                missing: "a run id",
+                answer: v,
+            });
+        };
         let artifact_uri = info["artifact_uri"].as_str().unwrap_or_default();
         Ok((id.to_string(), artifact_uri.to_string()))
     }
@@ -751,7 +780,7 @@ impl Client {
         metrics: &[Value],
         params: &[(String, String)],
         tags: &[(String, String)],
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), TrackingError> {
         let kv = |pairs: &[(String, String)]| -> Vec<Value> {
             pairs
                 .iter()
@@ -766,7 +795,12 @@ impl Client {
     }
 
     /// Stores `bytes` as the artifact `rel` under the run's artifact root `root`.
-    fn upload(&self, root: &str, rel: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+    fn upload(
+        &self,
+        root: &str,
+        rel: &Path,
+        bytes: &[u8],
+    ) -> std::result::Result<(), TrackingError> {
         match artifact_target(&self.base, root, rel)? {
             ArtifactTarget::Http(url) => self
                 .call(&format!("PUT {}", rel.display()), |a| {
@@ -774,14 +808,20 @@ impl Client {
                         .header("Content-Type", "application/octet-stream")
                         .send(bytes)
                 })
-                .map(drop)
-                .map_err(Failed::into_message),
+                .map(drop),
             ArtifactTarget::Local(path) => {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                    std::fs::create_dir_all(parent).map_err(|source| TrackingError::File {
+                        action: "creating",
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
                 }
-                std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+                std::fs::write(&path, bytes).map_err(|source| TrackingError::File {
+                    action: "writing",
+                    path,
+                    source,
+                })
             }
         }
     }
@@ -805,7 +845,7 @@ pub fn artifact_target(
     tracking_uri: &str,
     root: &str,
     rel: &Path,
-) -> std::result::Result<ArtifactTarget, String> {
+) -> std::result::Result<ArtifactTarget, UnwritableArtifactRoot> {
     let segments: Vec<String> = rel
         .components()
         .map(|c| utf8_percent_encode(&c.as_os_str().to_string_lossy(), SEGMENT).to_string())
@@ -851,31 +891,76 @@ pub fn artifact_target(
     if local.starts_with('/') {
         return Ok(ArtifactTarget::Local(Path::new(local).join(rel)));
     }
-    Err(format!(
-        "the run's artifact root {root:?} is not one this program can write; start the \
-         tracking server with --serve-artifacts (MLflow's default) so it proxies artifact uploads"
-    ))
+    Err(UnwritableArtifactRoot {
+        root: root.to_string(),
+    })
 }
 
-/// A request that did not succeed.
-#[derive(Debug)]
-enum Failed {
+/// Why a request to the tracking server, or an artifact's upload, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackingError {
+    /// No answer (connection refused, timeout, ...).
+    #[error("{request}: {source}")]
+    Unreachable {
+        /// The request, e.g. `POST runs/create`.
+        request: String,
+        /// Why.
+        source: ureq::Error,
+    },
     /// The server answered with an error.
-    Status {
-        /// MLflow's `error_code`, e.g. `RESOURCE_DOES_NOT_EXIST`.
+    #[error("{request} answered {status}: {message}")]
+    Refused {
+        /// The request, e.g. `POST runs/create`.
+        request: String,
+        /// The HTTP status.
+        status: u16,
+        /// MLflow's `error_code`, e.g. `RESOURCE_DOES_NOT_EXIST` (empty if none).
         code: String,
+        /// The server's message (or the start of its body).
         message: String,
     },
-    /// No answer (connection refused, timeout, ...).
-    Other(String),
+    /// A successful answer without what it should hold.
+    #[error("{endpoint} answered without {missing}: {answer}")]
+    Incomplete {
+        /// The endpoint, e.g. `runs/create`.
+        endpoint: &'static str,
+        /// What it left out, e.g. `a run id`.
+        missing: &'static str,
+        /// The answer.
+        answer: Value,
+    },
+    /// A file could not be read, or written into a local artifact store.
+    #[error("{action} {}: {source}", .path.display())]
+    File {
+        /// `reading`, `creating` or `writing`.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The model directory could not be listed.
+    #[error("{}: {source}", .dir.display())]
+    ListDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The run's artifacts cannot be written from here.
+    #[error(transparent)]
+    ArtifactRoot(#[from] UnwritableArtifactRoot),
 }
 
-impl Failed {
-    fn into_message(self) -> String {
-        match self {
-            Failed::Status { message, .. } | Failed::Other(message) => message,
-        }
-    }
+/// An artifact root that is neither the server's proxy, HTTP nor a local directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the run's artifact root {root:?} is not one this program can write; start the \
+     tracking server with --serve-artifacts (MLflow's default) so it proxies artifact uploads"
+)]
+pub struct UnwritableArtifactRoot {
+    /// The root, e.g. `s3://bucket/7/abc/artifacts`.
+    pub root: String,
 }
 
 #[cfg(test)]

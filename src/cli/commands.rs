@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use iris_trainer::artifact::{FileState, ModelDir};
 use iris_trainer::backend::{self, Backend, DeviceKind, TrainBackend};
@@ -15,8 +14,8 @@ use iris_trainer::metadata::CrossValidation;
 use iris_trainer::metrics::Scores;
 use iris_trainer::predict::{PredictionFormat, Predictor, format_rows};
 use iris_trainer::serve::ServeOptions;
-use iris_trainer::sweep::{self, Sweep};
-use iris_trainer::track::{RunStatus, Tracker};
+use iris_trainer::sweep::{self, LocalOptions, LocalSweep, Sweep, SweepError, SweepObserver};
+use iris_trainer::track::{ActiveRun, Tracker};
 use iris_trainer::train::Interrupter;
 use iris_trainer::{TrainRun, evaluate as evaluate_model};
 use serde_json::json;
@@ -236,184 +235,97 @@ pub fn cross_validate(a: CrossValidateArgs, g: &GlobalArgs) -> Result<()> {
     })
 }
 
-/// Trains every point in its own process (the backends seed one global generator per process,
-/// so points trained side by side in one process would not be reproducible), `jobs` at a time.
-pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> Result<()> {
+/// Trains every point of a sweep on this machine, each in its own process, `--jobs` at a time,
+/// then ranks them. A signal stops the points under way and exits 128 + its number.
+pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> std::result::Result<(), SweepError> {
     let Some(path) = a.train.sweep.clone() else {
         return Err(Error::ConfigValue {
             origin: "command line".into(),
             key: "--sweep".into(),
             value: "(none)".into(),
             reason: "`iris-trainer sweep` needs --sweep FILE".into(),
-        });
+        }
+        .into());
     };
     let sweep = Sweep::from_file(&path)?;
     let (config, origin) = resolve_config(&a.train)?;
-    // Every point's config is checked before any training starts, and with --folds, that its
-    // data can be dealt into that many folds (once per distinct data and hold-out setting).
-    sweep.validate_all(&config, &origin)?;
-    if let Some(k) = a.train.folds {
-        let mut checked = std::collections::BTreeSet::new();
-        for i in 0..sweep.len() {
-            let (c, point_origin, _) = sweep.resolve(&config, &origin, i)?;
-            let key = serde_json::json!([
-                c.data,
-                c.preprocess,
-                c.training.early_stopping_patience.is_some(),
-                c.training.validation_fraction
-            ])
-            .to_string();
-            if checked.insert(key) {
-                CrossValidationRun::prepare(c, &point_origin, k)?;
-            }
-        }
-    }
-    let root = config.output.dir.clone();
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, sweep.len());
+    let options = LocalOptions {
+        jobs: a.jobs,
+        folds: a.train.folds,
+        rank_by: a.rank_by.map(Into::into),
+    };
+    let local = LocalSweep::prepare(sweep, &path, config, &origin, &options)?;
     if !g.quiet {
         eprintln!(
-            "sweep {}: {} points into {}, {jobs} at a time",
+            "sweep {}: {} points into {}, {} at a time",
             path.display(),
-            sweep.len(),
-            root.display()
+            local.points(),
+            local.root().display(),
+            local.jobs()
         );
     }
     let exe = std::env::current_exe()
         .map_err(|e| Error::Internal(format!("cannot find this program to run the points: {e}")))?;
-    let mut base_args = a.train.to_args();
-    // With tracking: one parent run, and each point's run its child.
-    let parent = match a.train.tracking() {
-        None => None,
-        Some(options) => {
-            let tracker = Tracker::connect(options)?;
-            let run = sweep::start_parent_run(&tracker, &config, &path, &sweep)?;
-            if !g.quiet {
-                eprintln!(
-                    "tracking in MLflow at {}: parent run {} (experiment id {})",
-                    tracker.uri(),
-                    run.run_id(),
-                    tracker.experiment_id()
-                );
-            }
-            base_args.push("--parent-run-id".into());
-            base_args.push(run.run_id().into());
-            Some(run)
+    let tracker = a.train.tracking().map(Tracker::connect).transpose()?;
+    let base_args = a.train.to_args();
+    let command = |index: usize, parent_run_id: Option<&str>| {
+        let mut c = std::process::Command::new(&exe);
+        c.arg("train").arg("--quiet").args(&base_args);
+        if let Some(id) = parent_run_id {
+            c.arg("--parent-run-id").arg(id);
         }
+        c.arg("--sweep-index")
+            .arg(index.to_string())
+            .env_remove("JOB_COMPLETION_INDEX");
+        c
     };
-    let parent = std::sync::Mutex::new(parent);
-    let done = std::sync::atomic::AtomicBool::new(false);
     let interrupter = Interrupter::new();
-    if parent.lock().is_ok_and(|p| p.is_some()) {
-        stop_on_signals(&interrupter);
-    }
-    let next = AtomicUsize::new(0);
-    let failures = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        if parent.lock().is_ok_and(|p| p.is_some()) {
-            // Ctrl-C or SIGTERM ends the parent run as KILLED and exits at once, as an untracked
-            // sweep does; points already started finish (or are stopped) on their own.
-            scope.spawn(|| {
-                while !done.load(Ordering::Relaxed) {
-                    if let Some(signal) = interrupter.signal() {
-                        if let Ok(mut p) = parent.lock()
-                            && let Some(run) = p.as_mut()
-                        {
-                            run.end(RunStatus::Killed);
-                        }
-                        eprintln!("error: sweep interrupted by {signal}");
-                        std::process::exit(signal.exit_code().into());
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-            });
-        }
-        let workers: Vec<_> = (0..jobs)
-            .map(|_| {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= sweep.len() {
-                            break;
-                        }
-                        let out = std::process::Command::new(&exe)
-                            .arg("train")
-                            .arg("--quiet")
-                            .args(&base_args)
-                            .arg("--sweep-index")
-                            .arg(i.to_string())
-                            .env_remove("JOB_COMPLETION_INDEX")
-                            .output();
-                        let ok = matches!(&out, Ok(o) if o.status.success());
-                        if let Ok(o) = &out
-                            && ok
-                        {
-                            // A point's warnings (e.g. its tracking failed) are shown even though its
-                            // output is otherwise kept quiet.
-                            for line in String::from_utf8_lossy(&o.stderr)
-                                .lines()
-                                .filter(|l| l.starts_with("warning: "))
-                            {
-                                eprintln!("point {i}: {line}");
-                            }
-                        }
-                        if !ok {
-                            let why = match out {
-                                Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-                                Err(e) => e.to_string(),
-                            };
-                            if let Ok(mut f) = failures.lock() {
-                                f.push((i, why));
-                            }
-                        }
-                        if !g.quiet {
-                            eprintln!("point {i}: {}", if ok { "done" } else { "FAILED" });
-                        }
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            let _ = worker.join();
-        }
-        done.store(true, Ordering::Relaxed);
-    });
-    let mut parent = parent.into_inner().unwrap_or_default();
-    let mut failures = failures.into_inner().unwrap_or_default();
-    failures.sort();
-    let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
-    let reported = match sweep::report(&root, a.rank_by.map(Into::into), Some(sweep.len()), &failed)
-    {
-        Ok(report) => report.write(&root).map(|()| Some(report)),
-        // Nothing finished: the failures below say why.
-        Err(_) if !failures.is_empty() => Ok(None),
-        Err(e) => Err(e),
-    };
-    if let Some(run) = parent.as_mut() {
-        let report = reported.as_ref().ok().and_then(Option::as_ref);
-        sweep::end_parent_run(run, &root, report, failures.len(), sweep.len());
-        if let Some(w) = run.take_warning() {
-            eprintln!("warning: {w}");
-        }
-    }
-    if let Some(report) = reported? {
+    stop_on_signals(&interrupter);
+    let outcome = local.run(
+        tracker.as_ref(),
+        &command,
+        &mut SweepProgress { quiet: g.quiet },
+        &interrupter,
+    )?;
+    if let Some(report) = &outcome.report {
         emit(&report.markdown())?;
     }
-    if failures.is_empty() {
-        return Ok(());
+    match outcome.failed {
+        Some(failed) => Err(failed.into()),
+        None => Ok(()),
     }
-    Err(Error::SweepFailed(format!(
-        "{} of {} sweep points failed:\n{}",
-        failures.len(),
-        sweep.len(),
-        failures
-            .iter()
-            .map(|(i, why)| format!("  point {i}: {why}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    )))
+}
+
+/// A local sweep's progress on stderr; a point's warnings even with `--quiet`.
+struct SweepProgress {
+    quiet: bool,
+}
+
+impl SweepObserver for SweepProgress {
+    fn parent_run(&mut self, tracker: &Tracker, run: &ActiveRun) {
+        if !self.quiet {
+            eprintln!(
+                "tracking in MLflow at {}: parent run {} (experiment id {})",
+                tracker.uri(),
+                run.run_id(),
+                tracker.experiment_id()
+            );
+        }
+    }
+
+    fn point_warning(&mut self, index: usize, line: &str) {
+        eprintln!("point {index}: {line}");
+    }
+
+    fn point_done(&mut self, index: usize, trained: bool) {
+        if !self.quiet {
+            eprintln!("point {index}: {}", if trained { "done" } else { "FAILED" });
+        }
+    }
+
+    fn warning(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+    }
 }
 
 pub fn sweep_report(a: SweepReportArgs) -> Result<()> {

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use iris_trainer::Error;
 use iris_trainer::config::{Overrides, Task};
 use iris_trainer::predict::PredictionFormat;
-use iris_trainer::sweep::RankBy;
+use iris_trainer::sweep::{RankBy, SweepError};
 use iris_trainer::track::TrackingOptions;
 
 /// Train a small MLP on tabular data (Fisher's Iris by default) and serve it.
@@ -238,7 +239,7 @@ impl From<TaskArg> for Task {
 }
 
 /// Parses `--model-name`.
-fn model_name(s: &str) -> std::result::Result<String, String> {
+fn model_name(s: &str) -> std::result::Result<String, iris_trainer::serve::BadModelName> {
     iris_trainer::serve::check_model_name(s).map(|()| s.to_string())
 }
 
@@ -476,10 +477,32 @@ pub fn main() -> ExitCode {
         Some(Command::Export(a)) => commands::export(a, &g),
         Some(Command::Serve(a)) => commands::serve(a, &g),
         Some(Command::CrossValidate(a)) => commands::cross_validate(a, &g),
-        Some(Command::Sweep(a)) => commands::sweep(a, &g),
+        Some(Command::Sweep(a)) => return finish(commands::sweep(a, &g)),
         Some(Command::SweepReport(a)) => commands::sweep_report(a),
         Some(Command::Healthcheck(a)) => commands::healthcheck(a),
     };
+    finish(result)
+}
+
+/// A command's error: what `error:` prints, and the exit code.
+trait Failure: std::fmt::Display {
+    fn exit_code(&self) -> u8;
+}
+
+impl Failure for Error {
+    fn exit_code(&self) -> u8 {
+        Error::exit_code(self)
+    }
+}
+
+impl Failure for SweepError {
+    fn exit_code(&self) -> u8 {
+        SweepError::exit_code(self)
+    }
+}
+
+/// Prints a failed command's error and returns its exit code.
+fn finish(result: std::result::Result<(), impl Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

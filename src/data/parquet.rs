@@ -413,10 +413,10 @@ mod tests {
         out
     }
 
-    fn read(kinds: &[ColumnKind]) -> Result<Table, String> {
-        let f = ParquetFile::open(file(), &["NA".into()]).map_err(|e| e.to_string())?;
-        let mut chunks = f.chunks(kinds).map_err(|e| e.to_string())?;
-        Ok(chunks.next().unwrap().map_err(|e| e.to_string())?.table)
+    fn read(kinds: &[ColumnKind]) -> Result<Table, ReadError> {
+        let f = ParquetFile::open(file(), &["NA".into()])?;
+        let mut chunks = f.chunks(kinds)?;
+        Ok(chunks.next().unwrap()?.table)
     }
 
     #[test]
@@ -443,12 +443,16 @@ mod tests {
     #[test]
     fn unsupported_and_mismatched_columns_are_named() {
         use ColumnKind::*;
-        let m = read(&[Auto, Auto, Auto, Auto, Auto, Auto]).unwrap_err();
+        let m = read(&[Auto, Auto, Auto, Auto, Auto, Auto])
+            .unwrap_err()
+            .to_string();
         assert!(
             m.contains("column `tags`") && m.contains("--ignore tags"),
             "{m}"
         );
-        let m = read(&[Auto, Auto, Numeric, Auto, Auto, Skip]).unwrap_err();
+        let m = read(&[Auto, Auto, Numeric, Auto, Auto, Skip])
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("column `sex` holds text"), "{m}");
         let m = ParquetFile::open(b"PAR1 not really".to_vec(), &[])
             .err()

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{FeatureType, Schema, boolean_value, sort_levels};
 use super::table::{ColumnData, MISSING, Table, format_number};
+use super::value::BadValue;
 use crate::config::{Impute, PreprocessConfig};
 
 /// How one feature column becomes inputs; stored in `model.json`.
@@ -121,6 +122,44 @@ impl Encoder {
     }
 }
 
+/// Why a stored encoding (a loaded `model.json`'s `preprocess`) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodingError {
+    /// Two encoders read the same column.
+    #[error("feature `{feature}` is listed twice")]
+    FeatureTwice {
+        /// The column.
+        feature: String,
+    },
+    /// A numeric or boolean encoder's fill value is NaN or infinite.
+    #[error("feature `{feature}` has a non-finite fill value")]
+    NonFiniteFill {
+        /// The column.
+        feature: String,
+    },
+    /// A categorical encoder with no inputs.
+    #[error("categorical feature `{feature}` has no levels")]
+    NoLevels {
+        /// The column.
+        feature: String,
+    },
+    /// A categorical encoder lists a level twice.
+    #[error("categorical feature `{feature}` lists level `{level}` twice")]
+    LevelTwice {
+        /// The column.
+        feature: String,
+        /// The level.
+        level: String,
+    },
+}
+
+/// For callers that still report a model file's problems as text.
+impl From<EncodingError> for String {
+    fn from(e: EncodingError) -> Self {
+        e.to_string()
+    }
+}
+
 /// The fitted encoders, as stored in `model.json` under `preprocess`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,19 +189,17 @@ impl Encoding {
     }
 
     /// Checks that the encoders are usable (for a loaded `model.json`).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), EncodingError> {
         for (i, c) in self.columns.iter().enumerate() {
+            let feature = || c.name().to_string();
             if self.columns[..i].iter().any(|d| d.name() == c.name()) {
-                return Err(format!("feature `{}` is listed twice", c.name()));
+                return Err(EncodingError::FeatureTwice { feature: feature() });
             }
             match c {
                 Encoder::Numeric { fill, .. } | Encoder::Boolean { fill, .. }
                     if !fill.is_finite() =>
                 {
-                    return Err(format!(
-                        "feature `{}` has a non-finite fill value",
-                        c.name()
-                    ));
+                    return Err(EncodingError::NonFiniteFill { feature: feature() });
                 }
                 Encoder::Categorical {
                     levels,
@@ -170,14 +207,14 @@ impl Encoding {
                     ..
                 } => {
                     if levels.is_empty() && !missing_level {
-                        return Err(format!("categorical feature `{}` has no levels", c.name()));
+                        return Err(EncodingError::NoLevels { feature: feature() });
                     }
                     for (j, l) in levels.iter().enumerate() {
                         if levels[..j].contains(l) {
-                            return Err(format!(
-                                "categorical feature `{}` lists level `{l}` twice",
-                                c.name()
-                            ));
+                            return Err(EncodingError::LevelTwice {
+                                feature: feature(),
+                                level: l.clone(),
+                            });
                         }
                     }
                 }
@@ -312,6 +349,26 @@ impl std::fmt::Display for EncodeError {
     }
 }
 
+/// Why a preprocessor cannot be fitted on the training rows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FitError {
+    /// The table lacks a feature column of the schema.
+    #[error("column `{column}` was not read")]
+    ColumnNotRead {
+        /// The column.
+        column: String,
+    },
+    /// A numeric feature's column holds text.
+    #[error("column `{column}` is numeric but was read as text")]
+    NumericReadAsText {
+        /// The column.
+        column: String,
+    },
+    /// A training row cannot be encoded.
+    #[error("{0}")]
+    Encode(EncodeError),
+}
+
 /// Encoders and scaling: the whole transform from raw columns to network inputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preprocessor {
@@ -338,29 +395,33 @@ impl Preprocessor {
         rows: &[usize],
         config: &PreprocessConfig,
         missing_values: &[String],
-    ) -> Result<(Self, Vec<f32>), String> {
+    ) -> Result<(Self, Vec<f32>), FitError> {
         let mut p = Self::fit_encoders(table, schema, rows, config, missing_values)?;
-        let (mut x, _) = p.encode(table, Some(rows)).map_err(|e| e.to_string())?;
+        let (mut x, _) = p.encode(table, Some(rows)).map_err(FitError::Encode)?;
         p.fit_scaling(&x);
         p.scaling.transform(&mut x);
-        p.check_finite(&x, 0).map_err(|e| e.to_string())?;
+        p.check_finite(&x, 0).map_err(FitError::Encode)?;
         Ok((p, x))
     }
 
     /// Fits the encoders on `rows` of `table` for `schema`'s features, leaving the scaling
     /// the identity: [`Preprocessor::fit_scaling`] fits it on the encoded training rows.
+    /// A categorical feature's levels are not limited here: [`Schema::infer`] holds every
+    /// categorical column to `preprocess.max_categories`, over all of its rows.
     pub fn fit_encoders(
         table: &Table,
         schema: &Schema,
         rows: &[usize],
         config: &PreprocessConfig,
         missing_values: &[String],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FitError> {
         let mut columns = Vec::with_capacity(schema.features.len());
         for f in &schema.features {
             let col = table
                 .column(&f.name)
-                .ok_or_else(|| format!("column `{}` was not read", f.name))?;
+                .ok_or_else(|| FitError::ColumnNotRead {
+                    column: f.name.clone(),
+                })?;
             columns.push(fit_encoder(&f.name, f.kind, &col.data, rows, config)?);
         }
         let encoding = Encoding {
@@ -521,7 +582,7 @@ impl Preprocessor {
                                         &levels[c as usize],
                                         &self.encoding.missing_values,
                                     )
-                                    .map_err(|m| err(i, m))?,
+                                    .map_err(|e| err(i, e.to_string()))?,
                                 },
                             };
                             let cell = &mut out[i * w + offset..];
@@ -624,18 +685,17 @@ impl Preprocessor {
     }
 }
 
-/// A number given as text (JSON string, a file column read as text).
-fn parse_text_number(text: &str, missing: &[String]) -> Result<f32, String> {
+/// A number given as text (JSON string, a file column read as text); a missing-value marker is
+/// `NaN`. An error shows the whole (trimmed) text.
+fn parse_text_number(text: &str, missing: &[String]) -> Result<f32, BadValue> {
     let t = text.trim();
     if missing.iter().any(|m| m == t) {
         return Ok(f32::NAN);
     }
     match t.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(format!(
-            "`{t}` is not a finite number (NaN, infinity or out of range)"
-        )),
-        Err(_) => Err(format!("`{t}` is not a number")),
+        Ok(_) => Err(BadValue::NotFinite(t.to_string())),
+        Err(_) => Err(BadValue::NotANumber(t.to_string())),
     }
 }
 
@@ -645,7 +705,7 @@ fn fit_encoder(
     data: &ColumnData,
     rows: &[usize],
     config: &PreprocessConfig,
-) -> Result<Encoder, String> {
+) -> Result<Encoder, FitError> {
     let name = name.to_string();
     Ok(match (kind, data) {
         (FeatureType::Numeric, ColumnData::Numeric(v)) => {
@@ -676,7 +736,7 @@ fn fit_encoder(
             }
         }
         (FeatureType::Numeric, ColumnData::Text { .. }) => {
-            return Err(format!("column `{name}` is numeric but was read as text"));
+            return Err(FitError::NumericReadAsText { column: name });
         }
         (FeatureType::Boolean, data) => {
             let mut trues = 0usize;
@@ -740,15 +800,6 @@ fn fit_encoder(
             };
             sort_levels(&mut levels);
             levels.dedup();
-            if levels.len() > config.max_categories {
-                return Err(format!(
-                    "column `{name}` has {} distinct values in the training rows; one-hot encoding \
-                     takes at most {} (`preprocess.max_categories`): leave it out with --ignore {name} \
-                     or raise the limit",
-                    levels.len(),
-                    config.max_categories
-                ));
-            }
             Encoder::Categorical {
                 name,
                 levels,

@@ -46,6 +46,184 @@ pub const MAX_NUMERIC_CLASSES: usize = 20;
 /// identifier and refused.
 const IDENTIFIER_MIN_ROWS: usize = 20;
 
+/// The setting that names a column, as messages show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// `data.label`, `--label`.
+    Label,
+    /// `data.ignore`, `--ignore`.
+    Ignore,
+    /// `data.features`.
+    Features,
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Setting::Label => "the label (`data.label`, --label)",
+            Setting::Ignore => "`data.ignore` (--ignore)",
+            Setting::Features => "`data.features`",
+        })
+    }
+}
+
+/// Why the columns' roles or types cannot be decided; the caller adds the file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SchemaError {
+    /// A setting names a column index past the last column.
+    #[error(
+        "{setting} names column index {index}, which is out of range: the file has {columns} \
+         columns (0 to {})",
+        .columns.saturating_sub(1)
+    )]
+    IndexOutOfRange {
+        /// The setting.
+        setting: Setting,
+        /// The index it names.
+        index: usize,
+        /// The file's number of columns.
+        columns: usize,
+    },
+    /// A setting names a column the file does not have.
+    #[error(
+        "{setting} names column `{name}`, which is not found; the columns are: {}",
+        .columns.join(", ")
+    )]
+    NotFound {
+        /// The setting.
+        setting: Setting,
+        /// The name it gives.
+        name: String,
+        /// The file's columns.
+        columns: Vec<String>,
+    },
+    /// Fewer than two columns: no room for a feature and a label.
+    #[error(
+        "the file has {columns} column: expected at least one feature column and a label column"
+    )]
+    TooFewColumns {
+        /// The file's number of columns.
+        columns: usize,
+    },
+    /// The label is also ignored.
+    #[error(
+        "`{column}` is both the label and ignored; remove it from `data.ignore` (--ignore) or \
+         choose another label"
+    )]
+    LabelIgnored {
+        /// The label column.
+        column: String,
+    },
+    /// `data.features` lists a column twice.
+    #[error("feature column `{column}` is listed twice in `data.features`")]
+    FeatureListedTwice {
+        /// The column.
+        column: String,
+    },
+    /// A listed feature is also ignored.
+    #[error(
+        "`{column}` is both a feature and ignored; remove it from one of `data.features` and \
+         `data.ignore`"
+    )]
+    FeatureIgnored {
+        /// The column.
+        column: String,
+    },
+    /// The label is also listed as a feature.
+    #[error("`{column}` is both the label and a feature; remove it from `data.features`")]
+    LabelIsFeature {
+        /// The label column.
+        column: String,
+    },
+    /// Every column but the label is ignored.
+    #[error("no feature columns are left: every column but the label (`{label}`) is ignored")]
+    NoFeatures {
+        /// The label column.
+        label: String,
+    },
+    /// `[data.types]` names a column the file does not have.
+    #[error(
+        "`[data.types]` names column `{column}`, which the file does not have; the columns are: {}",
+        .columns.join(", ")
+    )]
+    TypeForUnknownColumn {
+        /// The column it names.
+        column: String,
+        /// The file's columns.
+        columns: Vec<String>,
+    },
+    /// `[data.types]` sets a type for the label or an ignored column.
+    #[error(
+        "`[data.types]` sets a type for `{column}`, which is not a feature (it is the label or \
+         ignored)"
+    )]
+    TypeForNonFeature {
+        /// The column.
+        column: String,
+    },
+    /// The table lacks the label column.
+    #[error("label column `{label}` was not read")]
+    LabelNotRead {
+        /// The label column.
+        label: String,
+    },
+    /// The table lacks a feature column.
+    #[error("feature column `{column}` was not read")]
+    FeatureNotRead {
+        /// The column.
+        column: String,
+    },
+    /// A numeric column declared boolean holds something other than 0 and 1.
+    #[error(
+        "column `{column}` is declared boolean but holds {value}; a numeric boolean column holds \
+         only 0 and 1"
+    )]
+    NotZeroOrOne {
+        /// The column.
+        column: String,
+        /// The first value that is neither 0 nor 1.
+        value: f32,
+    },
+    /// A text column declared boolean holds a word that is not a boolean.
+    #[error(
+        "column `{column}` is declared boolean but holds `{value}`; boolean values are \
+         true/false, yes/no, y/n, t/f or 1/0"
+    )]
+    NotBoolean {
+        /// The column.
+        column: String,
+        /// The first value that is not a boolean word.
+        value: String,
+    },
+    /// A text column whose values are nearly all distinct, taken as an identifier.
+    #[error(
+        "column `{column}` looks like an identifier ({distinct} distinct values in {rows} rows), \
+         which a model cannot learn from; leave it out with --ignore {column} (or `data.ignore`)"
+    )]
+    Identifier {
+        /// The column.
+        column: String,
+        /// Its distinct values.
+        distinct: usize,
+        /// Its present values.
+        rows: usize,
+    },
+    /// A categorical column with more levels than one-hot encoding takes.
+    #[error(
+        "column `{column}` has {distinct} distinct values; one-hot encoding takes at most {max} \
+         (`preprocess.max_categories`): leave it out with --ignore {column}, raise the limit, \
+         or declare it numeric if its values are numbers"
+    )]
+    TooManyCategories {
+        /// The column.
+        column: String,
+        /// Its distinct values.
+        distinct: usize,
+        /// The limit, `preprocess.max_categories`.
+        max: usize,
+    },
+}
+
 /// Roles of a file's columns, from the config and the header, decided before rows are read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnPlan {
@@ -61,66 +239,65 @@ pub struct ColumnPlan {
 
 impl ColumnPlan {
     /// Resolves `config`'s label, features, ignored columns, types and task against `names`.
-    /// Errors are plain messages; the caller adds the file.
-    pub fn new(names: &[String], config: &DataConfig) -> Result<Self, String> {
+    /// The caller adds the file to an error.
+    pub fn new(names: &[String], config: &DataConfig) -> Result<Self, SchemaError> {
         let n = names.len();
-        let resolve = |c: &ColumnRef, what: &str| -> Result<usize, String> {
+        let resolve = |c: &ColumnRef, setting: Setting| -> Result<usize, SchemaError> {
             match c {
                 ColumnRef::Index(i) if *i < n => Ok(*i),
-                ColumnRef::Index(i) => Err(format!(
-                    "{what} names column index {i}, which is out of range: the file has {n} \
-                     columns (0 to {})",
-                    n.saturating_sub(1)
-                )),
-                ColumnRef::Name(name) => names.iter().position(|x| x == name).ok_or_else(|| {
-                    format!(
-                        "{what} names column `{name}`, which is not found; the columns are: {}",
-                        names.join(", ")
-                    )
+                ColumnRef::Index(i) => Err(SchemaError::IndexOutOfRange {
+                    setting,
+                    index: *i,
+                    columns: n,
                 }),
+                ColumnRef::Name(name) => {
+                    names
+                        .iter()
+                        .position(|x| x == name)
+                        .ok_or_else(|| SchemaError::NotFound {
+                            setting,
+                            name: name.clone(),
+                            columns: names.to_vec(),
+                        })
+                }
             }
         };
         if n < 2 {
-            return Err(format!(
-                "the file has {n} column: expected at least one feature column and a label column"
-            ));
+            return Err(SchemaError::TooFewColumns { columns: n });
         }
         let label = match &config.label {
-            Some(c) => resolve(c, "the label (`data.label`, --label)")?,
+            Some(c) => resolve(c, Setting::Label)?,
             None => n - 1,
         };
         let ignored: Vec<usize> = config
             .ignore
             .iter()
-            .map(|c| resolve(c, "`data.ignore` (--ignore)"))
+            .map(|c| resolve(c, Setting::Ignore))
             .collect::<Result<_, _>>()?;
         if ignored.contains(&label) {
-            return Err(format!(
-                "`{}` is both the label and ignored; remove it from `data.ignore` (--ignore) or choose another label",
-                names[label]
-            ));
+            return Err(SchemaError::LabelIgnored {
+                column: names[label].clone(),
+            });
         }
         let features: Vec<usize> = match &config.features {
             Some(cs) => {
                 let cols = cs
                     .iter()
-                    .map(|c| resolve(c, "`data.features`"))
+                    .map(|c| resolve(c, Setting::Features))
                     .collect::<Result<Vec<_>, _>>()?;
                 if let Some(dup) = cols
                     .iter()
                     .enumerate()
                     .find(|(i, c)| cols[..*i].contains(c))
                 {
-                    return Err(format!(
-                        "feature column `{}` is listed twice in `data.features`",
-                        names[*dup.1]
-                    ));
+                    return Err(SchemaError::FeatureListedTwice {
+                        column: names[*dup.1].clone(),
+                    });
                 }
                 if let Some(&c) = cols.iter().find(|&&c| ignored.contains(&c)) {
-                    return Err(format!(
-                        "`{}` is both a feature and ignored; remove it from one of `data.features` and `data.ignore`",
-                        names[c]
-                    ));
+                    return Err(SchemaError::FeatureIgnored {
+                        column: names[c].clone(),
+                    });
                 }
                 cols
             }
@@ -129,28 +306,26 @@ impl ColumnPlan {
                 .collect(),
         };
         if features.contains(&label) {
-            return Err(format!(
-                "`{}` is both the label and a feature; remove it from `data.features`",
-                names[label]
-            ));
+            return Err(SchemaError::LabelIsFeature {
+                column: names[label].clone(),
+            });
         }
         if features.is_empty() {
-            return Err(format!(
-                "no feature columns are left: every column but the label (`{}`) is ignored",
-                names[label]
-            ));
+            return Err(SchemaError::NoFeatures {
+                label: names[label].clone(),
+            });
         }
         for name in config.types.keys() {
             let Some(i) = names.iter().position(|x| x == name) else {
-                return Err(format!(
-                    "`[data.types]` names column `{name}`, which the file does not have; the columns are: {}",
-                    names.join(", ")
-                ));
+                return Err(SchemaError::TypeForUnknownColumn {
+                    column: name.clone(),
+                    columns: names.to_vec(),
+                });
             };
             if !features.contains(&i) {
-                return Err(format!(
-                    "`[data.types]` sets a type for `{name}`, which is not a feature (it is the label or ignored)"
-                ));
+                return Err(SchemaError::TypeForNonFeature {
+                    column: name.clone(),
+                });
             }
         }
         let roles = (0..n)
@@ -256,13 +431,21 @@ pub fn sort_levels(values: &mut [String]) {
 
 impl Schema {
     /// Decides types and the task from `table` (read with `plan.kinds()`), checking that each
-    /// feature is usable. `max_categories` bounds one-hot columns. Errors are plain messages.
-    pub fn infer(plan: &ColumnPlan, table: &Table, max_categories: usize) -> Result<Self, String> {
+    /// feature is usable. `max_categories` bounds one-hot columns: this is the one place the
+    /// limit is checked, on every row, so the levels of any training rows are within it. The
+    /// caller adds the file to an error.
+    pub fn infer(
+        plan: &ColumnPlan,
+        table: &Table,
+        max_categories: usize,
+    ) -> Result<Self, SchemaError> {
         let label = plan.label_name().to_string();
         let label_col = table
             .column(&label)
-            .ok_or_else(|| format!("label column `{label}` was not read"))?;
-        let (task, task_reason) = infer_task(&label, &label_col.data, plan.task)?;
+            .ok_or_else(|| SchemaError::LabelNotRead {
+                label: label.clone(),
+            })?;
+        let (task, task_reason) = infer_task(&label, &label_col.data, plan.task);
         let mut features = Vec::new();
         let mut ignored = Vec::new();
         for (name, role) in plan.names.iter().zip(&plan.roles) {
@@ -276,14 +459,17 @@ impl Schema {
             };
             let col = table
                 .column(name)
-                .ok_or_else(|| format!("feature column `{name}` was not read"))?;
+                .ok_or_else(|| SchemaError::FeatureNotRead {
+                    column: name.clone(),
+                })?;
             let kind = match (&col.data, set) {
                 (ColumnData::Numeric(_), None) => FeatureType::Numeric,
                 (ColumnData::Numeric(v), Some(FeatureType::Boolean)) => {
                     if let Some(x) = v.iter().find(|x| !x.is_nan() && **x != 0.0 && **x != 1.0) {
-                        return Err(format!(
-                            "column `{name}` is declared boolean but holds {x}; a numeric boolean column holds only 0 and 1"
-                        ));
+                        return Err(SchemaError::NotZeroOrOne {
+                            column: name.clone(),
+                            value: *x,
+                        });
                     }
                     FeatureType::Boolean
                 }
@@ -308,25 +494,30 @@ impl Schema {
                             .find(|l| boolean_value(l).is_none())
                             .cloned()
                             .unwrap_or_default();
-                        return Err(format!(
-                            "column `{name}` is declared boolean but holds `{bad}`; boolean values are true/false, yes/no, y/n, t/f or 1/0"
-                        ));
+                        return Err(SchemaError::NotBoolean {
+                            column: name.clone(),
+                            value: bad,
+                        });
                     }
-                    if kind == FeatureType::Categorical && set.is_none() {
-                        if values >= IDENTIFIER_MIN_ROWS && present.len() * 10 >= values * 9 {
-                            return Err(format!(
-                                "column `{name}` looks like an identifier ({} distinct values in {values} rows), \
-                                 which a model cannot learn from; leave it out with --ignore {name} (or `data.ignore`)",
-                                present.len()
-                            ));
+                    if kind == FeatureType::Categorical {
+                        // A declared categorical column is the user's choice, never an
+                        // identifier; either kind is held to the one-hot limit.
+                        if set.is_none()
+                            && values >= IDENTIFIER_MIN_ROWS
+                            && present.len() * 10 >= values * 9
+                        {
+                            return Err(SchemaError::Identifier {
+                                column: name.clone(),
+                                distinct: present.len(),
+                                rows: values,
+                            });
                         }
                         if present.len() > max_categories {
-                            return Err(format!(
-                                "column `{name}` has {} distinct values; one-hot encoding takes at most {max_categories} \
-                                 (`preprocess.max_categories`): leave it out with --ignore {name}, raise the limit, \
-                                 or declare it numeric if its values are numbers",
-                                present.len()
-                            ));
+                            return Err(SchemaError::TooManyCategories {
+                                column: name.clone(),
+                                distinct: present.len(),
+                                max: max_categories,
+                            });
                         }
                     }
                     kind
@@ -418,15 +609,15 @@ fn distinct_numbers(v: &[f32], cap: usize) -> Option<usize> {
 }
 
 /// Classification or regression, from the config or the label's values.
-fn infer_task(name: &str, label: &ColumnData, set: Option<Task>) -> Result<(Task, String), String> {
+fn infer_task(name: &str, label: &ColumnData, set: Option<Task>) -> (Task, String) {
     match (label, set) {
-        (_, Some(t)) => Ok((t, "set by --task or `data.task`".into())),
+        (_, Some(t)) => (t, "set by --task or `data.task`".into()),
         (ColumnData::Text { codes, levels }, None) => {
             let n = present_levels(codes, levels).len();
-            Ok((
+            (
                 Task::Classification,
                 format!("label `{name}` holds text: {n} classes"),
-            ))
+            )
         }
         (ColumnData::Numeric(v), None) => {
             let mut distinct: Vec<u32> = v
@@ -438,23 +629,23 @@ fn infer_task(name: &str, label: &ColumnData, set: Option<Task>) -> Result<(Task
             distinct.dedup();
             let whole = v.iter().filter(|x| !x.is_nan()).all(|x| x.fract() == 0.0);
             if whole && distinct.len() <= MAX_NUMERIC_CLASSES {
-                Ok((
+                (
                     Task::Classification,
                     format!(
                         "label `{name}` holds {} distinct whole numbers, taken as classes; \
                          pass --task regression to predict a number instead",
                         distinct.len()
                     ),
-                ))
+                )
             } else {
-                Ok((
+                (
                     Task::Regression,
                     format!(
                         "label `{name}` holds {} distinct numbers; pass --task classification to \
                          treat them as classes instead",
                         distinct.len()
                     ),
-                ))
+                )
             }
         }
     }
@@ -516,7 +707,11 @@ mod tests {
                 ColumnKind::Skip
             ]
         );
-        let bad = |cfg: DataConfig| ColumnPlan::new(&names(&["a", "b", "y"]), &cfg).unwrap_err();
+        let bad = |cfg: DataConfig| {
+            ColumnPlan::new(&names(&["a", "b", "y"]), &cfg)
+                .unwrap_err()
+                .to_string()
+        };
         let m = bad(DataConfig {
             label: Some(ColumnRef::Name("nope".into())),
             ..DataConfig::default()
@@ -547,7 +742,7 @@ mod tests {
         assert!(m.contains("index 9, which is out of range"), "{m}");
     }
 
-    fn infer(cols: Vec<Column>, cfg: &DataConfig) -> Result<Schema, String> {
+    fn infer(cols: Vec<Column>, cfg: &DataConfig) -> Result<Schema, SchemaError> {
         let n: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
         let plan = ColumnPlan::new(&n, cfg)?;
         Schema::infer(&plan, &Table::new(cols).unwrap(), 100)
@@ -616,7 +811,8 @@ mod tests {
             vec![text("name", &id_col), text("y", &y)],
             &DataConfig::default(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             m.contains("looks like an identifier") && m.contains("--ignore name"),
             "{m}"
@@ -629,10 +825,36 @@ mod tests {
             vec![text("zip", &col), text("y", &y)],
             &DataConfig::default(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             m.contains("120 distinct values") && m.contains("max_categories"),
             "{m}"
+        );
+        // Declared categorical: never taken for an identifier, but held to the same limit.
+        let ids = infer(
+            vec![text("name", &id_col), text("y", &y[..50])],
+            &DataConfig {
+                types: [("name".to_string(), FeatureType::Categorical)].into(),
+                ..DataConfig::default()
+            },
+        );
+        assert!(ids.is_ok(), "{ids:?}");
+        let e = infer(
+            vec![text("zip", &col), text("y", &y)],
+            &DataConfig {
+                types: [("zip".to_string(), FeatureType::Categorical)].into(),
+                ..DataConfig::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            SchemaError::TooManyCategories {
+                column: "zip".into(),
+                distinct: 120,
+                max: 100
+            }
         );
     }
 
@@ -646,7 +868,8 @@ mod tests {
             vec![num("b", &[0.0, 2.0]), text("y", &[Some("a"), Some("b")])],
             &cfg,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(m.contains("holds 2"), "{m}");
         let m = infer(
             vec![
@@ -655,7 +878,8 @@ mod tests {
             ],
             &cfg,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(m.contains("`maybe`"), "{m}");
         assert_eq!(boolean_value(" TRUE "), Some(true));
         assert_eq!(boolean_value("n"), Some(false));

@@ -3,6 +3,28 @@
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+/// Why rows cannot be split in two.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    /// A class has too few rows to appear on both sides of the split.
+    #[error(
+        "class `{class}` has {rows} row(s); every class needs at least 2 to appear on both sides \
+         of the split"
+    )]
+    ClassTooSmall {
+        /// The class's name.
+        class: String,
+        /// Its rows.
+        rows: usize,
+    },
+    /// Too few rows to hold one out.
+    #[error("{rows} row(s); at least 2 are needed to hold one out")]
+    TooFewRows {
+        /// The rows there are.
+        rows: usize,
+    },
+}
+
 /// Row indices of a split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
@@ -20,7 +42,7 @@ impl Split {
         class_names: &[String],
         fraction: f64,
         rng: &mut ChaCha8Rng,
-    ) -> Result<Split, String> {
+    ) -> Result<Split, SplitError> {
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); class_names.len()];
         for (i, &l) in labels.iter().enumerate() {
             by_class[l].push(i);
@@ -29,10 +51,10 @@ impl Split {
         let mut test = Vec::new();
         for (mut rows, name) in by_class.into_iter().zip(class_names) {
             if rows.len() < 2 {
-                return Err(format!(
-                    "class `{name}` has {} row(s); every class needs at least 2 to appear on both sides of the split",
-                    rows.len()
-                ));
+                return Err(SplitError::ClassTooSmall {
+                    class: name.clone(),
+                    rows: rows.len(),
+                });
             }
             rows.shuffle(rng);
             let n_test = ((rows.len() as f64 * fraction).round() as usize).clamp(1, rows.len() - 1);
@@ -45,11 +67,9 @@ impl Split {
     }
 
     /// Holds out `fraction` of `rows` rows at random (rounded, at least one row each side).
-    pub fn random(rows: usize, fraction: f64, rng: &mut ChaCha8Rng) -> Result<Split, String> {
+    pub fn random(rows: usize, fraction: f64, rng: &mut ChaCha8Rng) -> Result<Split, SplitError> {
         if rows < 2 {
-            return Err(format!(
-                "{rows} row(s); at least 2 are needed to hold one out"
-            ));
+            return Err(SplitError::TooFewRows { rows });
         }
         let mut order: Vec<usize> = (0..rows).collect();
         order.shuffle(rng);
@@ -138,7 +158,8 @@ mod tests {
             0.2,
             &mut ChaCha8Rng::seed_from_u64(0),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(m.contains("class `b` has 1 row"), "{m}");
     }
 

@@ -233,6 +233,26 @@ impl Table {
     }
 }
 
+/// Why a chunk does not continue the table being built (a reader bug, or chunks from different
+/// files).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkMismatch {
+    /// The chunk has another number of columns.
+    #[error("{got} columns where earlier rows had {expected}")]
+    ColumnCount {
+        /// The chunk's columns.
+        got: usize,
+        /// The columns of the earlier chunks.
+        expected: usize,
+    },
+    /// The chunk's column at this position has another name or kind; shown as its name.
+    #[error("{column}")]
+    Column {
+        /// The column's name.
+        column: String,
+    },
+}
+
 /// Builds one table from chunks read in order, merging the chunks' text dictionaries.
 #[derive(Debug, Default)]
 pub struct TableBuilder {
@@ -262,9 +282,9 @@ impl TableBuilder {
 
     /// Appends a chunk with the same columns (names and kinds) as the first one.
     ///
-    /// Returns `Err` with the column name when a chunk does not match (a reader bug, or chunks
-    /// from different files).
-    pub fn push(&mut self, chunk: Table) -> Result<(), String> {
+    /// Refuses a chunk that does not match, naming the column (a reader bug, or chunks from
+    /// different files).
+    pub fn push(&mut self, chunk: Table) -> Result<(), ChunkMismatch> {
         if !self.started {
             self.started = true;
             self.dictionaries = chunk
@@ -285,11 +305,10 @@ impl TableBuilder {
             return Ok(());
         }
         if chunk.columns.len() != self.table.columns.len() {
-            return Err(format!(
-                "{} columns where earlier rows had {}",
-                chunk.columns.len(),
-                self.table.columns.len()
-            ));
+            return Err(ChunkMismatch::ColumnCount {
+                got: chunk.columns.len(),
+                expected: self.table.columns.len(),
+            });
         }
         for ((dst, src), dict) in self
             .table
@@ -299,7 +318,7 @@ impl TableBuilder {
             .zip(&mut self.dictionaries)
         {
             if dst.name != src.name {
-                return Err(src.name);
+                return Err(ChunkMismatch::Column { column: src.name });
             }
             match (&mut dst.data, src.data, dict) {
                 (ColumnData::Numeric(d), ColumnData::Numeric(s), None) => d.extend_from_slice(&s),
@@ -329,7 +348,11 @@ impl TableBuilder {
                         }
                     }));
                 }
-                _ => return Err(dst.name.clone()),
+                _ => {
+                    return Err(ChunkMismatch::Column {
+                        column: dst.name.clone(),
+                    });
+                }
             }
         }
         self.table.rows += chunk.rows;
@@ -404,7 +427,7 @@ mod tests {
         let err = builder
             .push(table(vec![("x", text(&[0], &["a"]))]))
             .unwrap_err();
-        assert_eq!(err, "x");
+        assert_eq!(err.to_string(), "x");
         assert!(
             Table::new(vec![
                 Column {
@@ -430,5 +453,21 @@ mod tests {
         assert_eq!(s.rows(), 2);
         assert_eq!(s.columns[0].data, ColumnData::Numeric(vec![3.0, 1.0]));
         assert_eq!(s.columns[1].data, text(&[0, 0], &["a", "b"]));
+    }
+
+    #[test]
+    fn a_reservation_the_allocator_refuses_is_skipped() {
+        let chunk = |v: f32| {
+            Table::new(vec![Column {
+                name: "x".into(),
+                data: ColumnData::Numeric(vec![v]),
+            }])
+            .unwrap()
+        };
+        let mut b = TableBuilder::new();
+        b.push(chunk(1.0)).unwrap();
+        b.reserve(usize::MAX / 8);
+        b.push(chunk(2.0)).unwrap();
+        assert_eq!(b.finish().rows(), 2);
     }
 }

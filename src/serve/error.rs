@@ -84,6 +84,24 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The request parsers' errors are the client's: 400, with the parser's message.
+macro_rules! bad_request_from {
+    ($($source:ty),* $(,)?) => {
+        $(impl From<$source> for ApiError {
+            fn from(e: $source) -> Self {
+                ApiError::bad_request(e.to_string())
+            }
+        })*
+    };
+}
+
+bad_request_from!(
+    super::rest::PredictBodyError,
+    super::oip::InferRequestError,
+    super::mlflow::InvocationError,
+    super::limits::RowCountError,
+);
+
 impl IntoResponse for ApiError {
     /// An empty response carrying the error; [`render_errors`] writes the body.
     fn into_response(self) -> Response {

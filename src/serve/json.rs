@@ -6,14 +6,20 @@ use serde_json::Value;
 use crate::data::table::format_number;
 use crate::data::{ColumnData, Encoder, FeatureType, MISSING};
 
+/// A request body that is not JSON (or repeats a key).
+#[derive(Debug, thiserror::Error)]
+#[error("body is not valid JSON: {0}")]
+pub struct InvalidJson(#[source] serde_json::Error);
+
 /// Parses a request body as JSON, refusing repeated keys.
-pub fn parse(body: &[u8]) -> Result<Value, String> {
+pub fn parse(body: &[u8]) -> Result<Value, InvalidJson> {
     serde_json::from_slice::<StrictJson>(body)
         .map(|s| s.0)
-        .map_err(|e| format!("body is not valid JSON: {e}"))
+        .map_err(InvalidJson)
 }
 
-/// Why a JSON value cannot be a feature value; the caller says where it was.
+/// Why a JSON value cannot be a feature value; the caller says where it was. The values are
+/// shown as sent (cut to 60 characters).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValueError {
     /// Not a JSON number.
@@ -22,6 +28,9 @@ pub enum ValueError {
     /// A number outside the range of a 32-bit float.
     #[error("{0} is out of range for a 32-bit float")]
     OutOfRange(String),
+    /// Not a string, number, boolean or `null`, for a categorical or boolean feature.
+    #[error("expected a string, a number or null, got {0}")]
+    NotACategory(String),
 }
 
 /// A feature value: a JSON number that fits a finite 32-bit float.
@@ -60,26 +69,19 @@ impl RawColumn {
 
     /// Adds one JSON value: a number (or `null`) for a numeric feature; a string, number,
     /// boolean (or `null`) for a categorical or boolean one. The error says why, not where.
-    pub(crate) fn push(&mut self, x: &Value) -> Result<(), String> {
+    pub(crate) fn push(&mut self, x: &Value) -> Result<(), ValueError> {
         match self {
             RawColumn::Numbers(v) => v.push(match x {
                 Value::Null => f32::NAN,
-                x => feature_value(x).map_err(|e| e.to_string())?,
+                x => feature_value(x)?,
             }),
             RawColumn::Text { codes, levels } => {
                 let text = match x {
                     Value::Null => None,
                     Value::String(s) => Some(s.clone()),
                     Value::Bool(b) => Some(b.to_string()),
-                    Value::Number(_) => {
-                        Some(format_number(feature_value(x).map_err(|e| e.to_string())?))
-                    }
-                    other => {
-                        return Err(format!(
-                            "expected a string, a number or null, got {}",
-                            truncate(other)
-                        ));
-                    }
+                    Value::Number(_) => Some(format_number(feature_value(x)?)),
+                    other => return Err(ValueError::NotACategory(truncate(other))),
                 };
                 codes.push(match text {
                     None => MISSING,
@@ -198,7 +200,9 @@ mod tests {
     #[test]
     fn repeated_keys_are_refused_at_any_depth() {
         assert!(parse(br#"{"a":1,"b":[{"c":1}]}"#).is_ok());
-        let e = parse(br#"{"a":1,"b":[{"c":1,"c":2}]}"#).unwrap_err();
+        let e = parse(br#"{"a":1,"b":[{"c":1,"c":2}]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("field `c` is given twice"), "{e}");
     }
 

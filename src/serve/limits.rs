@@ -104,14 +104,28 @@ impl MediaType {
     }
 }
 
+/// A request with no rows, or more than the service accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowCountError {
+    /// Nothing to predict.
+    #[error("no rows to predict")]
+    Empty,
+    /// Over `--max-instances`.
+    #[error("{rows} rows in one request; at most {max} are accepted")]
+    TooMany {
+        /// Rows sent.
+        rows: usize,
+        /// Rows accepted.
+        max: usize,
+    },
+}
+
 /// Refuses more rows than the service accepts in one request.
-pub fn check_rows(rows: usize, max: usize) -> Result<(), String> {
+pub fn check_rows(rows: usize, max: usize) -> Result<(), RowCountError> {
     if rows == 0 {
-        Err("no rows to predict".into())
+        Err(RowCountError::Empty)
     } else if rows > max {
-        Err(format!(
-            "{rows} rows in one request; at most {max} are accepted"
-        ))
+        Err(RowCountError::TooMany { rows, max })
     } else {
         Ok(())
     }
@@ -148,9 +162,12 @@ mod tests {
     #[test]
     fn row_counts_are_bounded() {
         assert!(check_rows(1, 1).is_ok());
-        assert_eq!(check_rows(0, 5).unwrap_err(), "no rows to predict");
         assert_eq!(
-            check_rows(6, 5).unwrap_err(),
+            check_rows(0, 5).unwrap_err().to_string(),
+            "no rows to predict"
+        );
+        assert_eq!(
+            check_rows(6, 5).unwrap_err().to_string(),
             "6 rows in one request; at most 5 are accepted"
         );
     }

@@ -20,9 +20,9 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::json::{RawColumn, cut, truncate};
-use super::limits::{self, MediaType};
-use super::{ApiError, Shared, Task};
+use super::json::{InvalidJson, RawColumn, ValueError, cut, truncate};
+use super::limits::{self, MediaType, RowCountError};
+use super::{AnswerKind, ApiError, Batch, Shared};
 use crate::data::{Column, Encoder, Encoding, Table};
 use crate::predict::RowPrediction;
 
@@ -61,6 +61,237 @@ impl Invocation {
     }
 }
 
+/// Where a value of a scoring request is: `instances[2]`, `dataframe_split.data[0]`, or one
+/// column's value `inputs.bill[3]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    /// Row `index` of the rows in `field`.
+    Row {
+        /// `instances`, `inputs`, `dataframe_records` or `dataframe_split.data`.
+        field: &'static str,
+        /// The row.
+        index: usize,
+    },
+    /// Row `row` of column `column` of `inputs` given as columns.
+    Column {
+        /// The column.
+        column: String,
+        /// The row.
+        row: usize,
+    },
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Row { field, index } => write!(f, "{field}[{index}]"),
+            At::Column { column, row } => write!(f, "inputs.{column}[{row}]"),
+        }
+    }
+}
+
+/// What a JSON scoring request gave instead of exactly one input field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Given {
+    /// A JSON array.
+    List,
+    /// Another JSON value, cut to 60 characters.
+    Value(String),
+    /// These input fields (none, or more than one).
+    Fields(Vec<&'static str>),
+}
+
+impl std::fmt::Display for Given {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Given::List => f.write_str("a list"),
+            Given::Value(v) => f.write_str(v),
+            Given::Fields(fields) if fields.is_empty() => f.write_str("none"),
+            Given::Fields(fields) => f.write_str(&fields.join(", ")),
+        }
+    }
+}
+
+/// Why a JSON scoring request cannot be read. Values are shown as sent, cut to 60 characters
+/// (names to 40).
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    /// Not JSON, or a key given twice.
+    #[error(transparent)]
+    Json(#[from] InvalidJson),
+    /// No rows, or too many.
+    #[error(transparent)]
+    Rows(#[from] RowCountError),
+    /// Not an object with exactly one input field.
+    #[error(
+        "the input must be a JSON object with exactly one of the input fields {formats}; got {0}",
+        formats = FORMATS.join(", ")
+    )]
+    NotOneFormat(Given),
+    /// A field other than the input fields and `params`.
+    #[error(
+        "unknown field `{}`; the input must be a JSON object with exactly one of the input \
+         fields {} (and optionally `params`)",
+        cut(.0, 40),
+        FORMATS.join(", ")
+    )]
+    UnknownField(String),
+    /// An input field of the wrong JSON type.
+    #[error("`{format}` must be {}, got {got}", format_shape(.format))]
+    FormatType {
+        /// The input field.
+        format: &'static str,
+        /// Its value.
+        got: String,
+    },
+    /// A value its feature cannot take.
+    #[error("{at}, column `{column}`: {source}")]
+    Value {
+        /// Where.
+        at: At,
+        /// The feature.
+        column: String,
+        /// Why.
+        source: ValueError,
+    },
+    /// A row of records that is not an object.
+    #[error("{at}: expected a record (an object keyed by column name), got {got}")]
+    NotARecord {
+        /// The row.
+        at: At,
+        /// What was sent.
+        got: String,
+    },
+    /// A record without a feature.
+    #[error(
+        "{at}: missing column `{column}`; the model's features are {} (send null for a missing \
+         value)",
+        .features.join(", ")
+    )]
+    RecordWithout {
+        /// The row.
+        at: At,
+        /// The feature.
+        column: String,
+        /// The model's features.
+        features: Vec<String>,
+    },
+    /// A row of arrays that is not an array.
+    #[error("{at}: expected a row (an array), got {got}")]
+    NotARow {
+        /// The row.
+        at: At,
+        /// What was sent.
+        got: String,
+    },
+    /// A row with the wrong number of values.
+    #[error("{at}: expected {expected} values, got {got}")]
+    RowLength {
+        /// The row.
+        at: At,
+        /// Values expected.
+        expected: usize,
+        /// Values sent.
+        got: usize,
+    },
+    /// `dataframe_split` that is not an object.
+    #[error(
+        "`dataframe_split` must be an object with `columns` and `data` (pandas \
+         `to_dict(orient=\"split\")`), got {0}"
+    )]
+    SplitNotObject(String),
+    /// A key of `dataframe_split` other than `columns`, `data` and `index`.
+    #[error(
+        "unknown field `{}` in `dataframe_split`; expected columns, data, index",
+        cut(.0, 40)
+    )]
+    SplitField(String),
+    /// `dataframe_split.data` that is not an array.
+    #[error("`dataframe_split.data` must be an array of rows")]
+    SplitData,
+    /// `dataframe_split.columns` with an entry that is not a string.
+    #[error("`dataframe_split.columns` must be an array of column names")]
+    SplitColumnName,
+    /// `dataframe_split.columns` that is not an array.
+    #[error("`dataframe_split.columns` must be an array of column names, got {0}")]
+    SplitColumns(String),
+    /// A column named twice in `dataframe_split.columns`.
+    #[error("`dataframe_split.columns[{index}]`: column `{}` appears twice", cut(.column, 40))]
+    SplitColumnTwice {
+        /// Its second position.
+        index: usize,
+        /// The column.
+        column: String,
+    },
+    /// Features missing from the columns.
+    #[error(
+        "missing column(s) {}; the model's features are {}",
+        .missing.join(", "),
+        .features.join(", ")
+    )]
+    MissingColumns {
+        /// The features missing.
+        missing: Vec<String>,
+        /// The model's features.
+        features: Vec<String>,
+    },
+    /// A column of `inputs` that is not an array.
+    #[error("inputs.{column}: expected an array of values, got {got}")]
+    ColumnNotArray {
+        /// The column.
+        column: String,
+        /// What was sent.
+        got: String,
+    },
+    /// A feature missing from `inputs` given as columns.
+    #[error("inputs: missing column `{column}`; the model's features are {}", .features.join(", "))]
+    ColumnMissing {
+        /// The feature.
+        column: String,
+        /// The model's features.
+        features: Vec<String>,
+    },
+    /// Columns of `inputs` of different lengths.
+    #[error(
+        "inputs.{column} has {len} values but inputs.{first} has {first_len}; every column needs \
+         the same rows"
+    )]
+    ColumnLength {
+        /// The column.
+        column: String,
+        /// Its values.
+        len: usize,
+        /// The first column.
+        first: String,
+        /// Its values.
+        first_len: usize,
+    },
+    /// `params` that is not an object.
+    #[error("`params` must be an object, got {0}")]
+    ParamsNotObject(String),
+    /// A parameter other than `predict_method`.
+    #[error(
+        "unknown parameter `{}`; this model takes `predict_method` (predict or predict_proba)",
+        cut(.0, 40)
+    )]
+    UnknownParam(String),
+    /// A `predict_method` other than `predict` and `predict_proba`.
+    #[error("`predict_method` must be \"predict\" or \"predict_proba\", got {0}")]
+    PredictMethod(String),
+    /// The columns read do not make a table (a bug).
+    #[error("columns of different lengths")]
+    Ragged,
+}
+
+/// What an input field holds, for [`InvocationError::FormatType`].
+fn format_shape(format: &str) -> &'static str {
+    if format == "inputs" {
+        "an array of rows or an object of columns"
+    } else {
+        "an array"
+    }
+}
+
 /// Rows collected into the model's feature columns: numbers (or `null`) for numeric features,
 /// strings, numbers, booleans (or `null`) for categorical and boolean ones.
 struct Rows<'a> {
@@ -72,7 +303,7 @@ struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    fn new(encoders: &'a [Encoder], max_rows: usize, rows: usize) -> Result<Self, String> {
+    fn new(encoders: &'a [Encoder], max_rows: usize, rows: usize) -> Result<Self, InvocationError> {
         limits::check_rows(rows, max_rows)?;
         Ok(Rows {
             features: encoders.iter().map(|e| e.name().to_string()).collect(),
@@ -84,29 +315,32 @@ impl<'a> Rows<'a> {
     }
 
     /// Adds the value of feature `index` to the current row.
-    fn value(&mut self, index: usize, v: &Value, at: &str) -> Result<(), String> {
-        let column = &self.features[index];
+    fn value(&mut self, index: usize, v: &Value, at: &At) -> Result<(), InvocationError> {
         self.columns[index]
             .push(v)
-            .map_err(|e| format!("{at}, column `{column}`: {e}"))
+            .map_err(|source| InvocationError::Value {
+                at: at.clone(),
+                column: self.features[index].clone(),
+                source,
+            })
     }
 
     /// A record keyed by column name; columns the model does not use are ignored.
-    fn record(&mut self, v: &Value, at: &str) -> Result<(), String> {
+    fn record(&mut self, v: &Value, at: &At) -> Result<(), InvocationError> {
         let Value::Object(map) = v else {
-            return Err(format!(
-                "{at}: expected a record (an object keyed by column name), got {}",
-                truncate(v)
-            ));
+            return Err(InvocationError::NotARecord {
+                at: at.clone(),
+                got: truncate(v),
+            });
         };
         for (index, name) in self.features.clone().iter().enumerate() {
-            let x = map.get(name).ok_or_else(|| {
-                format!(
-                    "{at}: missing column `{name}`; the model's features are {} (send null for \
-                     a missing value)",
-                    self.features.join(", ")
-                )
-            })?;
+            let x = map
+                .get(name)
+                .ok_or_else(|| InvocationError::RecordWithout {
+                    at: at.clone(),
+                    column: name.clone(),
+                    features: self.features.clone(),
+                })?;
             self.value(index, x, at)?;
         }
         self.rows += 1;
@@ -117,21 +351,22 @@ impl<'a> Rows<'a> {
     fn row(
         &mut self,
         v: &Value,
-        at: &str,
+        at: &At,
         positions: &[usize],
         width: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), InvocationError> {
         let Value::Array(cells) = v else {
-            return Err(format!(
-                "{at}: expected a row (an array), got {}",
-                truncate(v)
-            ));
+            return Err(InvocationError::NotARow {
+                at: at.clone(),
+                got: truncate(v),
+            });
         };
         if cells.len() != width {
-            return Err(format!(
-                "{at}: expected {width} values, got {}",
-                cells.len()
-            ));
+            return Err(InvocationError::RowLength {
+                at: at.clone(),
+                expected: width,
+                got: cells.len(),
+            });
         }
         for (index, &p) in positions.iter().enumerate() {
             self.value(index, &cells[p], at)?;
@@ -141,11 +376,15 @@ impl<'a> Rows<'a> {
     }
 
     /// Rows as arrays in feature order or as records, all of one kind.
-    fn rows_or_records(&mut self, items: &[Value], field: &str) -> Result<(), String> {
+    fn rows_or_records(
+        &mut self,
+        items: &[Value],
+        field: &'static str,
+    ) -> Result<(), InvocationError> {
         let positions: Vec<usize> = (0..self.features.len()).collect();
         let records = items.first().is_some_and(Value::is_object);
         for (i, item) in items.iter().enumerate() {
-            let at = format!("{field}[{i}]");
+            let at = At::Row { field, index: i };
             if records {
                 self.record(item, &at)?;
             } else {
@@ -155,7 +394,7 @@ impl<'a> Rows<'a> {
         Ok(())
     }
 
-    fn done(self, method: PredictMethod) -> Result<Invocation, String> {
+    fn done(self, method: PredictMethod) -> Result<Invocation, InvocationError> {
         debug_assert!(self.rows <= self.max_rows);
         let columns = self
             .encoders
@@ -168,7 +407,7 @@ impl<'a> Rows<'a> {
             .collect();
         Ok(Invocation {
             rows: self.rows,
-            table: Table::new(columns).ok_or("columns of different lengths")?,
+            table: Table::new(columns).ok_or(InvocationError::Ragged)?,
             method,
         })
     }
@@ -179,27 +418,21 @@ fn dataframe_split<'a>(
     v: &Value,
     encoders: &'a [Encoder],
     max_rows: usize,
-) -> Result<Rows<'a>, String> {
+) -> Result<Rows<'a>, InvocationError> {
+    use InvocationError as E;
     let features: Vec<String> = encoders.iter().map(|e| e.name().to_string()).collect();
     let features = &features[..];
     let Value::Object(map) = v else {
-        return Err(format!(
-            "`dataframe_split` must be an object with `columns` and `data` (pandas \
-             `to_dict(orient=\"split\")`), got {}",
-            truncate(v)
-        ));
+        return Err(E::SplitNotObject(truncate(v)));
     };
     if let Some(k) = map
         .keys()
         .find(|k| !["columns", "data", "index"].contains(&k.as_str()))
     {
-        return Err(format!(
-            "unknown field `{}` in `dataframe_split`; expected columns, data, index",
-            cut(k, 40)
-        ));
+        return Err(E::SplitField(k.clone()));
     }
     let Some(Value::Array(data)) = map.get("data") else {
-        return Err("`dataframe_split.data` must be an array of rows".into());
+        return Err(E::SplitData);
     };
     let (positions, width) = match map.get("columns") {
         // No column names: the rows hold the features in the model's order.
@@ -209,51 +442,44 @@ fn dataframe_split<'a>(
                 .iter()
                 .map(|c| c.as_str())
                 .collect::<Option<Vec<&str>>>()
-                .ok_or("`dataframe_split.columns` must be an array of column names")?;
+                .ok_or(E::SplitColumnName)?;
             if let Some((i, dup)) = names
                 .iter()
                 .enumerate()
                 .find(|(i, n)| names[..*i].contains(n))
             {
-                return Err(format!(
-                    "`dataframe_split.columns[{i}]`: column `{}` appears twice",
-                    cut(dup, 40)
-                ));
+                return Err(E::SplitColumnTwice {
+                    index: i,
+                    column: dup.to_string(),
+                });
             }
             (column_positions(&names, features)?, names.len())
         }
-        Some(other) => {
-            return Err(format!(
-                "`dataframe_split.columns` must be an array of column names, got {}",
-                truncate(other)
-            ));
-        }
+        Some(other) => return Err(E::SplitColumns(truncate(other))),
     };
     let mut rows = Rows::new(encoders, max_rows, data.len())?;
     for (i, row) in data.iter().enumerate() {
-        rows.row(
-            row,
-            &format!("dataframe_split.data[{i}]"),
-            &positions,
-            width,
-        )?;
+        let at = At::Row {
+            field: "dataframe_split.data",
+            index: i,
+        };
+        rows.row(row, &at, &positions, width)?;
     }
     Ok(rows)
 }
 
 /// Where each feature is among `columns`.
-fn column_positions(columns: &[&str], features: &[String]) -> Result<Vec<usize>, String> {
-    let missing: Vec<&str> = features
+fn column_positions(columns: &[&str], features: &[String]) -> Result<Vec<usize>, InvocationError> {
+    let missing: Vec<String> = features
         .iter()
         .filter(|f| !columns.contains(&f.as_str()))
-        .map(String::as_str)
+        .cloned()
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "missing column(s) {}; the model's features are {}",
-            missing.join(", "),
-            features.join(", ")
-        ));
+        return Err(InvocationError::MissingColumns {
+            missing,
+            features: features.to_vec(),
+        });
     }
     Ok(features
         .iter()
@@ -266,7 +492,8 @@ fn columns<'a>(
     map: &Map<String, Value>,
     encoders: &'a [Encoder],
     max_rows: usize,
-) -> Result<Rows<'a>, String> {
+) -> Result<Rows<'a>, InvocationError> {
+    use InvocationError as E;
     let features: Vec<String> = encoders.iter().map(|e| e.name().to_string()).collect();
     let features = &features[..];
     let mut cols: Vec<&Vec<Value>> = Vec::with_capacity(features.len());
@@ -274,62 +501,57 @@ fn columns<'a>(
         match map.get(name) {
             Some(Value::Array(values)) => cols.push(values),
             Some(other) => {
-                return Err(format!(
-                    "inputs.{name}: expected an array of values, got {}",
-                    truncate(other)
-                ));
+                return Err(E::ColumnNotArray {
+                    column: name.clone(),
+                    got: truncate(other),
+                });
             }
             None => {
-                return Err(format!(
-                    "inputs: missing column `{name}`; the model's features are {}",
-                    features.join(", ")
-                ));
+                return Err(E::ColumnMissing {
+                    column: name.clone(),
+                    features: features.to_vec(),
+                });
             }
         }
     }
     let n = cols.first().map_or(0, |c| c.len());
     if let Some((name, c)) = features.iter().zip(&cols).find(|(_, c)| c.len() != n) {
-        return Err(format!(
-            "inputs.{name} has {} values but inputs.{} has {n}; every column needs the same rows",
-            c.len(),
-            features[0]
-        ));
+        return Err(E::ColumnLength {
+            column: name.clone(),
+            len: c.len(),
+            first: features[0].clone(),
+            first_len: n,
+        });
     }
     let mut rows = Rows::new(encoders, max_rows, n)?;
     for r in 0..n {
         for (index, (c, name)) in cols.iter().zip(features).enumerate() {
-            rows.value(index, &c[r], &format!("inputs.{name}[{r}]"))?;
+            let at = At::Column {
+                column: name.clone(),
+                row: r,
+            };
+            rows.value(index, &c[r], &at)?;
         }
         rows.rows += 1;
     }
     Ok(rows)
 }
 
-fn predict_method(params: Option<&Value>) -> Result<PredictMethod, String> {
+fn predict_method(params: Option<&Value>) -> Result<PredictMethod, InvocationError> {
+    use InvocationError as E;
     let map = match params {
         None => return Ok(PredictMethod::Predict),
         Some(Value::Object(m)) => m,
-        Some(other) => {
-            return Err(format!(
-                "`params` must be an object, got {}",
-                truncate(other)
-            ));
-        }
+        Some(other) => return Err(E::ParamsNotObject(truncate(other))),
     };
     if let Some(k) = map.keys().find(|k| *k != "predict_method") {
-        return Err(format!(
-            "unknown parameter `{}`; this model takes `predict_method` (predict or predict_proba)",
-            cut(k, 40)
-        ));
+        return Err(E::UnknownParam(k.clone()));
     }
     match map.get("predict_method") {
         None => Ok(PredictMethod::Predict),
         Some(Value::String(s)) if s == "predict" => Ok(PredictMethod::Predict),
         Some(Value::String(s)) if s == "predict_proba" => Ok(PredictMethod::PredictProba),
-        Some(other) => Err(format!(
-            "`predict_method` must be \"predict\" or \"predict_proba\", got {}",
-            truncate(other)
-        )),
+        Some(other) => Err(E::PredictMethod(truncate(other))),
     }
 }
 
@@ -339,44 +561,28 @@ pub fn parse_json(
     body: &[u8],
     encoders: &[Encoder],
     max_rows: usize,
-) -> Result<Invocation, String> {
+) -> Result<Invocation, InvocationError> {
+    use InvocationError as E;
     let v = super::json::parse(body)?;
     let Value::Object(map) = &v else {
-        let got = match &v {
-            Value::Array(_) => "a list".to_string(),
-            other => truncate(other),
-        };
-        return Err(format!(
-            "the input must be a JSON object with exactly one of the input fields {}; got {got}",
-            FORMATS.join(", ")
-        ));
+        return Err(E::NotOneFormat(match &v {
+            Value::Array(_) => Given::List,
+            other => Given::Value(truncate(other)),
+        }));
     };
     if let Some(k) = map
         .keys()
         .find(|k| *k != "params" && !FORMATS.contains(&k.as_str()))
     {
-        return Err(format!(
-            "unknown field `{}`; the input must be a JSON object with exactly one of the input \
-             fields {} (and optionally `params`)",
-            cut(k, 40),
-            FORMATS.join(", ")
-        ));
+        return Err(E::UnknownField(k.clone()));
     }
-    let given: Vec<&str> = FORMATS
+    let given: Vec<&'static str> = FORMATS
         .iter()
         .copied()
         .filter(|f| map.contains_key(*f))
         .collect();
     let [format] = given[..] else {
-        return Err(format!(
-            "the input must be a JSON object with exactly one of the input fields {}; got {}",
-            FORMATS.join(", "),
-            if given.is_empty() {
-                "none".to_string()
-            } else {
-                given.join(", ")
-            }
-        ));
+        return Err(E::NotOneFormat(Given::Fields(given)));
     };
     let method = predict_method(map.get("params"))?;
     let data = &map[format];
@@ -385,7 +591,11 @@ pub fn parse_json(
         ("dataframe_records", Value::Array(items)) => {
             let mut rows = Rows::new(encoders, max_rows, items.len())?;
             for (i, item) in items.iter().enumerate() {
-                rows.record(item, &format!("dataframe_records[{i}]"))?;
+                let at = At::Row {
+                    field: "dataframe_records",
+                    index: i,
+                };
+                rows.record(item, &at)?;
             }
             rows
         }
@@ -396,15 +606,10 @@ pub fn parse_json(
             rows
         }
         (_, other) => {
-            return Err(format!(
-                "`{format}` must be {}, got {}",
-                if format == "inputs" {
-                    "an array of rows or an object of columns"
-                } else {
-                    "an array"
-                },
-                truncate(other)
-            ));
+            return Err(E::FormatType {
+                format,
+                got: truncate(other),
+            });
         }
     };
     rows.done(method)
@@ -433,13 +638,11 @@ pub fn parse_invocation(
         )));
     }
     match ct.essence.as_str() {
-        "application/json" => {
-            parse_json(body, &encoding.columns, max_rows).map_err(ApiError::bad_request)
-        }
+        "application/json" => Ok(parse_json(body, &encoding.columns, max_rows)?),
         "text/csv" => {
             let table = crate::data::read_feature_table(body, "CSV body", encoding)?;
             let rows = table.rows();
-            limits::check_rows(rows, max_rows).map_err(ApiError::bad_request)?;
+            limits::check_rows(rows, max_rows)?;
             Ok(Invocation {
                 rows,
                 table,
@@ -487,12 +690,14 @@ pub(crate) async fn invocations(
         &state.predictor.preprocessor().encoding,
         state.max_instances,
     )?;
-    if invocation.method == PredictMethod::PredictProba && matches!(state.task, Task::Regression) {
+    if invocation.method == PredictMethod::PredictProba
+        && matches!(state.answers, AnswerKind::Number)
+    {
         return Err(ApiError::bad_request(
             "`predict_method` predict_proba needs a classifier; this model predicts a number",
         ));
     }
-    let predictions = super::run_rows(&state, invocation.table).await?;
+    let predictions = super::run_batch(&state, Batch::Rows(invocation.table)).await?;
     Ok(Json(json!({
         "predictions": predictions_json(invocation.method, &predictions)
     })))
@@ -533,7 +738,7 @@ mod tests {
         }
     }
 
-    fn parse(body: &str) -> Result<Invocation, String> {
+    fn parse(body: &str) -> Result<Invocation, InvocationError> {
         parse_json(body.as_bytes(), &names().columns, 3)
     }
 
@@ -614,7 +819,9 @@ Gentoo,39.5,
             .unwrap(),
         );
         assert_eq!(
-            parse_json(br#"{"instances":[[["x"],1]]}"#, &e.columns, 3).unwrap_err(),
+            parse_json(br#"{"instances":[[["x"],1]]}"#, &e.columns, 3)
+                .unwrap_err()
+                .to_string(),
             "instances[0], column `island`: expected a string, a number or null, got [\"x\"]"
         );
         let m = parse_invocation(
@@ -720,7 +927,7 @@ Dream,abc
             (r#"{"instances":[[1,2]],"params":{"temperature":1}}"#.into(), "unknown parameter `temperature`; this model takes `predict_method` (predict or predict_proba)".into()),
         ];
         for (body, expected) in cases {
-            assert_eq!(parse(&body).unwrap_err(), expected, "{body}");
+            assert_eq!(parse(&body).unwrap_err().to_string(), expected, "{body}");
         }
     }
 

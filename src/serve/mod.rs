@@ -35,14 +35,15 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::backend::Backend;
+use crate::data::Table;
 use crate::error::{Error, Result};
-use crate::predict::{Prediction, Predictor};
+use crate::predict::{Prediction, Predictions, Predictor, RowPrediction};
 
 use error::ApiError;
 pub use mlflow::parse_invocation;
 pub use oip::parse_infer_request;
 pub use openapi::{ServiceDescription, openapi_document};
-pub use rest::{WORKSHOP_PARAMS, parse_predict_body};
+pub use rest::{IRIS_QUERY_PARAMS, PredictBodyError, parse_predict_body};
 
 /// The model's name on the v2 routes unless `--model-name` says otherwise: the program's name,
 /// so that clients and documentation can name it without knowing where the model was saved.
@@ -67,9 +68,20 @@ pub struct ServeOptions {
     pub quiet: bool,
 }
 
+/// A model name the v2 routes cannot use (see [`check_model_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{}` is not a usable model name: use 1 to 128 letters, digits, `.`, `_` or `-`",
+    json::cut(.name, 40)
+)]
+pub struct BadModelName {
+    /// The name as given.
+    pub name: String,
+}
+
 /// Checks a model name for the v2 routes: 1 to 128 ASCII letters, digits, `.`, `_` or `-`,
 /// so that it is one URL path segment as written.
-pub fn check_model_name(name: &str) -> std::result::Result<(), String> {
+pub fn check_model_name(name: &str) -> std::result::Result<(), BadModelName> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -78,34 +90,33 @@ pub fn check_model_name(name: &str) -> std::result::Result<(), String> {
     if ok && name != "." && name != ".." {
         Ok(())
     } else {
-        Err(format!(
-            "`{}` is not a usable model name: use 1 to 128 letters, digits, `.`, `_` or `-`",
-            json::cut(name, 40)
-        ))
+        Err(BadModelName {
+            name: name.to_string(),
+        })
     }
 }
 
-/// What the served model predicts. The protocols' answers are each one `match` on it: a
-/// classifier answers a label and class probabilities, a regressor a number.
+/// What the served model answers for a row. The protocols' answers are each one `match` on it:
+/// a classifier answers a label and class probabilities, a regressor a number.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Task {
-    /// Predicts one of `classes`.
-    Classification {
+pub enum AnswerKind {
+    /// A class: one of `classes`, with each one's probability.
+    Class {
         /// Class names, in output order.
         classes: Vec<String>,
     },
-    /// Predicts a number.
-    Regression,
+    /// A number.
+    Number,
 }
 
-impl Task {
-    /// The task of a loaded model.
+impl AnswerKind {
+    /// What a loaded model answers.
     pub fn of(predictor: &Predictor<Backend>) -> Self {
         match predictor.task() {
-            crate::data::Task::Classification => Task::Classification {
+            crate::data::Task::Classification => AnswerKind::Class {
                 classes: predictor.classes().to_vec(),
             },
-            crate::data::Task::Regression => Task::Regression,
+            crate::data::Task::Regression => AnswerKind::Number,
         }
     }
 }
@@ -113,7 +124,7 @@ impl Task {
 /// What every handler shares.
 pub(crate) struct AppState {
     predictor: Predictor<Backend>,
-    task: Task,
+    answers: AnswerKind,
     metrics: metrics::Metrics,
     max_instances: usize,
     quiet: bool,
@@ -138,7 +149,7 @@ pub fn router(predictor: Predictor<Backend>, opts: &ServeOptions) -> Router {
         .take(12)
         .collect();
     let state = Arc::new(AppState {
-        task: Task::of(&predictor),
+        answers: AnswerKind::of(&predictor),
         predictor,
         metrics: metrics::Metrics::new(),
         max_instances: opts.max_instances,
@@ -148,7 +159,7 @@ pub fn router(predictor: Predictor<Backend>, opts: &ServeOptions) -> Router {
         metadata_json,
     });
     Router::new()
-        .route("/prediction", get(rest::workshop_prediction))
+        .route("/prediction", get(rest::get_prediction))
         .route("/predict", post(rest::predict))
         .route("/health", get(rest::health))
         .route("/metadata", get(rest::metadata))
@@ -197,12 +208,12 @@ pub fn router(predictor: Predictor<Backend>, opts: &ServeOptions) -> Router {
 
 /// Binds, serves until SIGINT or SIGTERM, then lets in-flight requests finish.
 pub fn serve(predictor: Predictor<Backend>, opts: ServeOptions) -> Result<()> {
-    if let Err(reason) = check_model_name(&opts.model_name) {
+    if let Err(e) = check_model_name(&opts.model_name) {
         return Err(Error::ConfigValue {
             origin: "the command line".into(),
             key: "--model-name".into(),
             value: opts.model_name.clone(),
-            reason,
+            reason: e.to_string(),
         });
     }
     let addr = opts.addr;
@@ -230,35 +241,49 @@ pub fn serve(predictor: Predictor<Backend>, opts: ServeOptions) -> Result<()> {
     })
 }
 
-/// Runs a batch, off the async workers when it is large, and counts its classes.
-async fn run_predictions(
-    state: &Shared,
-    values: Vec<f32>,
-) -> std::result::Result<Vec<Prediction>, ApiError> {
-    let width = state.predictor.features().len().max(1);
-    let predictions = if values.len() / width <= 64 {
-        state.predictor.predict(&values)?
-    } else {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || state.predictor.predict(&values))
-            .await
-            .map_err(|e| ApiError::internal(format!("the prediction task failed: {e}")))??
-    };
-    state.metrics.count(&predictions);
-    Ok(predictions)
+/// A batch for the model: row-major numbers in feature order (the query-string route), or a
+/// table of raw columns (every request body).
+pub(crate) enum Batch {
+    /// Numbers, predicted as classes (a regressor refuses them with a 400).
+    Values(Vec<f32>),
+    /// Raw columns: numbers, categories, missing values.
+    Rows(Table),
 }
 
-/// Runs a batch of raw rows, off the async workers when it is large; counts its classes and
-/// the categories the model never saw.
-async fn run_rows(
+impl Batch {
+    fn rows(&self, width: usize) -> usize {
+        match self {
+            Batch::Values(v) => v.len() / width.max(1),
+            Batch::Rows(t) => t.rows(),
+        }
+    }
+
+    fn predict(&self, predictor: &Predictor<Backend>) -> Result<Predictions> {
+        match self {
+            Batch::Values(v) => Ok(Predictions {
+                rows: predictor
+                    .predict(v)?
+                    .into_iter()
+                    .map(RowPrediction::Class)
+                    .collect(),
+                unseen: Default::default(),
+            }),
+            Batch::Rows(t) => predictor.predict_rows(t),
+        }
+    }
+}
+
+/// Runs a batch, off the async workers when it is large; counts its classes and the categories
+/// the model never saw.
+async fn run_batch(
     state: &Shared,
-    rows: crate::data::Table,
-) -> std::result::Result<Vec<crate::predict::RowPrediction>, ApiError> {
-    let predictions = if rows.rows() <= 64 {
-        state.predictor.predict_rows(&rows)?
+    batch: Batch,
+) -> std::result::Result<Vec<RowPrediction>, ApiError> {
+    let predictions = if batch.rows(state.predictor.features().len()) <= 64 {
+        batch.predict(&state.predictor)?
     } else {
         let state = state.clone();
-        tokio::task::spawn_blocking(move || state.predictor.predict_rows(&rows))
+        tokio::task::spawn_blocking(move || batch.predict(&state.predictor))
             .await
             .map_err(|e| ApiError::internal(format!("the prediction task failed: {e}")))??
     };
@@ -267,8 +292,8 @@ async fn run_rows(
         .rows
         .iter()
         .filter_map(|p| match p {
-            crate::predict::RowPrediction::Class(c) => Some(c.clone()),
-            crate::predict::RowPrediction::Number(_) => None,
+            RowPrediction::Class(c) => Some(c.clone()),
+            RowPrediction::Number(_) => None,
         })
         .collect();
     state.metrics.count(&classes);

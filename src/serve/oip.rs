@@ -23,8 +23,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::json::truncate;
-use super::{ApiError, Shared, Task, limits};
+use super::json::{InvalidJson, cut, truncate};
+use super::limits::RowCountError;
+use super::{AnswerKind, ApiError, Batch, Shared, limits};
 use crate::data::{Column, ColumnData, Encoder, Encoding, FeatureType, MISSING, Table};
 use crate::predict::RowPrediction;
 
@@ -115,35 +116,36 @@ impl Datatype {
     }
 
     /// One JSON element of a BYTES or BOOL tensor as text (`None`: missing).
-    fn json_text(self, v: &Value) -> Result<Option<String>, String> {
+    fn json_text(self, v: &Value) -> Result<Option<String>, ElementError> {
         match (self, v) {
             (Datatype::Bytes, Value::String(s)) => Ok(Some(s.clone())),
             (Datatype::Bytes, Value::Null) => Ok(None),
-            (Datatype::Bytes, other) => Err(format!("expected a string, got {}", truncate(other))),
+            (Datatype::Bytes, other) => Err(ElementError::NotAString(truncate(other))),
             (_, Value::Bool(b)) => Ok(Some(b.to_string())),
-            (_, other) => Err(format!("expected true or false, got {}", truncate(other))),
+            (_, other) => Err(ElementError::NotABool(truncate(other))),
         }
     }
 
     /// One JSON element as a feature value.
-    fn json_value(self, v: &Value) -> Result<f32, String> {
+    fn json_value(self, v: &Value) -> Result<f32, ElementError> {
         use Datatype::*;
-        let integer = |min: i128, max: i128| -> Result<f32, String> {
+        let integer = |min: i128, max: i128| -> Result<f32, ElementError> {
             let i = v
                 .as_i64()
                 .map(i128::from)
                 .or_else(|| v.as_u64().map(i128::from))
                 .filter(|i| (min..=max).contains(i));
             i.map(|i| i as f32)
-                .ok_or_else(|| format!("{} is not representable as {}", truncate(v), self.name()))
+                .ok_or_else(|| ElementError::NotRepresentable {
+                    value: truncate(v),
+                    datatype: self,
+                })
         };
         match self {
             Fp32 | Fp64 => match v.as_f64() {
                 Some(f) if (f as f32).is_finite() => Ok(f as f32),
-                Some(_) => Err(format!(
-                    "{v} is out of range for a 32-bit float (the model computes in FP32)"
-                )),
-                None => Err(format!("expected a number, got {}", truncate(v))),
+                Some(_) => Err(ElementError::OutOfRange(v.to_string())),
+                None => Err(ElementError::NotANumber(truncate(v))),
             },
             Uint8 => integer(0, u8::MAX.into()),
             Uint16 => integer(0, u16::MAX.into()),
@@ -153,7 +155,7 @@ impl Datatype {
             Int16 => integer(i16::MIN.into(), i16::MAX.into()),
             Int32 => integer(i32::MIN.into(), i32::MAX.into()),
             Int64 => integer(i64::MIN.into(), i64::MAX.into()),
-            Bool | Fp16 | Bytes => Err(format!("{} is not a feature type", self.name())),
+            Bool | Fp16 | Bytes => Err(ElementError::NotAFeatureType(self)),
         }
     }
 
@@ -285,39 +287,489 @@ fn takes_matrix(encoders: &[Encoder]) -> bool {
         .all(|e| e.kind() != FeatureType::Categorical)
 }
 
-/// What a request may send instead of what it sent, for error messages.
-fn expected_inputs(encoders: &[Encoder]) -> String {
-    let names: Vec<&str> = encoders.iter().map(Encoder::name).collect();
-    if takes_matrix(encoders) {
-        format!(
-            "this model takes `{INPUT}` (FP32 [-1, {}]) or one input per feature ({}), each [-1] or [-1, 1]",
-            names.len(),
-            names.join(", ")
-        )
-    } else {
-        format!(
-            "this model takes one input per feature, each [-1] or [-1, 1]: {}",
-            encoders
-                .iter()
-                .map(|e| format!("{} ({})", e.name(), feature_datatype(e)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+impl std::fmt::Display for Datatype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
-fn shape_text(shape: &[u64]) -> String {
-    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
-    format!("[{}]", dims.join(", "))
+/// A tensor shape, shown as `[2, 4]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape(pub Vec<u64>);
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dims: Vec<String> = self.0.iter().map(u64::to_string).collect();
+        write!(f, "[{}]", dims.join(", "))
+    }
+}
+
+/// What inputs a model takes, for error messages: `input` or one input per feature for a model
+/// without categories, else one input per feature, with its datatype.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedInputs {
+    /// Each feature's name and datatype, in order.
+    pub features: Vec<(String, &'static str)>,
+    /// Whether the single `input` tensor is accepted.
+    pub matrix: bool,
+}
+
+impl ExpectedInputs {
+    fn of(encoders: &[Encoder]) -> Self {
+        ExpectedInputs {
+            features: encoders
+                .iter()
+                .map(|e| (e.name().to_string(), feature_datatype(e)))
+                .collect(),
+            matrix: takes_matrix(encoders),
+        }
+    }
+}
+
+impl std::fmt::Display for ExpectedInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.matrix {
+            let names: Vec<&str> = self.features.iter().map(|(n, _)| n.as_str()).collect();
+            write!(
+                f,
+                "this model takes `{INPUT}` (FP32 [-1, {}]) or one input per feature ({}), each [-1] or [-1, 1]",
+                names.len(),
+                names.join(", ")
+            )
+        } else {
+            let described: Vec<String> = self
+                .features
+                .iter()
+                .map(|(n, d)| format!("{n} ({d})"))
+                .collect();
+            write!(
+                f,
+                "this model takes one input per feature, each [-1] or [-1, 1]: {}",
+                described.join(", ")
+            )
+        }
+    }
+}
+
+/// A JSON object of an inference request, as messages name it by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The request itself.
+    Request,
+    /// `inputs[i]`.
+    Input(usize),
+    /// `outputs[i]`.
+    Output(usize),
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Request => f.write_str("the inference request"),
+            Part::Input(i) => write!(f, "inputs[{i}]"),
+            Part::Output(i) => write!(f, "outputs[{i}]"),
+        }
+    }
+}
+
+/// Whose `parameters` a message is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamsOf {
+    /// The request's.
+    Request,
+    /// The named input's.
+    Input(String),
+    /// The named output's.
+    Output(String),
+}
+
+impl std::fmt::Display for ParamsOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamsOf::Request => f.write_str("the request"),
+            ParamsOf::Input(n) => write!(f, "input `{n}`"),
+            ParamsOf::Output(n) => write!(f, "output `{n}`"),
+        }
+    }
+}
+
+/// Why one element of an input tensor cannot be read; [`InferRequestError::Element`] says which.
+/// Values are shown as sent, cut to 60 characters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ElementError {
+    /// A BYTES element that is not a string (or `null`).
+    #[error("expected a string, got {0}")]
+    NotAString(String),
+    /// A BOOL element that is not `true` or `false`.
+    #[error("expected true or false, got {0}")]
+    NotABool(String),
+    /// A floating-point element that is not a number.
+    #[error("expected a number, got {0}")]
+    NotANumber(String),
+    /// A number past the range of a 32-bit float.
+    #[error("{0} is out of range for a 32-bit float (the model computes in FP32)")]
+    OutOfRange(String),
+    /// An integer element that its datatype cannot hold.
+    #[error("{value} is not representable as {datatype}")]
+    NotRepresentable {
+        /// The element.
+        value: String,
+        /// The tensor's datatype.
+        datatype: Datatype,
+    },
+    /// A datatype no feature is sent as.
+    #[error("{0} is not a feature type")]
+    NotAFeatureType(Datatype),
+    /// Binary BYTES data cut inside an element's length.
+    #[error("the binary data ends inside a 4-byte length")]
+    CutLength,
+    /// Binary BYTES data cut inside an element's text.
+    #[error("its length is {length} bytes but only {left} are left")]
+    CutText {
+        /// The element's declared length.
+        length: usize,
+        /// Bytes left.
+        left: usize,
+    },
+    /// A binary BYTES element that is not UTF-8.
+    #[error("the text is not UTF-8")]
+    NotUtf8,
+}
+
+/// Why an inference request cannot be read. Values are shown as sent, cut to 60 characters.
+#[derive(Debug, thiserror::Error)]
+pub enum InferRequestError {
+    /// Not JSON, or a key given twice.
+    #[error(transparent)]
+    Json(#[from] InvalidJson),
+    /// No rows, or too many.
+    #[error(transparent)]
+    Rows(#[from] RowCountError),
+    /// The binary extension's header says the JSON is longer than the body.
+    #[error("Inference-Header-Content-Length is {header} but the body has only {body} bytes")]
+    HeaderLength {
+        /// The header's value.
+        header: usize,
+        /// The body's length.
+        body: usize,
+    },
+    /// The request is not a JSON object.
+    #[error("the inference request must be a JSON object with `inputs`, got {0}")]
+    NotAnObject(String),
+    /// A key the protocol does not have.
+    #[error("unknown field `{field}` in {part}; expected {}", .allowed.join(", "))]
+    UnknownField {
+        /// The object.
+        part: Part,
+        /// The key.
+        field: String,
+        /// The keys it may have.
+        allowed: &'static [&'static str],
+    },
+    /// A parameter that is not a string, number or boolean.
+    #[error("{owner} parameter `{key}` must be a string, number or boolean")]
+    ParameterType {
+        /// Whose parameter.
+        owner: ParamsOf,
+        /// The parameter.
+        key: String,
+    },
+    /// `parameters` that is not an object.
+    #[error("`parameters` of {0} must be an object")]
+    ParametersNotObject(ParamsOf),
+    /// A flag parameter that is not a boolean.
+    #[error("{owner} parameter `{key}` must be true or false, got {got}")]
+    NotABoolParameter {
+        /// Whose parameter.
+        owner: ParamsOf,
+        /// The parameter.
+        key: &'static str,
+        /// Its value.
+        got: String,
+    },
+    /// An `id` that is not a string.
+    #[error("`id` must be a string, got {0}")]
+    IdNotString(String),
+    /// `inputs` is `[]`.
+    #[error("`inputs` is empty; {0}")]
+    NoInputs(ExpectedInputs),
+    /// `inputs` is not an array.
+    #[error("`inputs` must be an array, got {0}")]
+    InputsNotArray(String),
+    /// No `inputs`.
+    #[error("missing field `inputs`; {0}")]
+    InputsMissing(ExpectedInputs),
+    /// Binary data past the last input's.
+    #[error(
+        "{0} bytes of binary data follow the last input's; the inputs' `binary_data_size` \
+         parameters must add up to the body after the JSON header"
+    )]
+    BinaryLeftOver(usize),
+    /// `inputs[i]` is not an object.
+    #[error("inputs[{0}] must be an object with name, shape, datatype and data")]
+    InputNotObject(usize),
+    /// `inputs[i].name` is not a string.
+    #[error("inputs[{index}].name must be a string, got {got}")]
+    InputName {
+        /// The input's position.
+        index: usize,
+        /// Its name.
+        got: String,
+    },
+    /// `inputs[i]` has no name.
+    #[error("inputs[{0}] has no `name`")]
+    InputWithoutName(usize),
+    /// An input without `shape`, `datatype` or `data`.
+    #[error("input `{input}` has no `{field}`")]
+    InputWithout {
+        /// The input.
+        input: String,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A shape that is not an array of non-negative integers.
+    #[error("input `{input}`: `shape` must be an array of non-negative integers, got {got}")]
+    BadShape {
+        /// The input.
+        input: String,
+        /// Its shape.
+        got: String,
+    },
+    /// A datatype the protocol does not have.
+    #[error(
+        "input `{input}`: unknown datatype `{}`; the protocol's are {}",
+        cut(.datatype, 20),
+        DATATYPES.map(|(_, n)| n).join(", ")
+    )]
+    UnknownDatatype {
+        /// The input.
+        input: String,
+        /// Its datatype.
+        datatype: String,
+    },
+    /// A datatype that is not a string.
+    #[error("input `{input}`: `datatype` must be a string, got {got}")]
+    DatatypeNotString {
+        /// The input.
+        input: String,
+        /// Its datatype.
+        got: String,
+    },
+    /// A datatype no feature is sent as (FP16).
+    #[error(
+        "input `{input}`: datatype {datatype} is not accepted; send FP32 (FP64 and integer types \
+         are converted to FP32), or BYTES for text"
+    )]
+    DatatypeNotAccepted {
+        /// The input.
+        input: String,
+        /// Its datatype.
+        datatype: Datatype,
+    },
+    /// A shape whose element count overflows.
+    #[error("input `{input}`: shape {shape} has too many elements")]
+    ShapeTooLarge {
+        /// The input.
+        input: String,
+        /// Its shape.
+        shape: Shape,
+    },
+    /// A `binary_data_size` that is not a byte count.
+    #[error("input `{input}`: `binary_data_size` must be a non-negative integer, got {got}")]
+    BadBinarySize {
+        /// The input.
+        input: String,
+        /// The parameter's value.
+        got: String,
+    },
+    /// Both JSON and binary data.
+    #[error("input `{input}` has both `data` and a `binary_data_size` parameter; send one")]
+    DataAndBinary {
+        /// The input.
+        input: String,
+    },
+    /// `data` that is not an array.
+    #[error("input `{input}`: `data` must be an array, got {got}")]
+    DataNotArray {
+        /// The input.
+        input: String,
+        /// Its data.
+        got: String,
+    },
+    /// A `binary_data_size` that does not fit the shape.
+    #[error(
+        "input `{input}`: `binary_data_size` is {size} bytes but shape {shape} of {datatype} takes \
+         {} bytes",
+        .expected.map_or("too many".to_string(), |e| e.to_string())
+    )]
+    BinarySize {
+        /// The input.
+        input: String,
+        /// The declared size.
+        size: u64,
+        /// Its shape.
+        shape: Shape,
+        /// Its datatype.
+        datatype: Datatype,
+        /// The size the shape takes (`None`: more than a `u64` counts).
+        expected: Option<u64>,
+    },
+    /// A `binary_data_size` past the end of the body.
+    #[error(
+        "input `{input}`: `binary_data_size` is {size} bytes but only {left} bytes of binary data \
+         are left in the body"
+    )]
+    BinaryShort {
+        /// The input.
+        input: String,
+        /// The declared size.
+        size: usize,
+        /// Bytes left.
+        left: usize,
+    },
+    /// Data that does not fill the shape.
+    #[error("input `{input}`: shape {shape} holds {elements} values but `data` has {got}")]
+    DataLength {
+        /// The input.
+        input: String,
+        /// Its shape.
+        shape: Shape,
+        /// The elements the shape holds.
+        elements: u64,
+        /// The elements sent.
+        got: usize,
+    },
+    /// One element that cannot be read.
+    #[error("input `{input}`, element {element}: {source}")]
+    Element {
+        /// The input.
+        input: String,
+        /// The element's position, row-major.
+        element: usize,
+        /// Why.
+        source: ElementError,
+    },
+    /// `input` sent beside other inputs.
+    #[error(
+        "input `{}` carries every feature; send it alone, not with {}",
+        INPUT,
+        others_text(.others)
+    )]
+    MatrixNotAlone {
+        /// The other inputs' names (empty: `input` twice).
+        others: Vec<String>,
+    },
+    /// `input` for a model with categories.
+    #[error("input `{matrix}` cannot carry this model's categories; {0}", matrix = INPUT)]
+    MatrixWithCategories(ExpectedInputs),
+    /// `input` as BYTES or BOOL.
+    #[error("input `{matrix}` must be numeric (FP32); {0}", matrix = INPUT)]
+    MatrixNotNumeric(ExpectedInputs),
+    /// `input` of a shape other than `[N, features]`.
+    #[error(
+        "input `{}` has shape {shape}; expected [N, {}] (N rows of {})",
+        INPUT,
+        .features.len(),
+        .features.join(", ")
+    )]
+    MatrixShape {
+        /// Its shape.
+        shape: Shape,
+        /// The model's features.
+        features: Vec<String>,
+    },
+    /// An input that is not a feature.
+    #[error("unknown input `{name}`; {expected}")]
+    UnknownInput {
+        /// The input.
+        name: String,
+        /// What the model takes.
+        expected: ExpectedInputs,
+    },
+    /// A feature's input sent twice.
+    #[error("input `{0}` is given twice")]
+    InputTwice(String),
+    /// A feature's input of a shape other than `[N]` or `[N, 1]`.
+    #[error("input `{name}` has shape {shape}; a feature's input is [N] or [N, 1]")]
+    FeatureShape {
+        /// The input.
+        name: String,
+        /// Its shape.
+        shape: Shape,
+    },
+    /// Features' inputs with different numbers of rows.
+    #[error(
+        "input `{name}` has {rows} rows but `{first}` has {first_rows}; every feature needs the \
+         same rows"
+    )]
+    RowMismatch {
+        /// The input.
+        name: String,
+        /// Its rows.
+        rows: u64,
+        /// The first input.
+        first: String,
+        /// Its rows.
+        first_rows: u64,
+    },
+    /// Features without an input.
+    #[error("missing input(s) {}; {expected}", .names.join(", "))]
+    MissingInputs {
+        /// The features.
+        names: Vec<String>,
+        /// What the model takes.
+        expected: ExpectedInputs,
+    },
+    /// The inputs do not make a table (a bug).
+    #[error("inputs of different lengths")]
+    Ragged,
+    /// `outputs` is not an array.
+    #[error("`outputs` must be an array, got {0}")]
+    OutputsNotArray(String),
+    /// `outputs[i]` is not an object.
+    #[error("outputs[{0}] must be an object with a `name`")]
+    OutputNotObject(usize),
+    /// `outputs[i]` has no string name.
+    #[error("outputs[{0}] needs a string `name`")]
+    OutputWithoutName(usize),
+    /// An output the model does not answer.
+    #[error(
+        "unknown output `{}`; this model answers {}",
+        cut(.name, 40),
+        .available.join(", ")
+    )]
+    UnknownOutput {
+        /// The output asked for.
+        name: String,
+        /// The model's outputs.
+        available: Vec<String>,
+    },
+    /// An output asked for twice.
+    #[error("output `{0}` is asked for twice")]
+    OutputTwice(String),
+}
+
+/// What `input` was sent with: the other inputs, or another `input`.
+fn others_text(others: &[String]) -> String {
+    if others.is_empty() {
+        format!("another `{INPUT}`")
+    } else {
+        others.join(", ")
+    }
 }
 
 /// Refuses keys outside `allowed` in a JSON object.
-fn only_keys(map: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), String> {
+fn only_keys(
+    map: &Map<String, Value>,
+    allowed: &'static [&'static str],
+    part: Part,
+) -> Result<(), InferRequestError> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(format!(
-            "unknown field `{k}` in {what}; expected {}",
-            allowed.join(", ")
-        )),
+        Some(k) => Err(InferRequestError::UnknownField {
+            part,
+            field: k.clone(),
+            allowed,
+        }),
         None => Ok(()),
     }
 }
@@ -325,165 +777,181 @@ fn only_keys(map: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(
 /// A `parameters` object: its values are strings, numbers or booleans.
 fn parameters<'a>(
     v: Option<&'a Value>,
-    what: &str,
-) -> Result<Option<&'a Map<String, Value>>, String> {
+    owner: &ParamsOf,
+) -> Result<Option<&'a Map<String, Value>>, InferRequestError> {
     match v {
         None => Ok(None),
         Some(Value::Object(m)) => match m
             .iter()
             .find(|(_, v)| !(v.is_string() || v.is_number() || v.is_boolean()))
         {
-            Some((k, _)) => Err(format!(
-                "{what} parameter `{k}` must be a string, number or boolean"
-            )),
+            Some((k, _)) => Err(InferRequestError::ParameterType {
+                owner: owner.clone(),
+                key: k.clone(),
+            }),
             None => Ok(Some(m)),
         },
-        Some(_) => Err(format!("`parameters` of {what} must be an object")),
+        Some(_) => Err(InferRequestError::ParametersNotObject(owner.clone())),
     }
 }
 
 fn bool_parameter(
     p: Option<&Map<String, Value>>,
-    key: &str,
-    what: &str,
-) -> Result<Option<bool>, String> {
+    key: &'static str,
+    owner: &ParamsOf,
+) -> Result<Option<bool>, InferRequestError> {
     match p.and_then(|p| p.get(key)) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(format!(
-            "{what} parameter `{key}` must be true or false, got {}",
-            truncate(other)
-        )),
+        Some(other) => Err(InferRequestError::NotABoolParameter {
+            owner: owner.clone(),
+            key,
+            got: truncate(other),
+        }),
     }
 }
 
 /// Splits a body into its JSON part and the binary data after it.
-fn split_body(body: &[u8], header_length: Option<usize>) -> Result<(&[u8], &[u8]), String> {
+fn split_body(
+    body: &[u8],
+    header_length: Option<usize>,
+) -> Result<(&[u8], &[u8]), InferRequestError> {
     match header_length {
         None => Ok((body, &[])),
         Some(n) if n <= body.len() => Ok(body.split_at(n)),
-        Some(n) => Err(format!(
-            "Inference-Header-Content-Length is {n} but the body has only {} bytes",
-            body.len()
-        )),
+        Some(n) => Err(InferRequestError::HeaderLength {
+            header: n,
+            body: body.len(),
+        }),
     }
 }
 
-/// Flattens nested JSON tensor data, converting each element.
-fn flatten(data: &Value, datatype: Datatype, at: &str, out: &mut Elements) -> Result<(), String> {
+/// Flattens nested JSON tensor data of input `input`, converting each element.
+fn flatten(
+    data: &Value,
+    datatype: Datatype,
+    input: &str,
+    out: &mut Elements,
+) -> Result<(), InferRequestError> {
     match data {
         Value::Array(items) => {
             for item in items {
-                flatten(item, datatype, at, out)?;
+                flatten(item, datatype, input, out)?;
             }
             Ok(())
         }
         leaf => {
             let element = out.len();
-            let e = |e: String| format!("{at}, element {element}: {e}");
-            match out {
-                Elements::Numbers(v) => v.push(datatype.json_value(leaf).map_err(e)?),
-                Elements::Texts(v) => v.push(datatype.json_text(leaf).map_err(e)?),
-            }
-            Ok(())
+            let pushed = match out {
+                Elements::Numbers(v) => datatype.json_value(leaf).map(|x| v.push(x)),
+                Elements::Texts(v) => datatype.json_text(leaf).map(|x| v.push(x)),
+            };
+            pushed.map_err(|source| InferRequestError::Element {
+                input: input.to_string(),
+                element,
+                source,
+            })
         }
     }
 }
 
-/// BYTES elements in binary form: each a 4-byte little-endian length and that many bytes of
-/// UTF-8 text.
-fn binary_texts(mut bytes: &[u8], at: &str) -> Result<Vec<Option<String>>, String> {
+/// BYTES elements of input `input` in binary form: each a 4-byte little-endian length and that
+/// many bytes of UTF-8 text.
+fn binary_texts(mut bytes: &[u8], input: &str) -> Result<Vec<Option<String>>, InferRequestError> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let element = out.len();
+        let e = |source| InferRequestError::Element {
+            input: input.to_string(),
+            element,
+            source,
+        };
         let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
-            return Err(format!(
-                "{at}, element {element}: the binary data ends inside a 4-byte length"
-            ));
+            return Err(e(ElementError::CutLength));
         };
         let len = u32::from_le_bytes(*len) as usize;
         if len > rest.len() {
-            return Err(format!(
-                "{at}, element {element}: its length is {len} bytes but only {} are left",
-                rest.len()
-            ));
+            return Err(e(ElementError::CutText {
+                length: len,
+                left: rest.len(),
+            }));
         }
         let (text, rest) = rest.split_at(len);
-        let text = std::str::from_utf8(text)
-            .map_err(|_| format!("{at}, element {element}: the text is not UTF-8"))?;
+        let text = std::str::from_utf8(text).map_err(|_| e(ElementError::NotUtf8))?;
         out.push(Some(text.to_string()));
         bytes = rest;
     }
     Ok(out)
 }
 
-fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String> {
+fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, InferRequestError> {
+    use InferRequestError as E;
     let Value::Object(map) = v else {
-        return Err(format!(
-            "inputs[{i}] must be an object with name, shape, datatype and data"
-        ));
+        return Err(E::InputNotObject(i));
     };
     only_keys(
         map,
         &["name", "shape", "datatype", "parameters", "data"],
-        &format!("inputs[{i}]"),
+        Part::Input(i),
     )?;
     let name = match map.get("name") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
-            return Err(format!(
-                "inputs[{i}].name must be a string, got {}",
-                truncate(other)
-            ));
+            return Err(E::InputName {
+                index: i,
+                got: truncate(other),
+            });
         }
-        None => return Err(format!("inputs[{i}] has no `name`")),
+        None => return Err(E::InputWithoutName(i)),
     };
-    let at = format!("input `{name}`");
+    let input = || name.clone();
     let shape: Vec<u64> = match map.get("shape") {
         Some(Value::Array(dims)) => dims
             .iter()
             .map(|d| d.as_u64())
             .collect::<Option<_>>()
-            .ok_or_else(|| {
-                format!(
-                    "{at}: `shape` must be an array of non-negative integers, got {}",
-                    truncate(&map["shape"])
-                )
+            .ok_or_else(|| E::BadShape {
+                input: input(),
+                got: truncate(&map["shape"]),
             })?,
         Some(other) => {
-            return Err(format!(
-                "{at}: `shape` must be an array of non-negative integers, got {}",
-                truncate(other)
-            ));
+            return Err(E::BadShape {
+                input: input(),
+                got: truncate(other),
+            });
         }
-        None => return Err(format!("{at} has no `shape`")),
+        None => {
+            return Err(E::InputWithout {
+                input: input(),
+                field: "shape",
+            });
+        }
     };
     let datatype = match map.get("datatype") {
-        Some(Value::String(s)) => Datatype::parse(s).ok_or_else(|| {
-            format!(
-                "{at}: unknown datatype `{}`; the protocol's are {}",
-                super::json::cut(s, 20),
-                DATATYPES.map(|(_, n)| n).join(", ")
-            )
+        Some(Value::String(s)) => Datatype::parse(s).ok_or_else(|| E::UnknownDatatype {
+            input: input(),
+            datatype: s.clone(),
         })?,
         Some(other) => {
-            return Err(format!(
-                "{at}: `datatype` must be a string, got {}",
-                truncate(other)
-            ));
+            return Err(E::DatatypeNotString {
+                input: input(),
+                got: truncate(other),
+            });
         }
-        None => return Err(format!("{at} has no `datatype`")),
+        None => {
+            return Err(E::InputWithout {
+                input: input(),
+                field: "datatype",
+            });
+        }
     };
     // Bytes per element in binary form; `None` for BYTES, whose elements carry their length.
     let width = match datatype {
         Datatype::Bytes => None,
         Datatype::Bool => Some(1),
-        d => Some(d.feature_width().ok_or_else(|| {
-            format!(
-                "{at}: datatype {} is not accepted; send FP32 (FP64 and integer types are \
-                 converted to FP32), or BYTES for text",
-                d.name()
-            )
+        d => Some(d.feature_width().ok_or_else(|| E::DatatypeNotAccepted {
+            input: input(),
+            datatype: d,
         })?),
     };
     let empty = || match datatype {
@@ -493,33 +961,35 @@ fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String>
     let elements = shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("{at}: shape {} has too many elements", shape_text(&shape)))?;
-    let params = parameters(map.get("parameters"), &at)?;
+        .ok_or_else(|| E::ShapeTooLarge {
+            input: input(),
+            shape: Shape(shape.clone()),
+        })?;
+    let params = parameters(map.get("parameters"), &ParamsOf::Input(input()))?;
     let binary_size = match params.and_then(|p| p.get("binary_data_size")) {
         None => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            format!(
-                "{at}: `binary_data_size` must be a non-negative integer, got {}",
-                truncate(v)
-            )
+        Some(v) => Some(v.as_u64().ok_or_else(|| E::BadBinarySize {
+            input: input(),
+            got: truncate(v),
         })?),
     };
     let values = match (map.get("data"), binary_size) {
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "{at} has both `data` and a `binary_data_size` parameter; send one"
-            ));
+        (Some(_), Some(_)) => return Err(E::DataAndBinary { input: input() }),
+        (None, None) => {
+            return Err(E::InputWithout {
+                input: input(),
+                field: "data",
+            });
         }
-        (None, None) => return Err(format!("{at} has no `data`")),
         (Some(data), None) => {
             if !data.is_array() {
-                return Err(format!(
-                    "{at}: `data` must be an array, got {}",
-                    truncate(data)
-                ));
+                return Err(E::DataNotArray {
+                    input: input(),
+                    got: truncate(data),
+                });
             }
             let mut values = empty();
-            flatten(data, datatype, &at, &mut values)?;
+            flatten(data, datatype, &name, &mut values)?;
             values
         }
         (None, Some(size)) => {
@@ -528,24 +998,26 @@ fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String>
                 None => Some(size),
             };
             if expected != Some(size) {
-                return Err(format!(
-                    "{at}: `binary_data_size` is {size} bytes but shape {} of {} takes {} bytes",
-                    shape_text(&shape),
-                    datatype.name(),
-                    expected.map_or("too many".to_string(), |e| e.to_string())
-                ));
+                return Err(E::BinarySize {
+                    input: input(),
+                    size,
+                    shape: Shape(shape.clone()),
+                    datatype,
+                    expected,
+                });
             }
             let size = usize::try_from(size).unwrap_or(usize::MAX);
             if size > binary.len() {
-                return Err(format!(
-                    "{at}: `binary_data_size` is {size} bytes but only {} bytes of binary data are left in the body",
-                    binary.len()
-                ));
+                return Err(E::BinaryShort {
+                    input: input(),
+                    size,
+                    left: binary.len(),
+                });
             }
             let (mine, rest) = binary.split_at(size);
             *binary = rest;
             match datatype {
-                Datatype::Bytes => Elements::Texts(binary_texts(mine, &at)?),
+                Datatype::Bytes => Elements::Texts(binary_texts(mine, &name)?),
                 Datatype::Bool => {
                     Elements::Texts(mine.iter().map(|b| Some((*b != 0).to_string())).collect())
                 }
@@ -554,11 +1026,12 @@ fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String>
         }
     };
     if values.len() as u64 != elements {
-        return Err(format!(
-            "{at}: shape {} holds {elements} values but `data` has {}",
-            shape_text(&shape),
-            values.len()
-        ));
+        return Err(E::DataLength {
+            input: input(),
+            shape: Shape(shape.clone()),
+            elements,
+            got: values.len(),
+        });
     }
     Ok(Input {
         name,
@@ -568,43 +1041,30 @@ fn parse_input(i: usize, v: &Value, binary: &mut &[u8]) -> Result<Input, String>
 }
 
 /// Lays the input tensors out as the model's raw feature columns: `(rows, table)`.
-fn layout(inputs: Vec<Input>, encoding: &Encoding) -> Result<(usize, Table), String> {
+fn layout(inputs: Vec<Input>, encoding: &Encoding) -> Result<(usize, Table), InferRequestError> {
+    use InferRequestError as E;
     let encoders = &encoding.columns;
     let features: Vec<&str> = encoders.iter().map(Encoder::name).collect();
     let width = features.len();
-    let table = |columns: Vec<Column>| {
-        Table::new(columns).ok_or_else(|| "inputs of different lengths".to_string())
-    };
+    let expected = || ExpectedInputs::of(encoders);
+    let table = |columns: Vec<Column>| Table::new(columns).ok_or(E::Ragged);
     if inputs.iter().any(|t| t.name == INPUT) {
         let t = match <[Input; 1]>::try_from(inputs) {
             Ok([t]) => t,
             Err(inputs) => {
-                let others: Vec<&str> = inputs
+                let others = inputs
                     .iter()
                     .filter(|t| t.name != INPUT)
-                    .map(|t| t.name.as_str())
+                    .map(|t| t.name.clone())
                     .collect();
-                return Err(format!(
-                    "input `{INPUT}` carries every feature; send it alone, not with {}",
-                    if others.is_empty() {
-                        format!("another `{INPUT}`")
-                    } else {
-                        others.join(", ")
-                    }
-                ));
+                return Err(E::MatrixNotAlone { others });
             }
         };
         if !takes_matrix(encoders) {
-            return Err(format!(
-                "input `{INPUT}` cannot carry this model's categories; {}",
-                expected_inputs(encoders)
-            ));
+            return Err(E::MatrixWithCategories(expected()));
         }
         let Elements::Numbers(values) = t.values else {
-            return Err(format!(
-                "input `{INPUT}` must be numeric (FP32); {}",
-                expected_inputs(encoders)
-            ));
+            return Err(E::MatrixNotNumeric(expected()));
         };
         return match t.shape[..] {
             [n, w] if w == width as u64 => {
@@ -619,60 +1079,58 @@ fn layout(inputs: Vec<Input>, encoding: &Encoding) -> Result<(usize, Table), Str
                     .collect();
                 Ok((n, table(columns)?))
             }
-            _ => Err(format!(
-                "input `{INPUT}` has shape {}; expected [N, {width}] (N rows of {})",
-                shape_text(&t.shape),
-                features.join(", ")
-            )),
+            _ => Err(E::MatrixShape {
+                shape: Shape(t.shape),
+                features: features.iter().map(|f| f.to_string()).collect(),
+            }),
         };
     }
     let mut columns: Vec<Option<Input>> = (0..width).map(|_| None).collect();
     let mut rows: Option<(u64, String)> = None;
     for t in inputs {
         let Some(idx) = features.iter().position(|f| *f == t.name) else {
-            return Err(format!(
-                "unknown input `{}`; {}",
-                t.name,
-                expected_inputs(encoders)
-            ));
+            return Err(E::UnknownInput {
+                name: t.name,
+                expected: expected(),
+            });
         };
         if columns[idx].is_some() {
-            return Err(format!("input `{}` is given twice", t.name));
+            return Err(E::InputTwice(t.name));
         }
         let n = match t.shape[..] {
             [n] | [n, 1] => n,
             _ => {
-                return Err(format!(
-                    "input `{}` has shape {}; a feature's input is [N] or [N, 1]",
-                    t.name,
-                    shape_text(&t.shape)
-                ));
+                return Err(E::FeatureShape {
+                    name: t.name,
+                    shape: Shape(t.shape),
+                });
             }
         };
         match &rows {
             Some((m, first)) if *m != n => {
-                return Err(format!(
-                    "input `{}` has {n} rows but `{first}` has {m}; every feature needs the same rows",
-                    t.name
-                ));
+                return Err(E::RowMismatch {
+                    name: t.name,
+                    rows: n,
+                    first: first.clone(),
+                    first_rows: *m,
+                });
             }
             Some(_) => {}
             None => rows = Some((n, t.name.clone())),
         }
         columns[idx] = Some(t);
     }
-    let missing: Vec<&str> = features
+    let missing: Vec<String> = features
         .iter()
         .zip(&columns)
         .filter(|(_, c)| c.is_none())
-        .map(|(f, _)| *f)
+        .map(|(f, _)| f.to_string())
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "missing input(s) {}; {}",
-            missing.join(", "),
-            expected_inputs(encoders)
-        ));
+        return Err(E::MissingInputs {
+            names: missing,
+            expected: expected(),
+        });
     }
     let n = rows.map_or(0, |(n, _)| n as usize);
     let columns = columns
@@ -687,7 +1145,8 @@ fn parse_outputs(
     v: Option<&Value>,
     available: &[&str],
     default_binary: bool,
-) -> Result<Vec<RequestedOutput>, String> {
+) -> Result<Vec<RequestedOutput>, InferRequestError> {
+    use InferRequestError as E;
     let all = || {
         available
             .iter()
@@ -701,36 +1160,30 @@ fn parse_outputs(
         None => return Ok(all()),
         Some(Value::Array(items)) if items.is_empty() => return Ok(all()),
         Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(format!(
-                "`outputs` must be an array, got {}",
-                truncate(other)
-            ));
-        }
+        Some(other) => return Err(E::OutputsNotArray(truncate(other))),
     };
     let mut out: Vec<RequestedOutput> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Value::Object(map) = item else {
-            return Err(format!("outputs[{i}] must be an object with a `name`"));
+            return Err(E::OutputNotObject(i));
         };
-        only_keys(map, &["name", "parameters"], &format!("outputs[{i}]"))?;
+        only_keys(map, &["name", "parameters"], Part::Output(i))?;
         let name = match map.get("name") {
             Some(Value::String(s)) => s,
-            _ => return Err(format!("outputs[{i}] needs a string `name`")),
+            _ => return Err(E::OutputWithoutName(i)),
         };
         if !available.contains(&name.as_str()) {
-            return Err(format!(
-                "unknown output `{}`; this model answers {}",
-                super::json::cut(name, 40),
-                available.join(", ")
-            ));
+            return Err(E::UnknownOutput {
+                name: name.clone(),
+                available: available.iter().map(|a| a.to_string()).collect(),
+            });
         }
         if out.iter().any(|o| o.name == *name) {
-            return Err(format!("output `{name}` is asked for twice"));
+            return Err(E::OutputTwice(name.clone()));
         }
-        let at = format!("output `{name}`");
-        let params = parameters(map.get("parameters"), &at)?;
-        let binary = bool_parameter(params, "binary_data", &at)?.unwrap_or(default_binary);
+        let owner = ParamsOf::Output(name.clone());
+        let params = parameters(map.get("parameters"), &owner)?;
+        let binary = bool_parameter(params, "binary_data", &owner)?.unwrap_or(default_binary);
         out.push(RequestedOutput {
             name: name.clone(),
             binary,
@@ -747,48 +1200,31 @@ pub fn parse_infer_request(
     encoding: &Encoding,
     outputs: &[&str],
     max_rows: usize,
-) -> Result<InferRequest, String> {
+) -> Result<InferRequest, InferRequestError> {
+    use InferRequestError as E;
     let (head, mut binary) = split_body(body, header_length)?;
     let v = super::json::parse(head)?;
     let Value::Object(map) = &v else {
-        return Err(format!(
-            "the inference request must be a JSON object with `inputs`, got {}",
-            truncate(&v)
-        ));
+        return Err(E::NotAnObject(truncate(&v)));
     };
     only_keys(
         map,
         &["id", "parameters", "inputs", "outputs"],
-        "the inference request",
+        Part::Request,
     )?;
     let id = match map.get("id") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(format!("`id` must be a string, got {}", truncate(other))),
+        Some(other) => return Err(E::IdNotString(truncate(other))),
     };
-    let params = parameters(map.get("parameters"), "the request")?;
+    let params = parameters(map.get("parameters"), &ParamsOf::Request)?;
     let binary_output =
-        bool_parameter(params, "binary_data_output", "the request")?.unwrap_or(false);
+        bool_parameter(params, "binary_data_output", &ParamsOf::Request)?.unwrap_or(false);
     let inputs = match map.get("inputs") {
         Some(Value::Array(items)) if !items.is_empty() => items,
-        Some(Value::Array(_)) => {
-            return Err(format!(
-                "`inputs` is empty; {}",
-                expected_inputs(&encoding.columns)
-            ));
-        }
-        Some(other) => {
-            return Err(format!(
-                "`inputs` must be an array, got {}",
-                truncate(other)
-            ));
-        }
-        None => {
-            return Err(format!(
-                "missing field `inputs`; {}",
-                expected_inputs(&encoding.columns)
-            ));
-        }
+        Some(Value::Array(_)) => return Err(E::NoInputs(ExpectedInputs::of(&encoding.columns))),
+        Some(other) => return Err(E::InputsNotArray(truncate(other))),
+        None => return Err(E::InputsMissing(ExpectedInputs::of(&encoding.columns))),
     };
     let inputs = inputs
         .iter()
@@ -796,11 +1232,7 @@ pub fn parse_infer_request(
         .map(|(i, v)| parse_input(i, v, &mut binary))
         .collect::<Result<Vec<_>, _>>()?;
     if !binary.is_empty() {
-        return Err(format!(
-            "{} bytes of binary data follow the last input's; the inputs' `binary_data_size` \
-             parameters must add up to the body after the JSON header",
-            binary.len()
-        ));
+        return Err(E::BinaryLeftOver(binary.len()));
     }
     let (rows, table) = layout(inputs, encoding)?;
     limits::check_rows(rows, max_rows)?;
@@ -860,10 +1292,10 @@ pub struct OutputTensor {
 
 /// The model's answers as output tensors: the one place the v2 outputs depend on the task.
 /// (Metadata comes from the same function called with no rows.)
-pub fn answer_tensors(task: &Task, predictions: &[RowPrediction]) -> Vec<OutputTensor> {
+pub fn answer_tensors(kind: &AnswerKind, predictions: &[RowPrediction]) -> Vec<OutputTensor> {
     let n = predictions.len() as i64;
-    match task {
-        Task::Classification { classes } => {
+    match kind {
+        AnswerKind::Class { classes } => {
             let classes_of = predictions.iter().filter_map(|p| match p {
                 RowPrediction::Class(c) => Some(c),
                 RowPrediction::Number(_) => None,
@@ -887,7 +1319,7 @@ pub fn answer_tensors(task: &Task, predictions: &[RowPrediction]) -> Vec<OutputT
                 },
             ]
         }
-        Task::Regression => vec![OutputTensor {
+        AnswerKind::Number => vec![OutputTensor {
             name: VALUE,
             shape: vec![n],
             data: TensorData::Fp32(
@@ -912,8 +1344,8 @@ struct TensorMeta {
 }
 
 /// The model's output tensors as metadata (`-1` for the batch axis).
-fn output_metadata(task: &Task) -> Vec<TensorMeta> {
-    answer_tensors(task, &[])
+fn output_metadata(kind: &AnswerKind) -> Vec<TensorMeta> {
+    answer_tensors(kind, &[])
         .into_iter()
         .map(|t| TensorMeta {
             name: t.name.to_string(),
@@ -946,8 +1378,8 @@ fn input_metadata(encoders: &[Encoder]) -> Vec<TensorMeta> {
 }
 
 /// The names of the model's outputs, in answer order.
-pub fn output_names(task: &Task) -> Vec<&'static str> {
-    answer_tensors(task, &[])
+pub fn output_names(kind: &AnswerKind) -> Vec<&'static str> {
+    answer_tensors(kind, &[])
         .into_iter()
         .map(|t| t.name)
         .collect()
@@ -968,7 +1400,7 @@ fn check_model(
     if p.name != state.model_name {
         return Err(ApiError::not_found(format!(
             "unknown model `{}`; this server serves `{}`",
-            super::json::cut(&p.name, 60),
+            cut(&p.name, 60),
             state.model_name
         )));
     }
@@ -976,7 +1408,7 @@ fn check_model(
         Some(v) if v != state.model_version => Err(ApiError::not_found(format!(
             "model `{}` has no version `{}`; its version is `{}` (or leave the version out)",
             state.model_name,
-            super::json::cut(&v, 60),
+            cut(&v, 60),
             state.model_version
         ))),
         _ => Ok(()),
@@ -1022,7 +1454,7 @@ pub(crate) async fn model_metadata(
         "versions": [state.model_version],
         "platform": "burn_mpk",
         "inputs": input_metadata(&state.predictor.preprocessor().encoding.columns),
-        "outputs": output_metadata(&state.task),
+        "outputs": output_metadata(&state.answers),
     })))
 }
 
@@ -1087,12 +1519,11 @@ pub(crate) async fn infer(
         &body,
         header_length,
         &state.predictor.preprocessor().encoding,
-        &output_names(&state.task),
+        &output_names(&state.answers),
         state.max_instances,
-    )
-    .map_err(ApiError::bad_request)?;
-    let predictions = super::run_rows(&state, request.table).await?;
-    let tensors = answer_tensors(&state.task, &predictions);
+    )?;
+    let predictions = super::run_batch(&state, Batch::Rows(request.table)).await?;
+    let tensors = answer_tensors(&state.answers, &predictions);
     let mut binary = Vec::new();
     let mut outputs = Vec::with_capacity(request.outputs.len());
     for wanted in &request.outputs {
@@ -1182,7 +1613,7 @@ mod tests {
 
     const OUTPUTS: [&str; 2] = [LABEL, PROBABILITIES];
 
-    fn parse(body: &str) -> Result<InferRequest, String> {
+    fn parse(body: &str) -> Result<InferRequest, InferRequestError> {
         parse_infer_request(body.as_bytes(), None, &names(), &OUTPUTS, 3)
     }
 
@@ -1284,8 +1715,11 @@ mod tests {
     fn binary_data_that_does_not_add_up_is_refused() {
         let eight = vec![0u8; 8];
         let (body, n) = binary_body(&[("input", "FP32", vec![1, 2], eight.clone())]);
-        let err =
-            |body: &[u8], n| parse_infer_request(body, Some(n), &names(), &OUTPUTS, 3).unwrap_err();
+        let err = |body: &[u8], n| {
+            parse_infer_request(body, Some(n), &names(), &OUTPUTS, 3)
+                .unwrap_err()
+                .to_string()
+        };
         let mut longer = body.clone();
         longer.push(0);
         assert_eq!(
@@ -1367,13 +1801,13 @@ mod tests {
             ),
         ];
         for (body, expected) in cases {
-            assert_eq!(parse(&body).unwrap_err(), expected, "{body}");
+            assert_eq!(parse(&body).unwrap_err().to_string(), expected, "{body}");
         }
     }
 
     #[test]
     fn answers_follow_the_task_and_metadata_comes_from_them() {
-        let task = Task::Classification {
+        let task = AnswerKind::Class {
             classes: vec!["x".into(), "y".into()],
         };
         let p = RowPrediction::Class(crate::predict::Prediction {
@@ -1395,14 +1829,14 @@ mod tests {
                    {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}])
         );
         let t = answer_tensors(
-            &Task::Regression,
+            &AnswerKind::Number,
             &[RowPrediction::Number(1.5), RowPrediction::Number(-2.0)],
         );
         assert_eq!(t.len(), 1);
         assert_eq!((t[0].name, &t[0].shape), (VALUE, &vec![2]));
         assert_eq!(t[0].data, TensorData::Fp32(vec![1.5, -2.0]));
         assert_eq!(
-            serde_json::to_value(output_metadata(&Task::Regression)).unwrap(),
+            serde_json::to_value(output_metadata(&AnswerKind::Number)).unwrap(),
             json!([{"name": "value", "datatype": "FP32", "shape": [-1]}])
         );
     }
@@ -1467,7 +1901,11 @@ mod tests {
             texts(&r, "tagged"),
             [Some("true".into()), Some("false".into())]
         );
-        let err = |body: &[u8], n| parse_infer_request(body, Some(n), &e, &OUTPUTS, 5).unwrap_err();
+        let err = |body: &[u8], n| {
+            parse_infer_request(body, Some(n), &e, &OUTPUTS, 5)
+                .unwrap_err()
+                .to_string()
+        };
         let mut cut_short = bytes(&["Dream", "Biscoe"]);
         cut_short.pop();
         let (body, n) = binary_body(&[("island", "BYTES", vec![2], cut_short)]);
@@ -1510,7 +1948,9 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                parse_infer_request(body.as_bytes(), None, &e, &OUTPUTS, 5).unwrap_err(),
+                parse_infer_request(body.as_bytes(), None, &e, &OUTPUTS, 5)
+                    .unwrap_err()
+                    .to_string(),
                 message,
                 "{body}"
             );
@@ -1541,7 +1981,7 @@ mod tests {
                 header in proptest::option::of(0usize..400),
             ) {
                 if let Err(m) = parse_infer_request(&body, header, &names(), &OUTPUTS, 10) {
-                    prop_assert!(!m.is_empty());
+                    prop_assert!(!m.to_string().is_empty());
                 }
             }
 

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::oip;
-use super::rest::workshop_aliases;
+use super::rest::iris_query_aliases;
 use crate::data::Encoder;
 
 /// What the document says about the served model.
@@ -134,7 +134,7 @@ pub fn openapi_document(d: &ServiceDescription) -> Value {
             )
         })
         .collect();
-    let aliases = workshop_aliases(features);
+    let aliases = iris_query_aliases(features);
     let query_params: Vec<Value> = features
         .iter()
         .enumerate()
@@ -376,7 +376,7 @@ mod tests {
         let infer = &doc["paths"]["/v2/models/{name}/versions/{version}/infer"];
         assert_eq!(infer["parameters"][0]["schema"]["enum"], json!(["m"]));
         assert_eq!(infer["parameters"][1]["schema"]["enum"], json!(["v1"]));
-        // Not 4 features: the workshop names do not apply, the feature names are the parameters.
+        // Not 4 features: the short Iris names do not apply, the feature names are the parameters.
         let params = doc["paths"]["/prediction"]["get"]["parameters"]
             .as_array()
             .unwrap();

@@ -872,7 +872,7 @@ async fn metrics_count_every_protocol_by_route_pattern() {
     ] {
         assert!(text.contains(line), "{line}\n{text}");
     }
-    // Rows predicted by every protocol: 1 (v2) + 4 (MLflow) + 1 (workshop).
+    // Rows predicted by every protocol: 1 (v2) + 4 (MLflow) + 1 (the query-string route).
     let (labels, _) = reference();
     let mut counts = std::collections::BTreeMap::new();
     for l in labels.iter().chain([&labels[0], &labels[0]]) {
@@ -960,7 +960,7 @@ fn penguin_records() -> Value {
 
 /// The predictor's own labels for [`penguin_records`], from the same rows as a table.
 fn penguin_reference(p: &Predictor<Backend>) -> Vec<String> {
-    let (table, _) = super::rest::parse_predict_rows(
+    let (table, _) = super::rest::parse_predict_body(
         json!({"instances": penguin_records()})
             .to_string()
             .as_bytes(),

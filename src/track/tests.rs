@@ -245,7 +245,7 @@ fn artifact_targets_follow_the_runs_artifact_uri() {
         )),
         "a path prefix of the tracking URI is kept"
     );
-    let e = t("s3://bucket/7/abc/artifacts").unwrap_err();
+    let e = t("s3://bucket/7/abc/artifacts").unwrap_err().to_string();
     assert!(
         e.contains("s3://bucket") && e.contains("--serve-artifacts"),
         "{e}"
