@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::data::sha256_hex;
 use crate::error::{Error, Result};
 use crate::metadata::{Metadata, READABLE_VERSIONS, RecordInfo};
-use crate::model::{Mlp, MlpRecord};
+use crate::model::{Ensemble, EnsembleRecord, MlpRecord};
 use crate::plot::Picture;
 
 /// The record file's name (Burn's named MessagePack, full precision).
@@ -161,7 +161,7 @@ impl ModelDir {
     pub fn save<B: Backend>(
         &self,
         lock: &WriteLock,
-        model: Mlp<B>,
+        model: Ensemble<B>,
         mut metadata: Metadata,
         metrics_csv: &str,
         summary: impl Fn(&Metadata) -> String,
@@ -199,7 +199,8 @@ impl ModelDir {
             metadata.record = file_info(RECORD_FILE, &record);
             write_synced(&staging.join(METRICS_FILE), metrics_csv.as_bytes())
                 .map_err(|e| out(&format!("writing {METRICS_FILE}: {e}")))?;
-            metadata.files = write_companions(staging, &companions).map_err(|e| out(&e))?;
+            metadata.files = write_companions(staging, &companions)
+                .map_err(|(name, e)| out(&format!("writing {name}: {e}")))?;
             let json = serde_json::to_string_pretty(&metadata).map_err(|e| out(&e))? + "\n";
             for (name, contents) in [
                 (METADATA_FILE, json.as_str()),
@@ -413,7 +414,7 @@ impl ModelDir {
                 env!("CARGO_PKG_VERSION")
             )));
         }
-        let meta: Metadata = serde_json::from_slice(&bytes).map_err(|e| {
+        let meta = Metadata::from_json(&bytes, version.format_version).map_err(|e| {
             err(format!(
                 "{METADATA_FILE} is invalid: {e}; retrain to recreate it"
             ))
@@ -423,8 +424,9 @@ impl ModelDir {
         Ok(meta)
     }
 
-    /// Loads the metadata and the network, checking the record against the metadata.
-    pub fn load<B: Backend>(&self, device: &B::Device) -> Result<(Metadata, Mlp<B>)> {
+    /// Loads the metadata and the model, checking the record against the metadata. Records of
+    /// formats before 3 hold one network; they load as a model of one.
+    pub fn load<B: Backend>(&self, device: &B::Device) -> Result<(Metadata, Ensemble<B>)> {
         self.try_recover();
         let guard = self.read_guard();
         let meta = self.read_metadata_as_is()?;
@@ -442,9 +444,19 @@ impl ModelDir {
             )));
         }
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        let one_network = meta.format_version < 3;
         // Burn panics on some malformed tensors; treat that as a bad file too.
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Recorder::<B>::load::<MlpRecord<B>>(&recorder, bytes, device)
+            if one_network {
+                Recorder::<B>::load::<MlpRecord<B>>(&recorder, bytes, device).map(|r| {
+                    EnsembleRecord {
+                        members: vec![r],
+                        combine: Default::default(),
+                    }
+                })
+            } else {
+                Recorder::<B>::load::<EnsembleRecord<B>>(&recorder, bytes, device)
+            }
         }));
         let record = match loaded {
             Ok(Ok(r)) => r,
@@ -456,7 +468,8 @@ impl ModelDir {
             }
             Err(_) => return Err(err(format!("{RECORD_FILE} holds malformed tensors"))),
         };
-        crate::model::check_record(&meta.model, &record)
+        meta.model
+            .check_record(&record)
             .map_err(|m| err(format!("{RECORD_FILE} does not match {METADATA_FILE}: {m}")))?;
         let model = meta.model.init::<B>(device).load_record(record);
         Ok((meta, model))
@@ -544,11 +557,11 @@ fn file_info(name: &str, bytes: &[u8]) -> RecordInfo {
 fn write_companions(
     staging: &Path,
     files: &[(String, Vec<u8>)],
-) -> std::result::Result<Vec<RecordInfo>, String> {
+) -> std::result::Result<Vec<RecordInfo>, (&'static str, std::io::Error)> {
     let mut listed = Vec::new();
     for name in COMPANION_FILES {
         if let Some((_, bytes)) = files.iter().find(|(n, _)| n == name) {
-            write_synced(&staging.join(name), bytes).map_err(|e| format!("writing {name}: {e}"))?;
+            write_synced(&staging.join(name), bytes).map_err(|e| (name, e))?;
             listed.push(file_info(name, bytes));
         }
     }
@@ -569,24 +582,39 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn read_capped(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, String> {
+/// Why a file of the model directory could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadFileError {
+    #[error("is missing; the directory is incomplete, retrain to recreate it")]
+    Missing,
+    #[error("is a directory, expected a file")]
+    Directory,
+    #[error(
+        "is {size} bytes, more than the {limit} bytes this model can need; refusing to read it"
+    )]
+    TooLarge { size: u64, limit: u64 },
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+fn read_capped(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, ReadFileError> {
     let meta = fs::metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            "is missing; the directory is incomplete, retrain to recreate it".to_string()
+            ReadFileError::Missing
         } else {
-            e.to_string()
+            ReadFileError::Io(e)
         }
     })?;
     if meta.is_dir() {
-        return Err("is a directory, expected a file".into());
+        return Err(ReadFileError::Directory);
     }
     if meta.len() > limit {
-        return Err(format!(
-            "is {} bytes, more than the {limit} bytes this model can need; refusing to read it",
-            meta.len()
-        ));
+        return Err(ReadFileError::TooLarge {
+            size: meta.len(),
+            limit,
+        });
     }
-    fs::read(path).map_err(|e| e.to_string())
+    fs::read(path).map_err(ReadFileError::Io)
 }
 
 /// Moves a complete staging directory's files into `dir`, metadata last, then removes the

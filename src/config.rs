@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::recipe::{Activation, Impute, RegressionLoss, Task};
+use crate::recipe::{
+    CategoryEncoding, EnsembleRecipe, FeatureRecipe, FittingRecipe, MAX_EPOCHS, NetworkRecipe,
+    NumericScaling, Optimizer, RECIPE_NAME, RECIPE_VERSION, Recipe, Schedule,
+};
 
 /// Everything a training run needs to know, resolved from defaults, a TOML file and flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -39,26 +44,6 @@ impl std::fmt::Display for ColumnRef {
             ColumnRef::Index(i) => write!(f, "column {i}"),
             ColumnRef::Name(n) => write!(f, "column `{n}`"),
         }
-    }
-}
-
-/// What the model predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    /// A class out of the label's values.
-    #[default]
-    Classification,
-    /// A number.
-    Regression,
-}
-
-impl std::fmt::Display for Task {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Task::Classification => "classification",
-            Task::Regression => "regression",
-        })
     }
 }
 
@@ -140,33 +125,22 @@ impl Default for DataConfig {
 
 impl DataConfig {
     /// The delimiter byte `delimiter` names; `Err` with the reason when it names none.
-    pub fn delimiter_byte(&self) -> std::result::Result<Option<u8>, String> {
+    pub fn delimiter_byte(&self) -> std::result::Result<Option<u8>, BadDelimiter> {
         match self.delimiter.as_deref() {
             None => Ok(None),
             Some("tab" | "\t") => Ok(Some(b'\t')),
             Some(d) if d.len() == 1 && matches!(d.as_bytes()[0], b',' | b';' | b'\t' | b'|') => {
                 Ok(Some(d.as_bytes()[0]))
             }
-            Some(_) => Err(
-                "must be \",\", \";\", \"\\t\" (or \"tab\") or \"|\"; remove the key to detect it"
-                    .into(),
-            ),
+            Some(_) => Err(BadDelimiter),
         }
     }
 }
 
-/// How missing numbers are filled in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Impute {
-    /// The training rows' mean.
-    #[default]
-    Mean,
-    /// The training rows' median.
-    Median,
-    /// `preprocess.fill_value`.
-    Constant,
-}
+/// A `data.delimiter` that is not one of the delimiters a table may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be \",\", \";\", \"\\t\" (or \"tab\") or \"|\"; remove the key to detect it")]
+pub struct BadDelimiter;
 
 /// `[preprocess]`: how feature columns become the network's inputs (fitted on the training
 /// rows only).
@@ -194,43 +168,6 @@ impl Default for PreprocessConfig {
             missing_indicators: false,
             max_categories: DEFAULT_MAX_CATEGORIES,
         }
-    }
-}
-
-/// The loss a regression model is trained with (on the standardised target).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RegressionLoss {
-    /// Mean squared error.
-    #[default]
-    Mse,
-    /// Huber loss with `training.huber_delta` (in standard deviations of the target).
-    Huber,
-}
-
-/// Hidden-layer activation function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// max(0, x)
-    #[default]
-    Relu,
-    /// Gaussian error linear unit.
-    Gelu,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Logistic sigmoid.
-    Sigmoid,
-}
-
-impl std::fmt::Display for Activation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Activation::Relu => "relu",
-            Activation::Gelu => "gelu",
-            Activation::Tanh => "tanh",
-            Activation::Sigmoid => "sigmoid",
-        })
     }
 }
 
@@ -347,9 +284,6 @@ pub struct Overrides {
 }
 
 /// Largest accepted values: beyond these a typo is far likelier than intent.
-const MAX_EPOCHS: usize = 10_000_000;
-const MAX_WIDTH: usize = 65_536;
-const MAX_LAYERS: usize = 64;
 
 impl TrainConfig {
     /// The seed of the test split, the validation split and cross-validation folds:
@@ -437,6 +371,44 @@ impl TrainConfig {
         }
     }
 
+    /// The recipe these settings ask for: how raw columns become inputs, the network, its
+    /// fitting and the number of networks. Checked by [`TrainConfig::validate`].
+    pub fn recipe(&self) -> Recipe {
+        let (p, m, t) = (&self.preprocess, &self.model, &self.training);
+        Recipe {
+            name: RECIPE_NAME.to_string(),
+            version: RECIPE_VERSION,
+            features: FeatureRecipe {
+                numeric: NumericScaling::Standard,
+                impute: p.impute,
+                fill_value: p.fill_value,
+                missing_indicators: p.missing_indicators,
+                categories: CategoryEncoding::OneHot,
+                max_categories: p.max_categories,
+            },
+            network: NetworkRecipe {
+                hidden: m.hidden.clone(),
+                activation: m.activation,
+                dropout: m.dropout,
+            },
+            fitting: FittingRecipe {
+                optimizer: Optimizer::Adam {
+                    weight_decay: t.weight_decay,
+                },
+                learning_rate: t.learning_rate,
+                schedule: Schedule::Constant,
+                epochs: t.epochs,
+                batch_size: t.batch_size,
+                early_stopping_patience: t.early_stopping_patience,
+                validation_fraction: t.validation_fraction,
+                regression_loss: t.regression_loss,
+                huber_delta: t.huber_delta,
+                seed: t.seed,
+            },
+            ensemble: EnsembleRecipe::default(),
+        }
+    }
+
     /// Checks every value; the first bad one is reported with its key, value and `origin`.
     pub fn validate(&self, origin: &str) -> Result<()> {
         let bad = |key: &str, value: String, reason: &str| Error::ConfigValue {
@@ -464,95 +436,16 @@ impl TrainConfig {
             return Err(bad(
                 "data.delimiter",
                 format!("{:?}", self.data.delimiter.clone().unwrap_or_default()),
-                &reason,
+                &reason.to_string(),
             ));
         }
-        if self.preprocess.max_categories == 0 {
-            return Err(bad(
-                "preprocess.max_categories",
-                "0".into(),
-                "must be at least 1, e.g. 100",
-            ));
-        }
-        if !self.preprocess.fill_value.is_finite() {
-            return Err(bad(
-                "preprocess.fill_value",
-                self.preprocess.fill_value.to_string(),
-                "must be a finite number",
-            ));
-        }
-        if !(self.training.huber_delta.is_finite() && self.training.huber_delta > 0.0) {
-            return Err(bad(
-                "training.huber_delta",
-                self.training.huber_delta.to_string(),
-                "must be a positive number, e.g. 1.0",
-            ));
-        }
-        if self.model.hidden.is_empty() {
-            return Err(bad(
-                "model.hidden",
-                "[]".into(),
-                "needs at least one hidden layer width, e.g. [16]",
-            ));
-        }
-        if self.model.hidden.len() > MAX_LAYERS {
-            return Err(bad(
-                "model.hidden",
-                format!("{} layers", self.model.hidden.len()),
-                &format!("at most {MAX_LAYERS} hidden layers are supported"),
-            ));
-        }
-        if let Some(w) = self.model.hidden.iter().find(|&&w| w == 0 || w > MAX_WIDTH) {
-            return Err(bad(
-                "model.hidden",
-                format!("{:?}", self.model.hidden),
-                &format!("each width must be between 1 and {MAX_WIDTH}, got {w}"),
-            ));
-        }
-        let d = self.model.dropout;
-        if !(d.is_finite() && (0.0..1.0).contains(&d)) {
-            return Err(bad(
-                "model.dropout",
-                d.to_string(),
-                "must be at least 0 and below 1",
-            ));
-        }
+        self.recipe().check().map_err(|e| Error::ConfigValue {
+            origin: origin.to_string(),
+            key: e.key.to_string(),
+            value: e.value,
+            reason: e.reason,
+        })?;
         let t = &self.training;
-        if t.epochs == 0 || t.epochs > MAX_EPOCHS {
-            return Err(bad(
-                "training.epochs",
-                t.epochs.to_string(),
-                &format!("must be between 1 and {MAX_EPOCHS}"),
-            ));
-        }
-        if t.batch_size == Some(0) {
-            return Err(bad(
-                "training.batch_size",
-                "0".into(),
-                "must be at least 1; remove the key for full-batch training",
-            ));
-        }
-        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return Err(bad(
-                "training.learning_rate",
-                t.learning_rate.to_string(),
-                "must be a positive number, e.g. 0.01",
-            ));
-        }
-        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return Err(bad(
-                "training.weight_decay",
-                t.weight_decay.to_string(),
-                "must be zero or a positive number",
-            ));
-        }
-        if t.early_stopping_patience == Some(0) {
-            return Err(bad(
-                "training.early_stopping_patience",
-                "0".into(),
-                "must be at least 1; remove the key to turn early stopping off",
-            ));
-        }
         if let Some(k) = t.checkpoint_every
             && (k == 0 || k > MAX_EPOCHS)
         {
@@ -562,13 +455,6 @@ impl TrainConfig {
                 &format!(
                     "must be between 1 and {MAX_EPOCHS} epochs; remove the key to turn checkpoints off"
                 ),
-            ));
-        }
-        if !frac(t.validation_fraction) {
-            return Err(bad(
-                "training.validation_fraction",
-                t.validation_fraction.to_string(),
-                "must be between 0 and 1 (exclusive), e.g. 0.1",
             ));
         }
         Ok(())

@@ -52,6 +52,21 @@ pub enum Error {
     /// Input for prediction (CLI values, CSV rows, HTTP bodies) is unusable.
     #[error("invalid input: {0}")]
     Input(String),
+    /// A row of prediction or evaluation input cannot be encoded for the model: its row, column
+    /// and value, typed, so the caller can number rows its own way.
+    #[error(
+        "{}{error}",
+        match input {
+            Some(name) => format!("invalid data in {name}: "),
+            None => "invalid input: ".to_string(),
+        }
+    )]
+    Encode {
+        /// The file the rows came from (`None`: a request's or the command line's rows).
+        input: Option<String>,
+        /// What is wrong, and where.
+        error: EncodeError,
+    },
     /// The model directory is missing, incomplete, corrupt or from an unknown format.
     #[error("model directory {dir}: {message}")]
     Model {
@@ -175,7 +190,10 @@ impl Error {
             Error::ConfigRead { .. } | Error::ConfigParse { .. } | Error::ConfigValue { .. } => {
                 exit_code::CONFIG
             }
-            Error::DataRead { .. } | Error::Data { .. } | Error::Input(_) => exit_code::DATA,
+            Error::DataRead { .. }
+            | Error::Data { .. }
+            | Error::Input(_)
+            | Error::Encode { .. } => exit_code::DATA,
             Error::Model { .. } => exit_code::MODEL,
             Error::Output { .. } | Error::WriteOutput { .. } => exit_code::OUTPUT,
             Error::Device(_) => exit_code::DEVICE,
@@ -202,6 +220,103 @@ impl Error {
             message: message.to_string(),
         }
     }
+}
+
+/// Why a field is not a usable number; the caller says where it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    /// The field is empty.
+    #[error("missing value (empty field)")]
+    Missing,
+    /// The field is not a number.
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    /// The field parses to NaN or infinity.
+    #[error("`{0}` is not a finite number (NaN, infinity or out of range)")]
+    NotFinite(String),
+}
+
+/// A value that cannot be turned into the model's inputs: where it is, and what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{}{}{problem}",
+    match row {
+        Some(r) => format!("row {}, ", r + 1),
+        None => String::new(),
+    },
+    match column {
+        Some(c) => format!("column `{c}`: "),
+        None => String::new(),
+    }
+)]
+pub struct EncodeError {
+    /// The 0-based row among the rows given (`None`: the one row there is, as the command
+    /// line's values).
+    pub row: Option<usize>,
+    /// The column (`None`: the row as a whole).
+    pub column: Option<String>,
+    /// What is wrong.
+    pub problem: EncodeProblem,
+}
+
+impl EncodeError {
+    /// The same error with its row counted `first_row` further on: a chunk's rows made
+    /// file-wide.
+    #[must_use]
+    pub fn rows_from(mut self, first_row: usize) -> Self {
+        self.row = self.row.map(|r| r + first_row);
+        self
+    }
+
+    /// The same error, its row renumbered by `to` (a row of a selection mapped back to the
+    /// rows it was selected from).
+    #[must_use]
+    pub fn map_row(mut self, to: impl FnOnce(usize) -> usize) -> Self {
+        self.row = self.row.map(to);
+        self
+    }
+
+    /// The same error without a row number, for a lone row.
+    #[must_use]
+    pub fn lone_row(mut self) -> Self {
+        self.row = None;
+        self
+    }
+}
+
+/// What is wrong with a value (see [`EncodeError`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EncodeProblem {
+    /// A feature column is not in the rows at all.
+    #[error("the column is missing; the model needs {}", needs.join(", "))]
+    MissingColumn {
+        /// The model's feature columns.
+        needs: Vec<String>,
+    },
+    /// A numeric feature's value is not a number.
+    #[error("{0}")]
+    Number(BadValue),
+    /// A boolean feature's number is neither 0 nor 1.
+    #[error("{0} is not a boolean value (0 or 1)")]
+    BooleanNumber(f32),
+    /// A boolean feature's text is not one of the spellings of true and false.
+    #[error("`{0}` is not a boolean value (true/false, yes/no, y/n, t/f, 1/0)")]
+    BooleanText(String),
+    /// The value overflows once standardised (`given`: the value as given, where known).
+    #[error(
+        "{} is too large to use (it overflows once scaled)",
+        match given {
+            Some(v) => v.to_string(),
+            None => "the value".to_string(),
+        }
+    )]
+    Overflows {
+        /// The raw value.
+        given: Option<f32>,
+    },
+    /// The row's values are usable, but the network's outputs on them overflow.
+    #[error("the values are too extreme for this model (its outputs overflow)")]
+    OutputsOverflow,
 }
 
 /// A signal that asks a run to stop.

@@ -3,7 +3,8 @@
 //! `__metadata__`.
 //!
 //! Tensors are `layers.{i}.weight` (`[out, in]`, as `torch.nn.Linear` keeps them) and
-//! `layers.{i}.bias` (`[out]`), all `F32`. The metadata keys, every value a string (JSON where
+//! `layers.{i}.bias` (`[out]`), all `F32`; a model of several networks has each network's under
+//! `members.{m}.` (average their softmax probabilities, or their numbers). The metadata keys, every value a string (JSON where
 //! structured):
 //!
 //! | key | value |
@@ -18,7 +19,7 @@
 //! | `classes` | JSON list, in output order (classification) |
 //! | `target_scaling` | JSON `{"mean", "std"}`: `y = output * std + mean` (regression) |
 //! | `activation` | `relu`, `gelu`, `tanh` or `sigmoid`, after every layer but the last |
-//! | `layers` | JSON list of the layer names, in order (`layers.0`, ...) |
+//! | `layers` | JSON list of the layer names, in order (`layers.0`, ...; `members.0.layers.0`, ... for several networks) |
 //! | `output` | what the last layer gives |
 //!
 //! Burn's own `format`, `producer` and `version` keys are kept.
@@ -33,14 +34,18 @@ use serde_json::json;
 use crate::data::{Encoder, Task};
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
-use crate::model::Mlp;
+use crate::model::Ensemble;
 
 /// The metadata written into the file's `__metadata__`, by key.
 pub fn safetensors_metadata(meta: &Metadata) -> BTreeMap<String, String> {
     let encoding = meta.preprocessor().encoding;
-    let layers: Vec<String> = (0..meta.model.layer_shapes().len())
-        .map(|i| format!("layers.{i}"))
-        .collect();
+    let depth = meta.model.layer_shapes().len();
+    let layers: Vec<String> = match meta.model.members {
+        1 => (0..depth).map(|i| format!("layers.{i}")).collect(),
+        k => (0..k)
+            .flat_map(|m| (0..depth).map(move |i| format!("members.{m}.layers.{i}")))
+            .collect(),
+    };
     let mut m = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         m.insert(k.to_string(), v);
@@ -64,7 +69,7 @@ pub fn safetensors_metadata(meta: &Metadata) -> BTreeMap<String, String> {
         }),
     );
     put("inputs", json!(encoding.input_names()).to_string());
-    put("scaling", to_json(&meta.scaling));
+    put("scaling", to_json(&meta.preprocessing.scaling));
     put("activation", meta.model.activation.to_string());
     put("layers", json!(layers).to_string());
     match meta.task {
@@ -76,7 +81,7 @@ pub fn safetensors_metadata(meta: &Metadata) -> BTreeMap<String, String> {
             );
         }
         Task::Regression => {
-            if let Some(t) = meta.target_scaling {
+            if let Some(t) = meta.preprocessing.target_scaling {
                 put("target_scaling", to_json(&t));
             }
             put(
@@ -97,39 +102,54 @@ fn to_json(value: &impl Serialize) -> String {
 /// The safetensors file of `model`, described by `meta` (see the module docs).
 ///
 /// The same weights and metadata always give the same bytes.
-pub fn safetensors<B: Backend>(model: &Mlp<B>, meta: &Metadata) -> Result<Vec<u8>> {
+pub fn safetensors<B: Backend>(model: &Ensemble<B>, meta: &Metadata) -> Result<Vec<u8>> {
     let err = |e: &dyn std::fmt::Display| Error::Internal(format!("writing safetensors: {e}"));
     let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
     for (k, v) in safetensors_metadata(meta) {
         store = store.metadata(k, v);
     }
-    model.save_into(&mut store).map_err(|e| err(&e))?;
+    match model.members() {
+        [one] => one.save_into(&mut store),
+        _ => model.save_into(&mut store),
+    }
+    .map_err(|e| err(&e))?;
     let bytes = store.get_bytes().map_err(|e| err(&e))?;
     canonical_header(bytes).map_err(|e| err(&e))
+}
+
+/// Why the header written by the safetensors crate could not be put in canonical form.
+#[derive(Debug, thiserror::Error)]
+enum HeaderError {
+    #[error("the header length is invalid")]
+    Length,
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("the sorted header is longer than the original")]
+    Longer,
 }
 
 /// Rewrites the JSON header with its keys sorted, so the file does not depend on hash-map order
 /// (the safetensors crate keeps the metadata in a `HashMap`). Tensor offsets are relative to the
 /// data, which is untouched; the header keeps its length.
-fn canonical_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+fn canonical_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, HeaderError> {
     let n = bytes
         .get(..8)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map(u64::from_le_bytes)
         .and_then(|n| usize::try_from(n).ok())
         .filter(|&n| n <= bytes.len() - 8)
-        .ok_or("the header length is invalid")?;
+        .ok_or(HeaderError::Length)?;
     let header: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes[8..8 + n]).map_err(HeaderError::Json)?;
     // `BTreeMap`s all the way down: sorted keys, also inside `__metadata__`.
     let sorted: BTreeMap<String, BTreeMap<String, serde_json::Value>> = header
         .into_iter()
         .map(|(k, v)| serde_json::from_value(v).map(|v| (k, v)))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let mut text = serde_json::to_vec(&sorted).map_err(|e| e.to_string())?;
+        .map_err(HeaderError::Json)?;
+    let mut text = serde_json::to_vec(&sorted).map_err(HeaderError::Json)?;
     if text.len() > n {
-        return Err("the sorted header is longer than the original".into());
+        return Err(HeaderError::Longer);
     }
     text.resize(n, b' ');
     let mut out = Vec::with_capacity(bytes.len());

@@ -37,6 +37,7 @@ pub mod config;
 pub mod data;
 pub mod metrics;
 pub mod model;
+pub mod recipe;
 
 pub mod metadata;
 pub mod train;
@@ -77,8 +78,8 @@ mod layering {
 
     /// Library modules in data-flow order, as declared above.
     const ORDER: &[&str] = &[
-        "error", "backend", "config", "data", "metrics", "model", "metadata", "train", "crossval",
-        "export", "plot", "artifact", "predict", "pipeline", "track", "sweep", "serve",
+        "error", "backend", "recipe", "config", "data", "metrics", "model", "metadata", "train",
+        "crossval", "export", "plot", "artifact", "predict", "pipeline", "track", "sweep", "serve",
     ];
 
     /// The `crate::NAME` modules a source file (or directory of files) refers to.

@@ -11,10 +11,13 @@ use serde::{Deserialize, Serialize};
 use crate::backend::DeviceInfo;
 use crate::config::DEFAULT_MISSING_VALUES;
 use crate::config::TrainConfig;
-use crate::data::{Encoder, Encoding, Preprocessor, Standardizer, TargetScaling, Task};
+use crate::data::{
+    Encoder, Encoding, EncodingError, Preprocessor, Standardizer, TargetScaling, Task,
+};
 use crate::error::{Error, Result};
 use crate::metrics::Scores;
-use crate::model::MlpConfig;
+use crate::model::{EnsembleConfig, MlpConfig};
+use crate::recipe::{Loss, Optimizer, Recipe, RecipeError, Schedule};
 
 /// The metadata format this program writes.
 ///
@@ -22,9 +25,15 @@ use crate::model::MlpConfig;
 /// (regression), `data.dropped_rows`, and regression scores (`r2`, `rmse`, `mae`) in `metrics`;
 /// in version 2 `features` names the raw feature columns, which for an all-numeric table are
 /// the inputs, as in version 1.
-pub const FORMAT_VERSION: u32 = 2;
+///
+/// Version 3 records the [`Recipe`] whole (`recipe`), gathers what was fitted on the training
+/// rows into one `preprocessing` (`encoding`, `scaling`, `target_scaling`: version 2's
+/// `preprocess`, `scaling` and `target_scaling`), and describes the model as an ensemble
+/// (`model.members`; the record holds that many networks). Versions 1 and 2 load as recipe
+/// `mlp` version 1 with one network.
+pub const FORMAT_VERSION: u32 = 3;
 /// Every metadata format this program reads (version 1 is read as an all-numeric classifier).
-pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
+pub const READABLE_VERSIONS: [u32; 3] = [1, 2, 3];
 /// Largest model accepted from disk, in parameters (the record is about 4 bytes each).
 pub const MAX_PARAMETERS: usize = 50_000_000;
 
@@ -214,8 +223,10 @@ pub struct Metadata {
     pub device: DeviceInfo,
     /// The resolved configuration.
     pub config: TrainConfig,
-    /// The architecture.
-    pub model: MlpConfig,
+    /// How the model was built and fitted, whole.
+    pub recipe: Recipe,
+    /// The architecture: the networks' shape and their number.
+    pub model: EnsembleConfig,
     /// Trainable parameters.
     pub parameters: usize,
     /// Feature column names, in input order.
@@ -224,18 +235,11 @@ pub struct Metadata {
     pub label: String,
     /// Class names, in output order (empty for regression).
     pub classes: Vec<String>,
-    /// Standardisation applied to the encoded inputs before the network.
-    pub scaling: Standardizer,
-    /// Classification or regression (version 1: classification).
-    #[serde(default)]
+    /// Classification or regression.
     pub task: Task,
-    /// How raw columns become inputs: imputation, categories, missing markers (version 1: none,
-    /// every feature a number).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preprocess: Option<Encoding>,
-    /// A regression target's mean and deviation: the network predicts `(y - mean) / std`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_scaling: Option<TargetScaling>,
+    /// What was fitted on the training rows to turn raw columns into inputs (and the target
+    /// into what the network predicts).
+    pub preprocessing: Preprocessing,
     /// The training data.
     pub data: DataInfo,
     /// Row counts of the splits.
@@ -257,9 +261,114 @@ pub struct Metadata {
     pub sweep: Option<SweepInfo>,
 }
 
+/// What was fitted on the training rows: how raw columns become the network's inputs and, for a
+/// regressor, how the target was standardised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocessing {
+    /// Per column: imputation, categories, missing markers.
+    pub encoding: Encoding,
+    /// Standardisation applied to the encoded inputs before the network.
+    pub scaling: Standardizer,
+    /// A regression target's mean and deviation: the network predicts `(y - mean) / std`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_scaling: Option<TargetScaling>,
+}
+
+/// Why a `model.json` cannot describe a usable model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Inconsistent {
+    /// The layers make no network.
+    #[error("architecture {0:?} is not a usable network")]
+    Architecture(Vec<usize>),
+    /// Dropout outside its range.
+    #[error("dropout {0} is outside [0, 1)")]
+    Dropout(f64),
+    /// Too large to load.
+    #[error(
+        "architecture {widths:?} has {parameters} parameters; at most {MAX_PARAMETERS} are accepted"
+    )]
+    TooLarge {
+        /// Layer widths.
+        widths: Vec<usize>,
+        /// Their parameters.
+        parameters: usize,
+    },
+    /// `parameters` disagrees with the architecture.
+    #[error("`parameters` is {given}, but the architecture {widths:?} has {actual}")]
+    Parameters {
+        /// As written.
+        given: usize,
+        /// Layer widths.
+        widths: Vec<usize>,
+        /// The architecture's count.
+        actual: usize,
+    },
+    /// The networks' number.
+    #[error("`model.members` is {0}; a model has 1 to {max} networks", max = crate::recipe::MAX_MEMBERS)]
+    Members(usize),
+    /// The recipe cannot be built.
+    #[error("`recipe`: {0}")]
+    Recipe(#[from] RecipeError),
+    /// The encoding is unusable.
+    #[error(transparent)]
+    Encoding(#[from] EncodingError),
+    /// The encoding and the network disagree on the inputs.
+    #[error("`preprocess` makes {made} inputs for {inputs} model inputs")]
+    Inputs {
+        /// Inputs the encoding makes.
+        made: usize,
+        /// Inputs the network takes.
+        inputs: usize,
+    },
+    /// The encoding and `features` disagree.
+    #[error("`preprocess` and `features` name different columns")]
+    Features,
+    /// Classes and outputs disagree.
+    #[error("{classes} class names for {outputs} model outputs")]
+    Classes {
+        /// Class names.
+        classes: usize,
+        /// Outputs.
+        outputs: usize,
+    },
+    /// A regressor with classes or several outputs.
+    #[error(
+        "a regression model has one output and no classes, not {outputs} outputs and {classes} classes"
+    )]
+    Regressor {
+        /// Outputs.
+        outputs: usize,
+        /// Class names.
+        classes: usize,
+    },
+    /// A regressor without its target scaling.
+    #[error("a regression model needs a finite `target_scaling`")]
+    TargetScaling,
+    /// Scaling of the wrong length.
+    #[error("scaling has {means} means and {stds} deviations for {inputs} inputs")]
+    ScalingLength {
+        /// Means.
+        means: usize,
+        /// Deviations.
+        stds: usize,
+        /// Inputs.
+        inputs: usize,
+    },
+    /// Scaling with unusable values.
+    #[error("scaling holds non-finite or non-positive values")]
+    ScalingValues,
+    /// A class twice.
+    #[error("class `{0}` is listed twice")]
+    DuplicateClass(String),
+    /// A feature twice.
+    #[error("feature `{0}` is listed twice")]
+    DuplicateFeature(String),
+}
+
 impl Metadata {
     /// Checks that the metadata describes one consistent model, so it is safe to build.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), Inconsistent> {
         let m = &self.model;
         let min_outputs = match self.task {
             Task::Classification => 2,
@@ -267,123 +376,197 @@ impl Metadata {
         };
         if m.inputs == 0 || m.outputs < min_outputs || m.hidden.is_empty() || m.hidden.contains(&0)
         {
-            return Err(format!(
-                "architecture {:?} is not a usable network",
-                m.widths()
-            ));
+            return Err(Inconsistent::Architecture(m.widths()));
         }
         if !(m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout)) {
-            return Err(format!("dropout {} is outside [0, 1)", m.dropout));
+            return Err(Inconsistent::Dropout(m.dropout));
+        }
+        if m.members == 0 || m.members > crate::recipe::MAX_MEMBERS {
+            return Err(Inconsistent::Members(m.members));
         }
         if m.num_params() > MAX_PARAMETERS || m.hidden.len() > 64 {
-            return Err(format!(
-                "architecture {:?} has {} parameters; at most {MAX_PARAMETERS} are accepted",
-                m.widths(),
-                m.num_params()
-            ));
+            return Err(Inconsistent::TooLarge {
+                widths: m.widths(),
+                parameters: m.num_params(),
+            });
         }
         if self.parameters != m.num_params() {
-            return Err(format!(
-                "`parameters` is {}, but the architecture {:?} has {}",
-                self.parameters,
-                m.widths(),
-                m.num_params()
-            ));
+            return Err(Inconsistent::Parameters {
+                given: self.parameters,
+                widths: m.widths(),
+                actual: m.num_params(),
+            });
         }
-        match &self.preprocess {
-            None if self.features.len() != m.inputs => {
-                return Err(format!(
-                    "{} feature names for {} model inputs",
-                    self.features.len(),
-                    m.inputs
-                ));
-            }
-            None => {}
-            Some(p) => {
-                p.validate()?;
-                if p.width() != m.inputs {
-                    return Err(format!(
-                        "`preprocess` makes {} inputs for {} model inputs",
-                        p.width(),
-                        m.inputs
-                    ));
-                }
-                if p.feature_names() != self.features {
-                    return Err("`preprocess` and `features` name different columns".into());
-                }
-            }
+        self.recipe.check()?;
+        let p = &self.preprocessing;
+        p.encoding.validate()?;
+        if p.encoding.width() != m.inputs {
+            return Err(Inconsistent::Inputs {
+                made: p.encoding.width(),
+                inputs: m.inputs,
+            });
+        }
+        if p.encoding.feature_names() != self.features {
+            return Err(Inconsistent::Features);
         }
         match self.task {
             Task::Classification if self.classes.len() != m.outputs => {
-                return Err(format!(
-                    "{} class names for {} model outputs",
-                    self.classes.len(),
-                    m.outputs
-                ));
+                return Err(Inconsistent::Classes {
+                    classes: self.classes.len(),
+                    outputs: m.outputs,
+                });
             }
             Task::Regression => {
                 if m.outputs != 1 || !self.classes.is_empty() {
-                    return Err(format!(
-                        "a regression model has one output and no classes, not {} outputs and {} classes",
-                        m.outputs,
-                        self.classes.len()
-                    ));
+                    return Err(Inconsistent::Regressor {
+                        outputs: m.outputs,
+                        classes: self.classes.len(),
+                    });
                 }
-                match self.target_scaling {
+                match p.target_scaling {
                     Some(t) if t.mean.is_finite() && t.std.is_finite() && t.std > 0.0 => {}
-                    _ => return Err("a regression model needs a finite `target_scaling`".into()),
+                    _ => return Err(Inconsistent::TargetScaling),
                 }
             }
             Task::Classification => {}
         }
-        if self.scaling.mean.len() != m.inputs || self.scaling.std.len() != m.inputs {
-            return Err(format!(
-                "scaling has {} means and {} deviations for {} inputs",
-                self.scaling.mean.len(),
-                self.scaling.std.len(),
-                m.inputs
-            ));
+        if p.scaling.mean.len() != m.inputs || p.scaling.std.len() != m.inputs {
+            return Err(Inconsistent::ScalingLength {
+                means: p.scaling.mean.len(),
+                stds: p.scaling.std.len(),
+                inputs: m.inputs,
+            });
         }
-        if !self.scaling.mean.iter().all(|x| x.is_finite())
-            || !self.scaling.std.iter().all(|s| s.is_finite() && *s > 0.0)
+        if !p.scaling.mean.iter().all(|x| x.is_finite())
+            || !p.scaling.std.iter().all(|s| s.is_finite() && *s > 0.0)
         {
-            return Err("scaling holds non-finite or non-positive values".into());
+            return Err(Inconsistent::ScalingValues);
         }
         for (i, c) in self.classes.iter().enumerate() {
             if self.classes[..i].contains(c) {
-                return Err(format!("class `{c}` is listed twice"));
+                return Err(Inconsistent::DuplicateClass(c.clone()));
             }
         }
         for (i, f) in self.features.iter().enumerate() {
             if self.features[..i].contains(f) {
-                return Err(format!("feature `{f}` is listed twice"));
+                return Err(Inconsistent::DuplicateFeature(f.clone()));
             }
         }
         Ok(())
     }
+
+    /// The transform from raw columns to the network's inputs.
+    pub fn preprocessor(&self) -> Preprocessor {
+        Preprocessor {
+            encoding: self.preprocessing.encoding.clone(),
+            scaling: self.preprocessing.scaling.clone(),
+        }
+    }
+
+    /// A regression target's scaling (identity for a classifier).
+    pub fn target_scaling(&self) -> TargetScaling {
+        self.preprocessing.target_scaling.unwrap_or(TargetScaling {
+            mean: 0.0,
+            std: 1.0,
+        })
+    }
+
+    /// The loss the model was fitted with, which every score of it reports.
+    pub fn loss(&self) -> Loss {
+        self.recipe.fitting.loss(self.task)
+    }
+
+    /// Parses `model.json` of any readable format version (checked by the caller), bringing
+    /// older formats to this one: they were made by recipe `mlp` version 1, with one network.
+    pub fn from_json(bytes: &[u8], format_version: u32) -> serde_json::Result<Self> {
+        if format_version >= 3 {
+            return serde_json::from_slice(bytes);
+        }
+        let old: legacy::Metadata = serde_json::from_slice(bytes)?;
+        Ok(old.into_current())
+    }
 }
 
-impl Metadata {
-    /// The transform from raw columns to the network's inputs. A version-1 model reads every
-    /// feature as a number, a missing one filled with its training mean.
-    pub fn preprocessor(&self) -> Preprocessor {
-        let encoding = self.preprocess.clone().unwrap_or_else(|| Encoding {
-            columns: self
-                .features
-                .iter()
-                .zip(&self.scaling.mean)
-                .map(|(name, &mean)| Encoder::Numeric {
-                    name: name.clone(),
-                    fill: mean,
-                    indicator: false,
-                })
-                .collect(),
-            missing_values: DEFAULT_MISSING_VALUES.map(String::from).to_vec(),
-            source_columns: Vec::new(),
-        });
-        Preprocessor {
-            encoding,
-            scaling: self.scaling.clone(),
+/// `model.json` of formats 1 and 2, read to be brought to the current format.
+mod legacy {
+    use super::*;
+
+    #[derive(Deserialize)]
+    pub(super) struct Metadata {
+        format_version: u32,
+        created_by: String,
+        created_at: String,
+        device: DeviceInfo,
+        config: TrainConfig,
+        model: MlpConfig,
+        parameters: usize,
+        features: Vec<String>,
+        label: String,
+        classes: Vec<String>,
+        scaling: Standardizer,
+        #[serde(default)]
+        task: Task,
+        #[serde(default)]
+        preprocess: Option<Encoding>,
+        #[serde(default)]
+        target_scaling: Option<TargetScaling>,
+        data: DataInfo,
+        split: SplitSizes,
+        seed: u64,
+        duration_s: f64,
+        metrics: TrainingSummary,
+        record: RecordInfo,
+        #[serde(default)]
+        files: Vec<RecordInfo>,
+        #[serde(default)]
+        sweep: Option<SweepInfo>,
+    }
+
+    impl Metadata {
+        pub(super) fn into_current(self) -> super::Metadata {
+            // A version-1 model reads every feature as a number, a missing one filled with its
+            // training mean.
+            let encoding = self.preprocess.unwrap_or_else(|| Encoding {
+                columns: self
+                    .features
+                    .iter()
+                    .zip(&self.scaling.mean)
+                    .map(|(name, &mean)| Encoder::Numeric {
+                        name: name.clone(),
+                        fill: mean,
+                        indicator: false,
+                    })
+                    .collect(),
+                missing_values: DEFAULT_MISSING_VALUES.map(String::from).to_vec(),
+                source_columns: Vec::new(),
+            });
+            super::Metadata {
+                format_version: self.format_version,
+                created_by: self.created_by,
+                created_at: self.created_at,
+                device: self.device,
+                recipe: self.config.recipe(),
+                config: self.config,
+                model: EnsembleConfig::new(&self.model, 1),
+                parameters: self.parameters,
+                features: self.features,
+                label: self.label,
+                classes: self.classes,
+                task: self.task,
+                preprocessing: Preprocessing {
+                    encoding,
+                    scaling: self.scaling,
+                    target_scaling: self.target_scaling,
+                },
+                data: self.data,
+                split: self.split,
+                seed: self.seed,
+                duration_s: self.duration_s,
+                metrics: self.metrics,
+                record: self.record,
+                files: self.files,
+                sweep: self.sweep,
+            }
         }
     }
 }
@@ -528,6 +711,21 @@ impl Metadata {
             self.model.dropout,
             self.parameters
         );
+        let Optimizer::Adam { weight_decay } = self.recipe.fitting.optimizer;
+        let _ = writeln!(
+            s,
+            "recipe:    {} v{}: {} loss, adam (weight decay {weight_decay}), {} learning rate; {} \
+             network{} (model.json format {})",
+            self.recipe.name,
+            self.recipe.version,
+            self.loss(),
+            match self.recipe.fitting.schedule {
+                Schedule::Constant => "constant",
+            },
+            self.model.members,
+            if self.model.members == 1 { "" } else { "s" },
+            self.format_version
+        );
         let _ = writeln!(s, "trained:   {}", self.device);
         let _ = writeln!(
             s,
@@ -539,14 +737,13 @@ impl Metadata {
             self.split.test,
             self.seed
         );
-        let features: Vec<String> = match &self.preprocess {
-            Some(p) => p
-                .columns
-                .iter()
-                .map(|c| format!("{} ({})", c.name(), c.kind()))
-                .collect(),
-            None => self.features.clone(),
-        };
+        let features: Vec<String> = self
+            .preprocessing
+            .encoding
+            .columns
+            .iter()
+            .map(|c| format!("{} ({})", c.name(), c.kind()))
+            .collect();
         let _ = writeln!(s, "features:  {}", features.join(", "));
         match self.task {
             Task::Classification => {

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::TargetScaling;
+use crate::recipe::Loss;
+
 /// Precision, recall and F1 of one class (one-vs-rest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
@@ -418,6 +421,124 @@ impl Scores {
         match self {
             Scores::Classification(e) => e.report(classes),
             Scores::Regression(e) => e.report(),
+        }
+    }
+}
+
+/// What a row's answer is scored against: class indices, or a regression target, standardised
+/// (as training holds it) or in its own units (as a file gives it).
+#[derive(Debug, Clone, Copy)]
+pub enum Truth<'a> {
+    /// Class indices.
+    Classes(&'a [usize]),
+    /// Targets already standardised by the model's target scaling.
+    Standardised(&'a [f32]),
+    /// Targets in the target's units.
+    Raw(&'a [f32]),
+}
+
+/// The one scoring function: training's epoch and final scores, `evaluate` and
+/// cross-validation all add a model's outputs to a [`Tally`] through it, so they report the
+/// same loss and metrics for the same rows.
+///
+/// Outputs are the network's: logits (classification), or the standardised target
+/// (regression), which is unscaled for R², RMSE and MAE; the loss is the recipe's
+/// ([`Loss`]), on the standardised target.
+#[derive(Debug, Clone, Copy)]
+pub struct Scorer<'a> {
+    classes: &'a [String],
+    target: TargetScaling,
+    loss: Loss,
+}
+
+/// Scores summed chunk by chunk (see [`Scorer::add`]).
+#[derive(Debug, Clone)]
+pub enum Tally {
+    /// A classifier's.
+    Classes(ClassificationTally),
+    /// A regressor's, with the sum of its losses.
+    Numbers {
+        /// R², RMSE, MAE.
+        tally: RegressionTally,
+        /// The losses' sum.
+        loss_sum: f64,
+    },
+}
+
+impl<'a> Scorer<'a> {
+    /// A scorer for a classifier of `classes` (non-empty) or a regressor (`classes` empty) whose
+    /// target was standardised by `target` (`None`: not at all), scored with `loss`.
+    pub fn new(classes: &'a [String], target: Option<TargetScaling>, loss: Loss) -> Self {
+        Scorer {
+            classes,
+            target: target.unwrap_or(TargetScaling {
+                mean: 0.0,
+                std: 1.0,
+            }),
+            loss,
+        }
+    }
+
+    /// An empty tally.
+    pub fn tally(&self) -> Tally {
+        if self.classes.is_empty() {
+            Tally::Numbers {
+                tally: RegressionTally::default(),
+                loss_sum: 0.0,
+            }
+        } else {
+            Tally::Classes(ClassificationTally::new(self.classes.len()))
+        }
+    }
+
+    /// Adds row-major `outputs` of the rows whose truth is `truth`.
+    pub fn add(&self, tally: &mut Tally, outputs: &[f32], truth: Truth) {
+        let s = self.target;
+        match (tally, truth) {
+            (Tally::Classes(t), Truth::Classes(labels)) => t.add(outputs, labels),
+            (Tally::Numbers { tally, loss_sum }, Truth::Standardised(y)) => {
+                *loss_sum += outputs
+                    .iter()
+                    .zip(y)
+                    .map(|(&p, &t)| self.loss.of_residual(f64::from(p) - f64::from(t)))
+                    .sum::<f64>();
+                let unscale =
+                    |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| x * s.std + s.mean).collect() };
+                tally.add(&unscale(outputs), &unscale(y));
+            }
+            (Tally::Numbers { tally, loss_sum }, Truth::Raw(y)) => {
+                let mut predicted = Vec::with_capacity(outputs.len());
+                for (&o, &y) in outputs.iter().zip(y) {
+                    let r = f64::from(o) - f64::from((y - s.mean) / s.std);
+                    *loss_sum += self.loss.of_residual(r);
+                    predicted.push(o * s.std + s.mean);
+                }
+                tally.add(&predicted, y);
+            }
+            // A tally is made by the scorer of the task its truth comes from.
+            _ => debug_assert!(
+                false,
+                "a class tally given numbers, or a number tally classes"
+            ),
+        }
+    }
+
+    /// Rows added to `tally` so far.
+    pub fn rows(tally: &Tally) -> usize {
+        match tally {
+            Tally::Classes(t) => t.rows(),
+            Tally::Numbers { tally, .. } => tally.rows(),
+        }
+    }
+
+    /// The scores of every row added.
+    pub fn finish(&self, tally: &Tally) -> Scores {
+        match tally {
+            Tally::Classes(t) => Scores::Classification(t.finish(self.classes)),
+            Tally::Numbers { tally, loss_sum } => {
+                let loss = loss_sum / tally.rows().max(1) as f64;
+                Scores::Regression(tally.finish(loss))
+            }
         }
     }
 }

@@ -1,4 +1,6 @@
-//! The multilayer perceptron: `MlpConfig` builds an `Mlp`.
+//! The model: an [`Ensemble`] of one or more networks, each a multilayer perceptron
+//! ([`Mlp`], built by [`MlpConfig`]). The ensemble is the one model type the model directory,
+//! prediction, export and the service see; a model of one network is its one-member case.
 
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -117,34 +119,98 @@ impl<B: Backend> Mlp<B> {
     }
 }
 
+/// Why a loaded record cannot be the model its metadata describes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordMismatch {
+    /// A different number of networks.
+    #[error("{found} networks, expected {expected}")]
+    Members {
+        /// Networks in the record.
+        found: usize,
+        /// Networks the metadata describes.
+        expected: usize,
+    },
+    /// A different number of layers.
+    #[error("{found} linear layers, expected {expected}")]
+    Layers {
+        /// Layers in the record.
+        found: usize,
+        /// Layers the architecture has.
+        expected: usize,
+    },
+    /// A weight of another shape.
+    #[error("layer {layer} weight is {found:?}, expected {expected:?}")]
+    Weight {
+        /// 0-based layer.
+        layer: usize,
+        /// Its shape in the record.
+        found: Vec<usize>,
+        /// The architecture's.
+        expected: [usize; 2],
+    },
+    /// A layer without its bias.
+    #[error("layer {layer} has no bias")]
+    NoBias {
+        /// 0-based layer.
+        layer: usize,
+    },
+    /// A bias of another shape.
+    #[error("layer {layer} bias is {found:?}, expected [{expected}]")]
+    Bias {
+        /// 0-based layer.
+        layer: usize,
+        /// Its shape in the record.
+        found: Vec<usize>,
+        /// The architecture's width.
+        expected: usize,
+    },
+    /// NaN or infinite weights.
+    #[error("layer {layer} holds non-finite weights")]
+    NonFinite {
+        /// 0-based layer.
+        layer: usize,
+    },
+    /// One network of several does not match.
+    #[error("network {member}: {error}")]
+    Member {
+        /// 0-based network.
+        member: usize,
+        /// What is wrong with it.
+        error: Box<RecordMismatch>,
+    },
+}
+
 /// Checks a loaded record against the architecture before it replaces any weights.
-pub fn check_record<B: Backend>(config: &MlpConfig, record: &MlpRecord<B>) -> Result<(), String> {
+pub fn check_record<B: Backend>(
+    config: &MlpConfig,
+    record: &MlpRecord<B>,
+) -> Result<(), RecordMismatch> {
     let expected = config.layer_shapes();
     if record.layers.len() != expected.len() {
-        return Err(format!(
-            "{} linear layers, expected {}",
-            record.layers.len(),
-            expected.len()
-        ));
+        return Err(RecordMismatch::Layers {
+            found: record.layers.len(),
+            expected: expected.len(),
+        });
     }
     for (i, (layer, [d_in, d_out])) in record.layers.iter().zip(expected).enumerate() {
         let w = layer.weight.val();
         if w.dims() != [d_in, d_out] {
-            return Err(format!(
-                "layer {i} weight is {:?}, expected {:?}",
-                w.dims(),
-                [d_in, d_out]
-            ));
+            return Err(RecordMismatch::Weight {
+                layer: i,
+                found: w.dims().to_vec(),
+                expected: [d_in, d_out],
+            });
         }
         let Some(bias) = &layer.bias else {
-            return Err(format!("layer {i} has no bias"));
+            return Err(RecordMismatch::NoBias { layer: i });
         };
         let b = bias.val();
         if b.dims() != [d_out] {
-            return Err(format!(
-                "layer {i} bias is {:?}, expected [{d_out}]",
-                b.dims()
-            ));
+            return Err(RecordMismatch::Bias {
+                layer: i,
+                found: b.dims().to_vec(),
+                expected: d_out,
+            });
         }
         let finite = |data: TensorData| {
             data.convert::<f32>()
@@ -152,10 +218,193 @@ pub fn check_record<B: Backend>(config: &MlpConfig, record: &MlpRecord<B>) -> Re
                 .is_ok_and(|v| v.iter().all(|x| x.is_finite()))
         };
         if !finite(w.into_data()) || !finite(b.into_data()) {
-            return Err(format!("layer {i} holds non-finite weights"));
+            return Err(RecordMismatch::NonFinite { layer: i });
         }
     }
     Ok(())
+}
+
+/// The model's architecture: how many networks, and the one shape they all have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleConfig {
+    /// Number of inputs of each network.
+    pub inputs: usize,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Number of outputs: classes, or 1 for a number.
+    pub outputs: usize,
+    /// Activation after each hidden layer.
+    pub activation: Activation,
+    /// Dropout probability after each hidden activation (training only).
+    pub dropout: f64,
+    /// Networks whose answers are averaged (1: a single network).
+    #[serde(default = "one")]
+    pub members: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl EnsembleConfig {
+    /// `members` networks of the architecture `network`.
+    pub fn new(network: &MlpConfig, members: usize) -> Self {
+        EnsembleConfig {
+            inputs: network.inputs,
+            hidden: network.hidden.clone(),
+            outputs: network.outputs,
+            activation: network.activation,
+            dropout: network.dropout,
+            members,
+        }
+    }
+
+    /// The architecture of each network.
+    pub fn network(&self) -> MlpConfig {
+        MlpConfig {
+            inputs: self.inputs,
+            hidden: self.hidden.clone(),
+            outputs: self.outputs,
+            activation: self.activation,
+            dropout: self.dropout,
+        }
+    }
+
+    /// Widths of every layer boundary of each network: inputs, hidden..., outputs.
+    pub fn widths(&self) -> Vec<usize> {
+        self.network().widths()
+    }
+
+    /// Expected `[d_input, d_output]` weight shape of each network's linear layers.
+    pub fn layer_shapes(&self) -> Vec<[usize; 2]> {
+        self.network().layer_shapes()
+    }
+
+    /// Trainable parameters of all the networks, saturating on absurd sizes.
+    pub fn num_params(&self) -> usize {
+        self.network().num_params().saturating_mul(self.members)
+    }
+
+    /// How the networks' answers are combined: probabilities for a classifier (more than one
+    /// output), numbers for a regressor.
+    pub fn combine(&self) -> Combine {
+        if self.outputs > 1 {
+            Combine::MeanProbabilities
+        } else {
+            Combine::MeanValue
+        }
+    }
+
+    /// Checks a loaded record: as many networks as `members`, each of this architecture.
+    pub fn check_record<B: Backend>(
+        &self,
+        record: &EnsembleRecord<B>,
+    ) -> Result<(), RecordMismatch> {
+        if record.members.len() != self.members {
+            return Err(RecordMismatch::Members {
+                found: record.members.len(),
+                expected: self.members,
+            });
+        }
+        let network = self.network();
+        for (m, r) in record.members.iter().enumerate() {
+            check_record(&network, r).map_err(|e| match self.members {
+                1 => e,
+                _ => RecordMismatch::Member {
+                    member: m,
+                    error: Box::new(e),
+                },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The model with `members` freshly initialised networks on `device`, to load a record into.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Ensemble<B> {
+        let network = self.network();
+        Ensemble::new(
+            (0..self.members).map(|_| network.init(device)).collect(),
+            self.combine(),
+        )
+    }
+}
+
+/// How an ensemble's networks' answers become the model's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Combine {
+    /// The mean of the members' softmax probabilities; the model's outputs are their logarithms,
+    /// so a softmax of them gives the mean back.
+    #[default]
+    MeanProbabilities,
+    /// The mean of the members' outputs.
+    MeanValue,
+}
+
+/// The model: one or more networks of one architecture whose answers are averaged.
+#[derive(Module, Debug)]
+pub struct Ensemble<B: Backend> {
+    members: Vec<Mlp<B>>,
+    #[module(skip)]
+    combine: Combine,
+}
+
+impl<B: Backend> Ensemble<B> {
+    /// The model of the networks `members` (at least one), combined by `combine`.
+    pub fn new(members: Vec<Mlp<B>>, combine: Combine) -> Self {
+        Ensemble { members, combine }
+    }
+
+    /// Its networks.
+    pub fn members(&self) -> &[Mlp<B>] {
+        &self.members
+    }
+
+    /// Renumbers the parameters 0, 1, 2... in visiting order, across every network (see
+    /// [`Mlp::with_stable_ids`]): the same weights always serialise to the same bytes.
+    pub fn with_stable_ids(self) -> Self {
+        struct Renumber(u64);
+        impl<B: Backend> burn::module::ModuleMapper<B> for Renumber {
+            fn map_float<const D: usize>(
+                &mut self,
+                param: burn::module::Param<Tensor<B, D>>,
+            ) -> burn::module::Param<Tensor<B, D>> {
+                let (_, tensor, mapper) = param.consume();
+                self.0 += 1;
+                burn::module::Param::from_mapped_value(self.0.into(), tensor, mapper)
+            }
+        }
+        self.map(&mut Renumber(0))
+    }
+
+    /// The model's outputs for a batch of encoded rows: one network's logits (or standardised
+    /// number), or the combination of several (see [`Combine`]).
+    ///
+    /// # Shapes
+    /// - input: `dense` `[batch, inputs]`
+    /// - output: `[batch, outputs]`
+    pub fn forward(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self.members.as_slice() {
+            [one] => one.forward(input),
+            members => {
+                let k = members.len() as f64;
+                let outputs = members.iter().map(|m| m.forward(input.clone()));
+                match self.combine {
+                    Combine::MeanValue => outputs.reduce(|a, b| a + b).map_or(input, |s| s / k),
+                    Combine::MeanProbabilities => outputs
+                        .map(|o| activation::softmax(o, 1))
+                        .reduce(|a, b| a + b)
+                        .map_or(input, |s| (s / k).clamp_min(1e-30).log()),
+                }
+            }
+        }
+    }
+
+    /// [`Ensemble::forward`], with the outputs copied to the host as row-major `f32`s.
+    pub fn outputs_to_host(&self, input: Tensor<B, 2>) -> Vec<f32> {
+        let data = self.forward(input).into_data();
+        data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -174,5 +423,68 @@ mod tests {
         assert_eq!(c.layer_shapes(), [[4, 16], [16, 8], [8, 3]]);
         // 4*16+16 + 16*8+8 + 8*3+3
         assert_eq!(c.num_params(), 80 + 136 + 27);
+    }
+
+    type B = crate::backend::Backend;
+
+    fn network(outputs: usize) -> MlpConfig {
+        MlpConfig {
+            inputs: 3,
+            hidden: vec![5],
+            outputs,
+            activation: Activation::Tanh,
+            dropout: 0.0,
+        }
+    }
+
+    fn host(t: Tensor<B, 2>) -> Vec<f32> {
+        t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn one_network_is_the_model_and_several_are_averaged() {
+        let device = Default::default();
+        let x = Tensor::<B, 2>::from_data(
+            TensorData::new(vec![0.5f32, -1.0, 2.0, 0.0, 1.0, -0.5], [2, 3]),
+            &device,
+        );
+        let (a, b) = (network(3).init::<B>(&device), network(3).init::<B>(&device));
+        let (la, lb) = (host(a.forward(x.clone())), host(b.forward(x.clone())));
+        let single = Ensemble::new(vec![a.clone()], Combine::MeanProbabilities);
+        assert_eq!(host(single.forward(x.clone())), la);
+        let both = Ensemble::new(vec![a, b], Combine::MeanProbabilities);
+        let probs = crate::metrics::softmax_rows(&host(both.forward(x.clone())), 3);
+        let (pa, pb) = (
+            crate::metrics::softmax_rows(&la, 3),
+            crate::metrics::softmax_rows(&lb, 3),
+        );
+        for i in 0..6 {
+            assert!((probs[i] - (pa[i] + pb[i]) / 2.0).abs() < 1e-6, "{probs:?}");
+        }
+        let (c, d) = (network(1).init::<B>(&device), network(1).init::<B>(&device));
+        let (vc, vd) = (host(c.forward(x.clone())), host(d.forward(x.clone())));
+        let mean = host(Ensemble::new(vec![c, d], Combine::MeanValue).forward(x));
+        for i in 0..2 {
+            assert!((mean[i] - (vc[i] + vd[i]) / 2.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn a_record_with_another_number_of_networks_is_refused() {
+        let device = Default::default();
+        let two = EnsembleConfig::new(&network(3), 2);
+        let record = two.init::<B>(&device).into_record();
+        assert!(two.check_record(&record).is_ok());
+        let one = EnsembleConfig::new(&network(3), 1);
+        assert_eq!(
+            one.check_record(&record).unwrap_err().to_string(),
+            "2 networks, expected 1"
+        );
+        assert_eq!(two.num_params(), 2 * network(3).num_params());
+        assert_eq!(two.combine(), Combine::MeanProbabilities);
+        assert_eq!(
+            EnsembleConfig::new(&network(1), 2).combine(),
+            Combine::MeanValue
+        );
     }
 }

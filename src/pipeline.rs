@@ -14,8 +14,8 @@ use crate::crossval::CrossValidationRun;
 use crate::data::{self, Dataset, Prepared};
 use crate::error::{Error, Result};
 use crate::metadata::{
-    DataInfo, FORMAT_VERSION, MAX_PARAMETERS, Metadata, RecordInfo, SweepInfo, TrainingSummary,
-    history_csv,
+    DataInfo, FORMAT_VERSION, MAX_PARAMETERS, Metadata, Preprocessing, RecordInfo, SweepInfo,
+    TrainingSummary, history_csv,
 };
 use crate::plot;
 use crate::predict::Predictor;
@@ -196,15 +196,18 @@ impl TrainRun {
             created_by: format!("iris-trainer {}", env!("CARGO_PKG_VERSION")),
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             device: device_info,
-            parameters: fitted.mlp.num_params(),
-            model: fitted.mlp.clone(),
+            parameters: fitted.architecture.num_params(),
+            model: fitted.architecture.clone(),
+            recipe: config.recipe(),
             features,
             label,
             classes,
-            scaling: preprocessor.scaling,
             task,
-            preprocess: Some(preprocessor.encoding),
-            target_scaling,
+            preprocessing: Preprocessing {
+                encoding: preprocessor.encoding,
+                scaling: preprocessor.scaling,
+                target_scaling,
+            },
             data: data_info,
             split: fitted.split,
             seed: config.training.seed,

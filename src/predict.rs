@@ -11,10 +11,10 @@ use crate::artifact::ModelDir;
 use crate::data::{
     self, Column, ColumnData, Preprocessor, Source, Table, TargetScaling, Task, Unseen,
 };
-use crate::error::{Error, Result};
+use crate::error::{EncodeError, EncodeProblem, Error, Result};
 use crate::metadata::Metadata;
-use crate::metrics::{ClassificationTally, RegressionTally, Scores, argmax_rows, softmax_rows};
-use crate::model::Mlp;
+use crate::metrics::{Scorer, Scores, Truth, argmax_rows, softmax_rows};
+use crate::model::Ensemble;
 
 /// Largest batch accepted in one call, so one request cannot exhaust memory.
 pub const MAX_BATCH_ROWS: usize = 1_000_000;
@@ -67,7 +67,7 @@ pub struct Predictions {
 /// A loaded model ready to predict.
 #[derive(Debug)]
 pub struct Predictor<B: Backend> {
-    model: Mlp<B>,
+    model: Ensemble<B>,
     meta: Metadata,
     preprocessor: Preprocessor,
     device: B::Device,
@@ -179,19 +179,23 @@ impl<B: Backend> Predictor<B> {
         let (x, unseen) = self
             .preprocessor
             .encode(rows, None)
-            .map_err(|e| Error::Input(e.to_string()))?;
+            .map_err(|error| Error::Encode { input: None, error })?;
         self.unseen.fetch_add(unseen.total(), Ordering::Relaxed);
         let x = Tensor::<B, 2>::from_data(
             TensorData::new(x, [n, self.preprocessor.width()]),
             &self.device,
         );
-        let out = self.model.logits_to_host(x);
+        let out = self.model.outputs_to_host(x);
         let k = self.meta.model.outputs.max(1);
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Input(format!(
-                "row {}: the values are too extreme for this model (its outputs overflow)",
-                i / k + 1
-            )));
+            return Err(Error::Encode {
+                input: None,
+                error: EncodeError {
+                    row: Some(i / k),
+                    column: None,
+                    problem: EncodeProblem::OutputsOverflow,
+                },
+            });
         }
         Ok((out, unseen))
     }
@@ -200,8 +204,30 @@ impl<B: Backend> Predictor<B> {
     pub fn logits(&self, values: &[f32]) -> Result<Vec<f32>> {
         let table = self.numeric_table(values)?;
         self.outputs(&table).map(|(o, _)| o).map_err(|e| match e {
-            Error::Input(m) if m.contains("overflows once scaled") => {
-                Error::Input(too_large(&m, values, self.features()))
+            // Name the value as given, not as scaled.
+            Error::Encode {
+                input,
+                error:
+                    EncodeError {
+                        row: Some(row),
+                        column: Some(column),
+                        problem: EncodeProblem::Overflows { .. },
+                    },
+            } => {
+                let w = self.features().len();
+                let given = self
+                    .features()
+                    .iter()
+                    .position(|f| *f == column)
+                    .and_then(|j| values.get(row * w + j).copied());
+                Error::Encode {
+                    input,
+                    error: EncodeError {
+                        row: Some(row),
+                        column: Some(column),
+                        problem: EncodeProblem::Overflows { given },
+                    },
+                }
             }
             other => other,
         })
@@ -236,10 +262,17 @@ impl<B: Backend> Predictor<B> {
     }
 
     fn target_scaling(&self) -> TargetScaling {
-        self.meta.target_scaling.unwrap_or(TargetScaling {
-            mean: 0.0,
-            std: 1.0,
-        })
+        self.meta.target_scaling()
+    }
+
+    /// Scores this model's outputs as training did: its classes, its target scaling, its
+    /// recipe's loss.
+    pub fn scorer(&self) -> Scorer<'_> {
+        Scorer::new(
+            self.classes(),
+            self.meta.preprocessing.target_scaling,
+            self.meta.loss(),
+        )
     }
 
     /// Predictions for a table of raw columns (matched by name; other columns are ignored):
@@ -250,6 +283,30 @@ impl<B: Backend> Predictor<B> {
         Ok(Predictions {
             rows: self.answers(&outputs),
             unseen,
+        })
+    }
+
+    /// Predictions for a chunk of a file's rows, errors numbering rows within the file.
+    pub fn predict_chunk(&self, chunk: &data::Chunk) -> Result<Predictions> {
+        self.predict_rows(&chunk.table).map_err(|e| match e {
+            Error::Encode { input, error } => Error::Encode {
+                input,
+                error: error.rows_from(chunk.first_row),
+            },
+            other => other,
+        })
+    }
+
+    /// The prediction for one row of text values in the model's feature order (the command
+    /// line's arguments; see [`Predictor::parse_row`]); errors name no row.
+    pub fn predict_values(&self, values: &[String]) -> Result<Predictions> {
+        let row = self.parse_row(values)?;
+        self.predict_rows(&row).map_err(|e| match e {
+            Error::Encode { input, error } => Error::Encode {
+                input,
+                error: error.lone_row(),
+            },
+            other => other,
         })
     }
 
@@ -336,10 +393,10 @@ impl<B: Backend> Predictor<B> {
         let label = self.meta.label.clone();
         let mut dropped = 0usize;
         let mut unseen = Unseen::default();
-        // Scores are tallied chunk by chunk: memory stays flat whatever the file's size.
-        let mut classification = ClassificationTally::new(self.classes().len());
-        let mut regression = RegressionTally::default();
-        let mut loss_sum = 0f64;
+        // Scores are tallied chunk by chunk: memory stays flat whatever the file's size. The
+        // scorer is training's: the same loss for the same rows.
+        let scorer = self.scorer();
+        let mut tally = scorer.tally();
         let mut rows_seen = 0usize;
         for chunk in self.open_rows(source, false)? {
             let chunk = chunk?;
@@ -364,7 +421,13 @@ impl<B: Backend> Predictor<B> {
                 .column(&label)
                 .map(|c| c.data.clone())
                 .unwrap_or(ColumnData::Numeric(Vec::new()));
+            let first_row = chunk.first_row;
             let (out, u) = self.outputs(&t).map_err(|e| match e {
+                // Numbered among the file's rows, not the labelled rows kept of this chunk.
+                Error::Encode { error, .. } => Error::Encode {
+                    input: Some(name.clone()),
+                    error: error.map_row(|r| keep[r] + first_row),
+                },
                 Error::Input(m) => data_err(m),
                 other => other,
             })?;
@@ -395,45 +458,25 @@ impl<B: Backend> Predictor<B> {
                             self.classes().join(", ")
                         )));
                     }
-                    classification.add(&out, &class_labels);
+                    scorer.add(&mut tally, &out, Truth::Classes(&class_labels));
                 }
                 Task::Regression => {
-                    let s = self.target_scaling();
                     let ColumnData::Numeric(y) = col else {
                         return Err(data_err(format!("label `{label}` is not numeric")));
                     };
-                    let mut predicted = Vec::with_capacity(out.len());
-                    for (&o, &y) in out.iter().zip(y) {
-                        let r = f64::from(o) - f64::from((y - s.mean) / s.std);
-                        loss_sum += r * r;
-                        predicted.push(o * s.std + s.mean);
-                    }
-                    regression.add(&predicted, y);
+                    scorer.add(&mut tally, &out, Truth::Raw(y));
                 }
             }
         }
         if rows_seen == 0 {
             return Err(data_err("no data rows".into()));
         }
-        let evaluation = match self.meta.task {
-            Task::Classification => {
-                if classification.rows() == 0 {
-                    return Err(data_err(format!(
-                        "every row's label (`{label}`) is missing"
-                    )));
-                }
-                Scores::Classification(classification.finish(self.classes()))
-            }
-            Task::Regression => {
-                if regression.rows() == 0 {
-                    return Err(data_err(format!(
-                        "every row's label (`{label}`) is missing"
-                    )));
-                }
-                let loss = loss_sum / regression.rows() as f64;
-                Scores::Regression(regression.finish(loss))
-            }
-        };
+        if Scorer::rows(&tally) == 0 {
+            return Err(data_err(format!(
+                "every row's label (`{label}`) is missing"
+            )));
+        }
+        let evaluation = scorer.finish(&tally);
         Ok(EvaluationReport {
             data: name,
             dropped_rows: dropped,
@@ -441,22 +484,6 @@ impl<B: Backend> Predictor<B> {
             evaluation,
         })
     }
-}
-
-/// The service's and `predict`'s message for a value that overflows once scaled, naming the
-/// feature and the value as given.
-fn too_large(message: &str, values: &[f32], features: &[String]) -> String {
-    let w = features.len().max(1);
-    // `row N, column `name`: ...` from the encoder; report the raw value given.
-    let row = message
-        .strip_prefix("row ")
-        .and_then(|r| r.split(',').next())
-        .and_then(|r| r.trim().parse::<usize>().ok())
-        .unwrap_or(1);
-    let col = message.split('`').nth(1).unwrap_or_default();
-    let j = features.iter().position(|f| f == col).unwrap_or(0);
-    let v = values.get((row - 1) * w + j).copied().unwrap_or(f32::NAN);
-    format!("row {row}, feature `{col}`: {v} is too large to use (it overflows once scaled)")
 }
 
 /// How [`format_predictions`] writes predictions.

@@ -494,9 +494,14 @@ pub fn epoch_metrics(s: &EpochStats) -> Vec<(&'static str, f64)> {
 }
 
 /// The resolved config as MLflow params: dotted keys (`training.learning_rate`), lists as JSON
-/// (`[16]`), unset values left out, values cut to [`MAX_PARAM_VALUE_CHARS`].
+/// (`[16]`), unset values left out, values cut to [`MAX_PARAM_VALUE_CHARS`]; first the recipe
+/// the config makes, as `recipe.name` and `recipe.version`.
 pub fn config_params(config: &TrainConfig) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    let recipe = config.recipe();
+    let mut out = vec![
+        ("recipe.name".to_string(), recipe.name),
+        ("recipe.version".to_string(), recipe.version.to_string()),
+    ];
     flatten(
         "",
         &serde_json::to_value(config).unwrap_or(Value::Null),

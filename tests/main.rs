@@ -8,6 +8,7 @@ mod common;
 /// guarantees, and the service.
 #[cfg(not(feature = "wgpu"))]
 mod cli {
+    mod compat;
     mod export;
     mod inference;
     mod permissions;

@@ -377,9 +377,7 @@ pub fn predict(a: PredictArgs, g: &GlobalArgs) -> Result<()> {
             for (i, chunk) in predictor.open_rows(&source, true)?.enumerate() {
                 let chunk = chunk?;
                 rows += chunk.table.rows();
-                let p = predictor
-                    .predict_rows(&chunk.table)
-                    .map_err(|e| shift_rows(e, chunk.first_row))?;
+                let p = predictor.predict_chunk(&chunk)?;
                 unseen.merge(p.unseen);
                 if format == PredictionFormat::Json {
                     all.extend(p.rows);
@@ -398,11 +396,7 @@ pub fn predict(a: PredictArgs, g: &GlobalArgs) -> Result<()> {
             }
         }
         None => {
-            let row = predictor.parse_row(&a.values)?;
-            let p = predictor.predict_rows(&row).map_err(|e| match e {
-                Error::Input(m) => Error::Input(m.replacen("row 1, ", "", 1)),
-                other => other,
-            })?;
+            let p = predictor.predict_values(&a.values)?;
             unseen.merge(p.unseen);
             emit(&format_rows(&p.rows, predictor.classes(), format, true)?)?;
         }
@@ -416,21 +410,6 @@ pub fn predict(a: PredictArgs, g: &GlobalArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A chunk's row numbers made file-wide.
-fn shift_rows(e: Error, first_row: usize) -> Error {
-    match e {
-        Error::Input(m) => match m
-            .strip_prefix("row ")
-            .and_then(|r| r.split_once(','))
-            .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)))
-        {
-            Some((n, rest)) => Error::Input(format!("row {},{rest}", n + first_row)),
-            None => Error::Input(m),
-        },
-        other => other,
-    }
 }
 
 pub fn evaluate(a: EvaluateArgs, g: &GlobalArgs) -> Result<()> {

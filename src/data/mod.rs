@@ -36,7 +36,7 @@ pub mod split;
 pub mod table;
 mod value;
 
-pub use csv::{ColumnKind, MissingValues};
+pub use csv::{Chunk, ColumnKind, MissingValues};
 pub use dataset::{Dataset, Target};
 pub use input::{open_rows, read_feature_rows, read_feature_table};
 pub use prepared::{Labels, Part, Prepared, TargetScaling};

@@ -153,13 +153,6 @@ pub enum EncodingError {
     },
 }
 
-/// For callers that still report a model file's problems as text.
-impl From<EncodingError> for String {
-    fn from(e: EncodingError) -> Self {
-        e.to_string()
-    }
-}
-
 /// The fitted encoders, as stored in `model.json` under `preprocess`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +174,18 @@ impl Encoding {
     /// Input names, in order.
     pub fn input_names(&self) -> Vec<String> {
         self.columns.iter().flat_map(Encoder::input_names).collect()
+    }
+
+    /// The index of the column whose encoder makes input `input` (`input` < [`Self::width`]).
+    pub fn column_of_input(&self, input: usize) -> usize {
+        let mut end = 0;
+        self.columns
+            .iter()
+            .position(|c| {
+                end += c.width();
+                input < end
+            })
+            .unwrap_or(self.columns.len().saturating_sub(1))
     }
 
     /// Feature column names, in order.
@@ -326,31 +331,10 @@ impl Unseen {
     }
 }
 
-/// A value that cannot be encoded, with its 0-based row among the rows given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodeError {
-    /// 0-based row.
-    pub row: usize,
-    /// The column.
-    pub column: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "row {}, column `{}`: {}",
-            self.row + 1,
-            self.column,
-            self.message
-        )
-    }
-}
+pub use crate::error::{EncodeError, EncodeProblem};
 
 /// Why a preprocessor cannot be fitted on the training rows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FitError {
     /// The table lacks a feature column of the schema.
     #[error("column `{column}` was not read")]
@@ -457,9 +441,13 @@ impl Preprocessor {
         match x.iter().position(|v| !v.is_finite()) {
             None => Ok(()),
             Some(i) => Err(EncodeError {
-                row: first_row + i / w,
-                column: self.encoding.input_names()[i % w].clone(),
-                message: "the value is too large to use (it overflows once scaled)".into(),
+                row: Some(first_row + i / w),
+                column: Some(
+                    self.encoding.columns[self.encoding.column_of_input(i % w)]
+                        .name()
+                        .to_string(),
+                ),
+                problem: EncodeProblem::Overflows { given: None },
             }),
         }
     }
@@ -524,12 +512,11 @@ impl Preprocessor {
                     .column(enc.name())
                     .map(|c| &c.data)
                     .ok_or_else(|| EncodeError {
-                        row: 0,
-                        column: enc.name().to_string(),
-                        message: format!(
-                            "the column is missing; the model needs {}",
-                            self.encoding.feature_names().join(", ")
-                        ),
+                        row: None,
+                        column: Some(enc.name().to_string()),
+                        problem: EncodeProblem::MissingColumn {
+                            needs: self.encoding.feature_names(),
+                        },
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -563,10 +550,10 @@ impl Preprocessor {
                 .zip(unknown.iter_mut())
             {
                 let name = enc.name();
-                let err = |row: usize, message: String| EncodeError {
-                    row: first_row + row,
-                    column: name.to_string(),
-                    message,
+                let err = |row: usize, problem: EncodeProblem| EncodeError {
+                    row: Some(first_row + row),
+                    column: Some(name.to_string()),
+                    problem,
                 };
                 match enc {
                     Encoder::Numeric {
@@ -582,7 +569,7 @@ impl Preprocessor {
                                         &levels[c as usize],
                                         &self.encoding.missing_values,
                                     )
-                                    .map_err(|e| err(i, e.to_string()))?,
+                                    .map_err(|e| err(i, EncodeProblem::Number(e)))?,
                                 },
                             };
                             let cell = &mut out[i * w + offset..];
@@ -605,10 +592,7 @@ impl Preprocessor {
                                     0.0 => Some(false),
                                     1.0 => Some(true),
                                     x => {
-                                        return Err(err(
-                                            i,
-                                            format!("{x} is not a boolean value (0 or 1)"),
-                                        ));
+                                        return Err(err(i, EncodeProblem::BooleanNumber(x)));
                                     }
                                 },
                                 ColumnData::Text { codes, levels } => match codes[r] {
@@ -624,8 +608,8 @@ impl Preprocessor {
                                             None
                                         } else {
                                             Some(boolean_value(l).ok_or_else(|| {
-                                            err(i, format!("`{l}` is not a boolean value (true/false, yes/no, y/n, t/f, 1/0)"))
-                                        })?)
+                                                err(i, EncodeProblem::BooleanText(l.clone()))
+                                            })?)
                                         }
                                     }
                                 },
@@ -871,6 +855,8 @@ mod tests {
             Preprocessor::fit(&t, &schema(), &[0, 1, 3], &PreprocessConfig::default(), &[])
                 .unwrap();
         assert_eq!(p.encoding.input_names(), ["x", "c=blue", "c=red", "b"]);
+        let owners: Vec<usize> = (0..4).map(|i| p.encoding.column_of_input(i)).collect();
+        assert_eq!(owners, [0, 1, 1, 2], "each input's column");
         assert_eq!(
             p.encoding.columns[0],
             Encoder::Numeric {
@@ -995,12 +981,32 @@ mod tests {
         .unwrap();
         let e = p.encode(&bad, None).unwrap_err();
         assert_eq!(e.to_string(), "row 1, column `x`: `abc` is not a number");
+        // Typed: the caller renumbers the row without reading the text.
+        assert_eq!(e.row, Some(0));
+        assert_eq!(e.column.as_deref(), Some("x"));
+        assert_eq!(
+            e.problem,
+            EncodeProblem::Number(BadValue::NotANumber("abc".into()))
+        );
+        assert_eq!(
+            e.clone().rows_from(40).to_string(),
+            "row 41, column `x`: `abc` is not a number"
+        );
+        assert_eq!(
+            e.lone_row().to_string(),
+            "column `x`: `abc` is not a number"
+        );
         let missing = Table::new(vec![Column {
             name: "x".into(),
             data: ColumnData::Numeric(vec![1.0]),
         }])
         .unwrap();
         let e = p.encode(&missing, None).unwrap_err();
-        assert!(e.to_string().contains("`c`: the column is missing"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("column `c`: the column is missing"),
+            "{e}"
+        );
+        assert_eq!(e.row, None, "a missing column is no one row's fault");
     }
 }

@@ -1,19 +1,7 @@
 //! One value given as text, read as a number: a JSON field, a cell of a column read as text.
 //! [`BadValue`] says why it is not one; the caller says where it was.
 
-/// Why a field is not a usable number; the caller says where it was.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadValue {
-    /// The field is empty.
-    #[error("missing value (empty field)")]
-    Missing,
-    /// The field is not a number.
-    #[error("`{0}` is not a number")]
-    NotANumber(String),
-    /// The field parses to NaN or infinity.
-    #[error("`{0}` is not a finite number (NaN, infinity or out of range)")]
-    NotFinite(String),
-}
+pub use crate::error::BadValue;
 
 /// Parses one number, refusing empty, non-numeric and non-finite values.
 pub fn parse_number(s: &str) -> std::result::Result<f32, BadValue> {

@@ -99,14 +99,15 @@ fn the_safetensors_weights_are_pytorch_shaped_and_give_the_models_logits() {
     let (meta, model) = ModelDir::new(&dir)
         .load::<Backend>(&Default::default())
         .unwrap();
-    assert_eq!(scaling, meta.scaling);
+    assert_eq!(scaling, meta.preprocessing.scaling);
 
     // Read back through burn-store's reverse adapter: the same logits. Applying the stored
     // tensors initialises the fresh model's parameters, which draws from the backend's generator:
     // hold the lock so no training on another test thread sees its draws moved.
     let _training = crate::training_lock();
     let device = Default::default();
-    let mut fresh = meta.model.init::<Backend>(&device);
+    // A model of one network stores that network's tensors under their own names.
+    let mut fresh = meta.model.network().init::<Backend>(&device);
     let mut store =
         SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
     let applied = fresh.load_from(&mut store).unwrap();
@@ -115,7 +116,7 @@ fn the_safetensors_weights_are_pytorch_shaped_and_give_the_models_logits() {
         [[0.5, -1.0, 1.2, 0.3], [-0.2, 0.1, -1.3, -1.1]],
         &device,
     );
-    assert_eq!(model.logits_to_host(x.clone()), fresh.logits_to_host(x));
+    assert_eq!(model.outputs_to_host(x.clone()), fresh.logits_to_host(x));
 }
 
 #[test]

@@ -79,6 +79,7 @@ impl From<Error> for ApiError {
         match e {
             // The caller's rows: the message names the row and feature.
             Error::Input(m) => ApiError::bad_request(m),
+            Error::Encode { error, .. } => ApiError::bad_request(error.to_string()),
             other => ApiError::internal(other),
         }
     }
@@ -206,6 +207,21 @@ mod tests {
         assert_eq!(
             (e.status(), e.message()),
             (StatusCode::BAD_REQUEST, "row 1: bad")
+        );
+        let e = ApiError::from(Error::Encode {
+            input: None,
+            error: crate::error::EncodeError {
+                row: Some(2),
+                column: Some("x".into()),
+                problem: crate::error::EncodeProblem::BooleanNumber(7.0),
+            },
+        });
+        assert_eq!(
+            (e.status(), e.message()),
+            (
+                StatusCode::BAD_REQUEST,
+                "row 3, column `x`: 7 is not a boolean value (0 or 1)"
+            )
         );
     }
 

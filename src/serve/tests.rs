@@ -244,7 +244,7 @@ async fn own_routes_refuse_bad_requests_exactly() {
         ),
         (
             "slength=3e38&swidth=3.5&plength=1.4&pwidth=0.2",
-            "row 1, feature `sepal_length`: 300000000000000000000000000000000000000 is too large to use \
+            "row 1, column `sepal_length`: 300000000000000000000000000000000000000 is too large to use \
              (it overflows once scaled)",
         ),
     ] {

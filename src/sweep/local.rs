@@ -386,7 +386,7 @@ fn run_point(mut command: Command, interrupter: &Interrupter) -> PointEnd {
 /// between epochs, saves its checkpoint when it keeps one and ends its own tracked run as
 /// KILLED), otherwise it is killed.
 fn ask_to_stop(child: &mut Child) {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(unix)]
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: `kill` takes no pointers; the child has not been waited for, so its pid is
         // still its own.

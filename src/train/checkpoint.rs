@@ -72,6 +72,11 @@ pub fn fingerprint(config: &TrainConfig, data: &Prepared) -> String {
     let text = serde_json::to_string(&c).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(CHECKPOINT_VERSION.to_le_bytes());
+    // A run of another recipe (or another version of it) fits another model.
+    let recipe = c.recipe();
+    h.update((recipe.name.len() as u64).to_le_bytes());
+    h.update(recipe.name.as_bytes());
+    h.update(recipe.version.to_le_bytes());
     h.update((text.len() as u64).to_le_bytes());
     h.update(text.as_bytes());
     h.update([match data.task {
@@ -199,6 +204,34 @@ pub(super) fn encode<B: AutodiffBackend>(
         .map_err(|e| crate::error::Error::Internal(format!("encoding a checkpoint: {e}")))
 }
 
+/// Why a checkpoint found in the output directory is not resumed from (the run starts over).
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Not a checkpoint Burn can read.
+    #[error("it is unreadable ({0})")]
+    Unreadable(String),
+    /// Burn read it, but its tensors are malformed.
+    #[error("it holds malformed tensors")]
+    MalformedTensors,
+    /// Another checkpoint format.
+    #[error("it has checkpoint format {0}, this program writes {CHECKPOINT_VERSION}")]
+    Version(u32),
+    /// Another run's: other data or settings.
+    #[error("it was written by a run with other data or settings")]
+    OtherRun,
+    /// Its weights are of another network.
+    #[error("its weights do not fit this network: {0}")]
+    Weights(crate::model::RecordMismatch),
+    /// Of an epoch past the run's last.
+    #[error("it is of epoch {epoch}, past the {epochs} epochs asked for")]
+    PastTheEnd {
+        /// The checkpoint's epoch.
+        epoch: usize,
+        /// The run's epochs.
+        epochs: usize,
+    },
+}
+
 /// A run's state at the end of an epoch, read back.
 pub(super) struct Checkpoint<B: AutodiffBackend> {
     /// The last epoch completed.
@@ -225,7 +258,7 @@ impl<B: AutodiffBackend> Checkpoint<B> {
         mlp: &MlpConfig,
         model: Mlp<B>,
         device: &B::Device,
-    ) -> std::result::Result<Self, String> {
+    ) -> std::result::Result<Self, Refused> {
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
         // Burn panics on some malformed tensors; a bad checkpoint is only a missing one.
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -235,24 +268,19 @@ impl<B: AutodiffBackend> Checkpoint<B> {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let e = e.to_string();
-                return Err(format!(
-                    "it is unreadable ({})",
-                    e.lines().next().unwrap_or_default()
+                return Err(Refused::Unreadable(
+                    e.lines().next().unwrap_or_default().to_string(),
                 ));
             }
-            Err(_) => return Err("it holds malformed tensors".into()),
+            Err(_) => return Err(Refused::MalformedTensors),
         };
         if record.version != CHECKPOINT_VERSION {
-            return Err(format!(
-                "it has checkpoint format {}, this program writes {CHECKPOINT_VERSION}",
-                record.version
-            ));
+            return Err(Refused::Version(record.version));
         }
         if record.fingerprint != fingerprint {
-            return Err("it was written by a run with other data or settings".into());
+            return Err(Refused::OtherRun);
         }
-        crate::model::check_record(mlp, &record.model)
-            .map_err(|m| format!("its weights do not fit this network: {m}"))?;
+        crate::model::check_record(mlp, &record.model).map_err(Refused::Weights)?;
         Ok(Checkpoint {
             epoch: record.epoch,
             model: model.clone().load_record(record.model),

@@ -29,12 +29,13 @@ pub use control::{EarlyStopping, Interrupter, Verdict};
 
 use checkpoint::{Adaptor, Checkpoint, CheckpointRef, OptimizerRecord};
 
-use crate::config::{RegressionLoss, TrainConfig};
-use crate::data::{Labels, Prepared, TargetScaling, Task};
+use crate::config::TrainConfig;
+use crate::data::{Labels, Prepared, Task};
 use crate::error::{Error, Result};
 use crate::metadata::{EpochStats, SplitSizes};
-use crate::metrics::{ClassificationTally, RegressionTally, Scores};
-use crate::model::{Mlp, MlpConfig};
+use crate::metrics::{Scorer, Scores, Tally, Truth};
+use crate::model::{Ensemble, EnsembleConfig, Mlp, MlpConfig};
+use crate::recipe;
 
 /// Told about a run as it goes; every method has an empty default.
 pub trait TrainObserver {
@@ -68,10 +69,10 @@ impl TrainObserver for () {}
 /// A trained model and everything measured while training it.
 #[derive(Debug)]
 pub struct Fitted<B: Backend> {
-    /// The trained network (at its best epoch when early stopping is on).
-    pub model: Mlp<B>,
+    /// The trained model (at its best epoch when early stopping is on).
+    pub model: Ensemble<B>,
     /// Its architecture.
-    pub mlp: MlpConfig,
+    pub architecture: EnsembleConfig,
     /// Row counts.
     pub split: SplitSizes,
     /// One entry per epoch run.
@@ -185,81 +186,15 @@ impl<B: Backend> Loss<B> {
     }
 }
 
-/// How outputs are scored on the host for a task.
-#[derive(Clone, Copy)]
-struct Scorer<'a> {
-    classes: &'a [String],
-    target: Option<TargetScaling>,
-    loss: RegressionLoss,
-    huber_delta: f64,
-}
-
-/// Scores summed chunk by chunk (see [`Scorer::add`]).
-enum Tally {
-    Classes(ClassificationTally),
-    Numbers {
-        tally: RegressionTally,
-        loss_sum: f64,
-    },
-}
-
 /// Rows read back from the device at a time when scoring a split: bounds the host memory
 /// scoring needs, whatever the split's size.
 const SCORE_CHUNK_ROWS: usize = 65_536;
 
-impl Scorer<'_> {
-    fn tally(&self) -> Tally {
-        if self.classes.is_empty() {
-            Tally::Numbers {
-                tally: RegressionTally::default(),
-                loss_sum: 0.0,
-            }
-        } else {
-            Tally::Classes(ClassificationTally::new(self.classes.len()))
-        }
-    }
-
-    /// Adds row-major `outputs` of the rows `rows` of `labels`.
-    fn add(&self, tally: &mut Tally, outputs: &[f32], labels: &Labels, rows: Range<usize>) {
-        match (tally, labels) {
-            (Tally::Classes(t), Labels::Classes(l)) => t.add(outputs, &l[rows]),
-            (Tally::Numbers { tally, loss_sum }, Labels::Numbers(y)) => {
-                let y = &y[rows];
-                *loss_sum += outputs
-                    .iter()
-                    .zip(y)
-                    .map(|(&p, &t)| {
-                        let r = f64::from(p) - f64::from(t);
-                        match self.loss {
-                            RegressionLoss::Mse => r * r,
-                            RegressionLoss::Huber if r.abs() <= self.huber_delta => 0.5 * r * r,
-                            RegressionLoss::Huber => {
-                                self.huber_delta * (r.abs() - 0.5 * self.huber_delta)
-                            }
-                        }
-                    })
-                    .sum::<f64>();
-                let s = self.target.unwrap_or(TargetScaling {
-                    mean: 0.0,
-                    std: 1.0,
-                });
-                let unscale =
-                    |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| x * s.std + s.mean).collect() };
-                tally.add(&unscale(outputs), &unscale(y));
-            }
-            // The tally is made for the task the labels come from.
-            _ => {}
-        }
-    }
-
-    fn finish(&self, tally: &Tally) -> Scores {
-        match tally {
-            Tally::Classes(t) => Scores::Classification(t.finish(self.classes)),
-            Tally::Numbers { tally, loss_sum } => {
-                let loss = loss_sum / tally.rows().max(1) as f64;
-                Scores::Regression(tally.finish(loss))
-            }
-        }
+/// The truth of the rows `rows` of `labels` (regression targets are held standardised).
+fn truth(labels: &Labels, rows: Range<usize>) -> Truth<'_> {
+    match labels {
+        Labels::Classes(l) => Truth::Classes(&l[rows]),
+        Labels::Numbers(y) => Truth::Standardised(&y[rows]),
     }
 }
 
@@ -285,7 +220,7 @@ fn add_scores<B: Backend>(
             return false;
         }
         for tally in tallies.iter_mut() {
-            scorer.add(tally, &outputs, labels, start..end);
+            scorer.add(tally, &outputs, truth(labels, start..end));
         }
     }
     true
@@ -482,12 +417,12 @@ pub fn fit<B: AutodiffBackend>(
         adam = adam.with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay as f32)));
     }
     let mut optim: Adaptor<B> = adam.init::<B, Mlp<B>>();
-    let loss_fn = match data.task {
-        Task::Classification => Loss::CrossEntropy(CrossEntropyLossConfig::new().init(device)),
-        Task::Regression => match t.regression_loss {
-            RegressionLoss::Mse => Loss::Mse(MseLoss::new()),
-            RegressionLoss::Huber => Loss::Huber(HuberLossConfig::new(t.huber_delta as f32).init()),
-        },
+    let loss_fn = match config.recipe().fitting.loss(data.task) {
+        recipe::Loss::CrossEntropy => {
+            Loss::CrossEntropy(CrossEntropyLossConfig::new().init(device))
+        }
+        recipe::Loss::SquaredError => Loss::Mse(MseLoss::new()),
+        recipe::Loss::Huber { delta } => Loss::Huber(HuberLossConfig::new(delta as f32).init()),
     };
     // Hashing the data costs a pass over it: only when a checkpoint is read or written.
     let found = checkpoints.load()?;
@@ -496,6 +431,7 @@ pub fn fit<B: AutodiffBackend>(
     } else {
         String::new()
     };
+    let task = data.task;
     let Prepared {
         classes,
         target_scaling,
@@ -504,12 +440,7 @@ pub fn fit<B: AutodiffBackend>(
         test,
         ..
     } = data;
-    let scorer = Scorer {
-        classes: &classes,
-        target: target_scaling,
-        loss: t.regression_loss,
-        huber_delta: t.huber_delta,
-    };
+    let scorer = Scorer::new(&classes, target_scaling, config.recipe().fitting.loss(task));
 
     // Everything goes to the device once; the host keeps only the labels, to score.
     let n = train.rows;
@@ -550,11 +481,14 @@ pub fn fit<B: AutodiffBackend>(
                 saved_epoch = Some(state.epoch);
                 observer.resumed(state.epoch);
             }
-            Ok(c) => observer.checkpoint_ignored(&format!(
-                "it is of epoch {}, past the {} epochs asked for",
-                c.epoch, t.epochs
-            )),
-            Err(why) => observer.checkpoint_ignored(&why),
+            Ok(c) => observer.checkpoint_ignored(
+                &checkpoint::Refused::PastTheEnd {
+                    epoch: c.epoch,
+                    epochs: t.epochs,
+                }
+                .to_string(),
+            ),
+            Err(why) => observer.checkpoint_ignored(&why.to_string()),
         }
     }
     let mut stopped_early = false;
@@ -649,9 +583,10 @@ pub fn fit<B: AutodiffBackend>(
         epoch: history.len(),
         learning_rate: t.learning_rate,
     })?;
+    let architecture = EnsembleConfig::new(&mlp, 1);
     Ok(Fitted {
-        model,
-        mlp,
+        model: Ensemble::new(vec![model], architecture.combine()),
+        architecture,
         split,
         history,
         best_epoch,

@@ -40,10 +40,17 @@ fn default_training_writes_a_complete_accurate_model() {
     assert!(stderr.contains("epoch   300/300"), "{stderr}");
 
     let m = metadata(&out);
-    // Version 2: version 1's fields, plus the task and how raw columns become inputs.
-    assert_eq!(m["format_version"], 2);
+    // Version 3: the recipe whole, the model as an ensemble of networks, and the fitted
+    // preprocessing as one unit.
+    assert_eq!(m["format_version"], 3);
     assert_eq!(m["task"], "classification");
-    assert_eq!(m["preprocess"]["columns"][0]["type"], "numeric");
+    assert_eq!(m["recipe"]["name"], "mlp");
+    assert_eq!(m["recipe"]["version"], 1);
+    assert_eq!(m["model"]["members"], 1);
+    assert_eq!(
+        m["preprocessing"]["encoding"]["columns"][0]["type"],
+        "numeric"
+    );
     assert_eq!(
         m["classes"],
         serde_json::json!(["setosa", "versicolor", "virginica"])
@@ -64,7 +71,13 @@ fn default_training_writes_a_complete_accurate_model() {
         3
     );
     assert_eq!(m["metrics"]["test"]["per_class"][0]["class"], "setosa");
-    assert_eq!(m["scaling"]["mean"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        m["preprocessing"]["scaling"]["mean"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
     let record = std::fs::read(out.join("model.mpk")).unwrap();
     assert_eq!(m["record"]["bytes"], record.len());
     assert_eq!(m["record"]["sha256"].as_str().unwrap().len(), 64);

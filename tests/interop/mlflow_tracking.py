@@ -333,13 +333,24 @@ def _():
                 and client.get_metric_history(r.info.run_id, "train_loss")
             ]
         parent_id = children[0].data.tags["mlflow.parentRunId"]
+        # Only the sweep is signalled: it must stop its points itself and wait for them.
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 143, (proc.returncode, err)
         assert client.get_run(parent_id).info.status == "KILLED"
+        try:
+            os.killpg(proc.pid, 0)
+            survivors = True
+        except ProcessLookupError:
+            survivors = False
+        assert not survivors, "a point outlived the sweep that started it"
     finally:
-        # The points are the sweep's children in its process group: stop them as a terminal would.
-        os.killpg(proc.pid, signal.SIGTERM)
+        # The points share the sweep's process group: whatever is left of it after a failed
+        # check is stopped, as a terminal would.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + 60
     while any(client.get_run(c.info.run_id).info.status == "RUNNING" for c in children):
         assert time.monotonic() < deadline, "a point's run is still RUNNING"
