@@ -3,12 +3,11 @@
 //!
 //!   cargo bench --bench core
 
-use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use iris_trainer::backend::{self, Backend, TrainBackend};
 use iris_trainer::config::{Activation, DataConfig, TrainConfig};
-use iris_trainer::data::{Dataset, Prepared};
-use iris_trainer::model::MlpConfig;
+use iris_trainer::data::{Dataset, Encoded, TrainingData};
+use iris_trainer::model::{Inputs, MlpConfig};
 use iris_trainer::train::{self, Interrupter};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -24,7 +23,7 @@ fn benches(c: &mut Criterion) {
     let mut config = TrainConfig::default();
     config.training.epochs = 100;
     let dataset = Dataset::load(&data, 100).unwrap();
-    let prepared = Prepared::new(&dataset, &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+    let prepared = TrainingData::new(&dataset, &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     let mut g = c.benchmark_group("train");
     g.throughput(Throughput::Elements(100));
     g.bench_function("100 epochs, iris, full batch (elements = epochs)", |b| {
@@ -56,8 +55,10 @@ fn benches(c: &mut Criterion) {
         g.throughput(Throughput::Elements(rows as u64));
         g.bench_with_input(BenchmarkId::from_parameter(rows), &values, |b, v| {
             b.iter(|| {
-                let x =
-                    Tensor::<Backend, 2>::from_data(TensorData::new(v.clone(), [rows, 4]), &device);
+                let x = Inputs::<Backend>::new(
+                    Encoded::dense_only(v.clone(), 4).expect("whole rows"),
+                    &device,
+                );
                 model.logits_to_host(x)
             })
         });

@@ -283,8 +283,6 @@ pub struct Overrides {
     pub checkpoint_every: Option<usize>,
 }
 
-/// Largest accepted values: beyond these a typo is far likelier than intent.
-
 impl TrainConfig {
     /// The seed of the test split, the validation split and cross-validation folds:
     /// `data.split_seed`, or `training.seed` when that is not set.

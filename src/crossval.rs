@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::TrainConfig;
 use crate::data::split::{random_folds, stratified_folds};
-use crate::data::{Dataset, Prepared, Split, Target};
+use crate::data::{Dataset, Split, Target, TrainingData};
 use crate::error::{Error, Result};
 use crate::metadata::{CrossValidation, FoldResult};
 use crate::train::{self, Interrupter, TrainObserver};
@@ -69,7 +69,7 @@ impl CrossValidationRun {
         k: usize,
     ) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(config.split_seed());
-        let split = Prepared::test_split(&dataset, &config, &mut rng)?;
+        let split = TrainingData::test_split(&dataset, &config, &mut rng)?;
         Self::with_test_split(dataset, config, origin, k, split)
     }
 
@@ -137,7 +137,7 @@ impl CrossValidationRun {
             let (fit, valid) = if early_stopping {
                 let mut vrng = ChaCha8Rng::seed_from_u64(seed);
                 vrng.set_stream(VALID_STREAM + f as u64);
-                let inner = Prepared::validation_split(&dataset, &config, &rest, &mut vrng)
+                let inner = TrainingData::validation_split(&dataset, &config, &rest, &mut vrng)
                     .map_err(|e| {
                         let why = match e {
                             Error::Data { message, .. } => message,
@@ -203,7 +203,7 @@ impl CrossValidationRun {
         let mut results = Vec::with_capacity(self.folds.len());
         for (f, fold) in self.folds.iter().enumerate() {
             let valid = (!fold.valid.is_empty()).then_some(fold.valid.as_slice());
-            let prepared = Prepared::from_rows(
+            let prepared = TrainingData::from_rows(
                 &self.dataset,
                 &self.config,
                 &fold.fit,
@@ -309,7 +309,7 @@ mod tests {
         let (dataset, config) = iris();
         let split = {
             let mut rng = ChaCha8Rng::seed_from_u64(config.split_seed());
-            Prepared::test_split(&dataset, &config, &mut rng).unwrap()
+            TrainingData::test_split(&dataset, &config, &mut rng).unwrap()
         };
         let mut poisoned = dataset.clone();
         let Target::Classes { labels, .. } = &mut poisoned.target else {

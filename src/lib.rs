@@ -2,11 +2,25 @@
 //! self-describing model directory, and predict from it on the command line or over HTTP.
 //!
 //! Modules are listed in the order the data flows through them, and each imports only modules
-//! listed before it: `config` and `data` -> `model` -> `metadata` -> `train` -> `crossval`
-//! (k-fold cross-validation) -> `export` (safetensors) and `plot` (pictures) -> `artifact` (the
-//! model directory) -> `predict` -> `pipeline` (train-and-save, evaluate) -> `track` (MLflow) ->
-//! `sweep` -> `serve`. The concrete backend is named only in [`backend`]. The command line is the
-//! binary's own; everything it does is reachable from here.
+//! listed before it (a test checks both):
+//!
+//! ```text
+//! error, backend          typed errors; the one place the concrete backend is named
+//! recipe                  what to build and how to fit it: one versioned, checked unit
+//! config                  the configuration file and flags, which make a recipe
+//! data                    bytes -> Table -> Dataset -> TrainingData; Encoded batches
+//! metrics                 the one Scorer: training, evaluate and cross-validation
+//! model                   Ensemble<B> of networks, the one model type; Inputs on a device
+//! metadata                model.json (format 3: the recipe, the model, what was fitted)
+//! train, crossval         the training loop; k-fold cross-validation
+//! export, plot            model.safetensors; the pictures
+//! artifact                the model directory, replaced atomically
+//! predict                 Predictor: a loaded model answering rows
+//! pipeline                train-and-save, evaluate
+//! track, sweep, serve     MLflow tracking; sweeps; the HTTP service
+//! ```
+//!
+//! The command line is the binary's own; everything it does is reachable from here.
 //!
 //! Train into a directory and predict from it:
 //!
@@ -24,7 +38,7 @@
 //! let device = backend::init(false)?.device;
 //! let predictor = Predictor::<backend::Backend>::load(&dir.path().join("model"), &device)?;
 //! let prediction = &predictor.predict(&[5.1, 3.5, 1.4, 0.2])?[0];
-//! assert_eq!(prediction.species, "setosa");
+//! assert_eq!(prediction.class, "setosa");
 //! # Ok(())
 //! # }
 //! ```
@@ -33,26 +47,36 @@
 pub mod error;
 
 pub mod backend;
-pub mod config;
-pub mod data;
-pub mod metrics;
-pub mod model;
+
 pub mod recipe;
 
+pub mod config;
+
+pub mod data;
+
+pub mod metrics;
+
+pub mod model;
+
 pub mod metadata;
+
 pub mod train;
 
 pub mod crossval;
 
 pub mod export;
+
 pub mod plot;
 
 pub mod artifact;
+
 pub mod predict;
 
 pub mod pipeline;
-pub mod sweep;
+
 pub mod track;
+
+pub mod sweep;
 
 pub mod serve;
 
@@ -120,6 +144,17 @@ mod layering {
             }
         }
         found
+    }
+
+    #[test]
+    fn lib_rs_declares_the_modules_in_data_flow_order() {
+        let lib = include_str!("lib.rs");
+        let declared: Vec<&str> = lib
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub mod "))
+            .filter_map(|l| l.strip_suffix(';'))
+            .collect();
+        assert_eq!(declared, ORDER);
     }
 
     #[test]

@@ -8,6 +8,66 @@ use burn::tensor::activation;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Activation;
+use crate::data::Encoded;
+
+/// A batch of encoded rows on a device: dense numbers, and the category codes embeddings look
+/// up (`None` when the recipe embeds no column, as recipe `mlp` version 1).
+#[derive(Debug, Clone)]
+pub struct Inputs<B: Backend> {
+    /// `[batch, dense inputs]`.
+    pub dense: Tensor<B, 2>,
+    /// `[batch, embedded columns]`.
+    pub codes: Option<Tensor<B, 2, Int>>,
+}
+
+impl<B: Backend> Inputs<B> {
+    /// Uploads a batch. Takes its buffers: on the CPU backend the tensors reuse them (no
+    /// copy), on a GPU they are uploaded and freed, so the host keeps no second copy.
+    pub fn new(batch: Encoded, device: &B::Device) -> Self {
+        let (rows, dense_width, code_width) =
+            (batch.rows(), batch.dense_width(), batch.code_width());
+        let (dense, codes) = batch.into_parts();
+        let codes = (code_width > 0).then(|| {
+            let codes: Vec<i64> = codes.into_iter().map(i64::from).collect();
+            Tensor::from_data(TensorData::new(codes, [rows, code_width]), device)
+        });
+        Inputs {
+            dense: Tensor::from_data(TensorData::new(dense, [rows, dense_width]), device),
+            codes,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.dense.dims()[0]
+    }
+
+    /// The rows `index` names, in its order.
+    pub fn select(&self, index: Tensor<B, 1, Int>) -> Self {
+        Inputs {
+            dense: self.dense.clone().select(0, index.clone()),
+            codes: self.codes.clone().map(|c| c.select(0, index)),
+        }
+    }
+
+    /// The rows `rows`.
+    pub fn slice(&self, rows: std::ops::Range<usize>) -> Self {
+        Inputs {
+            dense: self.dense.clone().slice(rows.clone()),
+            codes: self.codes.clone().map(|c| c.slice(rows)),
+        }
+    }
+}
+
+impl<B: burn::tensor::backend::AutodiffBackend> Inputs<B> {
+    /// A batch of the inner backend as this autodiff backend's (no gradient flows into inputs).
+    pub fn from_inner(inner: Inputs<B::InnerBackend>) -> Self {
+        Inputs {
+            dense: Tensor::from_inner(inner.dense),
+            codes: inner.codes.map(Tensor::from_inner),
+        }
+    }
+}
 
 /// The architecture: enough to rebuild the network before loading its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,9 +172,19 @@ impl<B: Backend> Mlp<B> {
         x
     }
 
-    /// [`Mlp::forward`], with the logits copied to the host as row-major `f32`s.
-    pub fn logits_to_host(&self, input: Tensor<B, 2>) -> Vec<f32> {
-        let data = self.forward(input).into_data();
+    /// [`Mlp::forward`] of a batch of encoded rows. This network embeds no column: the batch
+    /// has no codes.
+    pub fn forward_inputs(&self, inputs: Inputs<B>) -> Tensor<B, 2> {
+        debug_assert!(
+            inputs.codes.is_none(),
+            "an MLP without embeddings given codes"
+        );
+        self.forward(inputs.dense)
+    }
+
+    /// [`Mlp::forward_inputs`], with the logits copied to the host as row-major `f32`s.
+    pub fn logits_to_host(&self, inputs: Inputs<B>) -> Vec<f32> {
+        let data = self.forward_inputs(inputs).into_data();
         data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
     }
 }
@@ -383,25 +453,27 @@ impl<B: Backend> Ensemble<B> {
     /// # Shapes
     /// - input: `dense` `[batch, inputs]`
     /// - output: `[batch, outputs]`
-    pub fn forward(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward(&self, input: Inputs<B>) -> Tensor<B, 2> {
         match self.members.as_slice() {
-            [one] => one.forward(input),
+            [one] => one.forward_inputs(input),
             members => {
                 let k = members.len() as f64;
-                let outputs = members.iter().map(|m| m.forward(input.clone()));
+                let outputs = members.iter().map(|m| m.forward_inputs(input.clone()));
                 match self.combine {
-                    Combine::MeanValue => outputs.reduce(|a, b| a + b).map_or(input, |s| s / k),
+                    Combine::MeanValue => {
+                        outputs.reduce(|a, b| a + b).map_or(input.dense, |s| s / k)
+                    }
                     Combine::MeanProbabilities => outputs
                         .map(|o| activation::softmax(o, 1))
                         .reduce(|a, b| a + b)
-                        .map_or(input, |s| (s / k).clamp_min(1e-30).log()),
+                        .map_or(input.dense, |s| (s / k).clamp_min(1e-30).log()),
                 }
             }
         }
     }
 
     /// [`Ensemble::forward`], with the outputs copied to the host as row-major `f32`s.
-    pub fn outputs_to_host(&self, input: Tensor<B, 2>) -> Vec<f32> {
+    pub fn outputs_to_host(&self, input: Inputs<B>) -> Vec<f32> {
         let data = self.forward(input).into_data();
         data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
     }
@@ -444,12 +516,16 @@ mod tests {
     #[test]
     fn one_network_is_the_model_and_several_are_averaged() {
         let device = Default::default();
-        let x = Tensor::<B, 2>::from_data(
-            TensorData::new(vec![0.5f32, -1.0, 2.0, 0.0, 1.0, -0.5], [2, 3]),
+        let x = Inputs::<B>::new(
+            Encoded::dense_only(vec![0.5f32, -1.0, 2.0, 0.0, 1.0, -0.5], 3).unwrap(),
             &device,
         );
+        assert_eq!(x.rows(), 2);
         let (a, b) = (network(3).init::<B>(&device), network(3).init::<B>(&device));
-        let (la, lb) = (host(a.forward(x.clone())), host(b.forward(x.clone())));
+        let (la, lb) = (
+            host(a.forward_inputs(x.clone())),
+            host(b.forward_inputs(x.clone())),
+        );
         let single = Ensemble::new(vec![a.clone()], Combine::MeanProbabilities);
         assert_eq!(host(single.forward(x.clone())), la);
         let both = Ensemble::new(vec![a, b], Combine::MeanProbabilities);
@@ -462,7 +538,10 @@ mod tests {
             assert!((probs[i] - (pa[i] + pb[i]) / 2.0).abs() < 1e-6, "{probs:?}");
         }
         let (c, d) = (network(1).init::<B>(&device), network(1).init::<B>(&device));
-        let (vc, vd) = (host(c.forward(x.clone())), host(d.forward(x.clone())));
+        let (vc, vd) = (
+            host(c.forward_inputs(x.clone())),
+            host(d.forward_inputs(x.clone())),
+        );
         let mean = host(Ensemble::new(vec![c, d], Combine::MeanValue).forward(x));
         for i in 0..2 {
             assert!((mean[i] - (vc[i] + vd[i]) / 2.0).abs() < 1e-6);

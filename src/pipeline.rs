@@ -11,7 +11,7 @@ use crate::artifact::{ModelDir, SAFETENSORS_FILE, WriteLock};
 use crate::backend::DeviceInfo;
 use crate::config::TrainConfig;
 use crate::crossval::CrossValidationRun;
-use crate::data::{self, Dataset, Prepared};
+use crate::data::{self, Dataset, TrainingData};
 use crate::error::{Error, Result};
 use crate::metadata::{
     DataInfo, FORMAT_VERSION, MAX_PARAMETERS, Metadata, Preprocessing, RecordInfo, SweepInfo,
@@ -32,7 +32,7 @@ pub struct TrainRun {
     data_info: DataInfo,
     label: String,
     features: Vec<String>,
-    prepared: Prepared,
+    prepared: TrainingData,
     out: ModelDir,
     lock: WriteLock,
     sweep: Option<SweepInfo>,
@@ -80,7 +80,7 @@ impl TrainRun {
         let label = schema.label.clone();
         let features = schema.features.iter().map(|f| f.name.clone()).collect();
         // The dataset's columns are freed as they are encoded.
-        let prepared = Prepared::from_dataset(dataset, &config, &mut rng, sweep.is_some())?;
+        let prepared = TrainingData::from_dataset(dataset, &config, &mut rng, sweep.is_some())?;
         let params = train::mlp_config(&prepared, &config).num_params();
         if params > MAX_PARAMETERS {
             // Refused now: the saved model would be refused by every command that loads it.
@@ -121,7 +121,7 @@ impl TrainRun {
     }
 
     /// The split and encoded training data.
-    pub fn data(&self) -> &Prepared {
+    pub fn data(&self) -> &TrainingData {
         &self.prepared
     }
 

@@ -14,7 +14,7 @@ use crate::data::{
 use crate::error::{EncodeError, EncodeProblem, Error, Result};
 use crate::metadata::Metadata;
 use crate::metrics::{Scorer, Scores, Truth, argmax_rows, softmax_rows};
-use crate::model::Ensemble;
+use crate::model::{Ensemble, Inputs};
 
 /// Largest batch accepted in one call, so one request cannot exhaust memory.
 pub const MAX_BATCH_ROWS: usize = 1_000_000;
@@ -22,8 +22,10 @@ pub const MAX_BATCH_ROWS: usize = 1_000_000;
 /// One row's class prediction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
-    /// The most probable class.
-    pub species: String,
+    /// The most probable class (`species` on the wire, the name the service's first clients
+    /// read).
+    #[serde(rename = "species")]
+    pub class: String,
     /// Its index in the model's class list.
     pub class_index: usize,
     /// Its probability.
@@ -181,11 +183,7 @@ impl<B: Backend> Predictor<B> {
             .encode(rows, None)
             .map_err(|error| Error::Encode { input: None, error })?;
         self.unseen.fetch_add(unseen.total(), Ordering::Relaxed);
-        let x = Tensor::<B, 2>::from_data(
-            TensorData::new(x, [n, self.preprocessor.width()]),
-            &self.device,
-        );
-        let out = self.model.outputs_to_host(x);
+        let out = self.model.outputs_to_host(Inputs::new(x, &self.device));
         let k = self.meta.model.outputs.max(1);
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {
             return Err(Error::Encode {
@@ -243,7 +241,7 @@ impl<B: Backend> Predictor<B> {
                     .zip(probs.chunks(k))
                     .map(|(c, p)| {
                         RowPrediction::Class(Prediction {
-                            species: self.classes()[c].clone(),
+                            class: self.classes()[c].clone(),
                             class_index: c,
                             probability: p[c],
                             probabilities: p.to_vec(),
@@ -564,7 +562,7 @@ pub fn format_predictions(
     Ok(match format {
         PredictionFormat::Text => predictions
             .iter()
-            .map(|p| format!("{}\t{:.4}\n", p.species, p.probability))
+            .map(|p| format!("{}\t{:.4}\n", p.class, p.probability))
             .collect(),
         PredictionFormat::Json => {
             let rows: Vec<_> = predictions
@@ -575,7 +573,7 @@ pub fn format_predictions(
                         .cloned()
                         .zip(p.probabilities.iter().map(|&x| json!(x)))
                         .collect();
-                    json!({"species": p.species, "probability": p.probability, "probabilities": probs})
+                    json!({"species": p.class, "probability": p.probability, "probabilities": probs})
                 })
                 .collect();
             format!("{}\n", json!({ "predictions": rows }))
@@ -589,7 +587,7 @@ pub fn format_predictions(
                 .chain(classes.iter().cloned());
             w.write_record(header).map_err(|e| csv_err(&e))?;
             for p in predictions {
-                let row = [p.species.clone(), p.probability.to_string()]
+                let row = [p.class.clone(), p.probability.to_string()]
                     .into_iter()
                     .chain(p.probabilities.iter().map(f32::to_string));
                 w.write_record(row).map_err(|e| csv_err(&e))?;

@@ -238,7 +238,7 @@ mod tests {
     use super::*;
     use crate::config::{ColumnRef, TrainConfig};
     use crate::data::fixtures::{load, write};
-    use crate::data::{FeatureType, IRIS_CSV, Prepared, sha256_hex};
+    use crate::data::{FeatureType, IRIS_CSV, TrainingData, sha256_hex};
 
     #[test]
     fn embedded_iris_is_150_by_4_with_50_per_class() {
@@ -309,10 +309,18 @@ mod tests {
             d.describe()
         );
         let config = TrainConfig::default();
-        let p = Prepared::new(&d, &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-        assert_eq!(p.train.rows + p.test.rows, 40);
+        let p = TrainingData::new(&d, &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert_eq!(p.train.rows() + p.test.rows(), 40);
         assert_eq!(p.width(), 2 + 1 + 3);
-        assert!(p.train.x.iter().chain(&p.test.x).all(|v| v.is_finite()));
+        assert_eq!(p.train.inputs.dense_width(), 2 + 1 + 3);
+        assert!(
+            p.train
+                .inputs
+                .dense()
+                .iter()
+                .chain(p.test.inputs.dense())
+                .all(|v| v.is_finite())
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Tabular data, from bytes to the network's input matrix.
+//! Tabular data, from bytes to the network's inputs ([`Encoded`] batches).
 //!
 //! ```text
 //! Source (embedded Iris, a file, standard input)            source.rs
@@ -13,8 +13,12 @@
 //!   (roles, types, task)          matched to a model's features
 //!   dataset.rs, schema.rs
 //!   ▼
-//! Prepared: seeded Split, Preprocessor fitted on the          prepared.rs (split.rs,
-//! training rows, every split encoded                          preprocess.rs)
+//! TrainingData: seeded Split,           Preprocessor::encode    training.rs (split.rs,
+//! Preprocessor fitted on the training                            preprocess.rs)
+//! rows, every split encoded
+//!   ▼                                     ▼
+//! EncodedSplit { Encoded, Labels }      Encoded: dense numbers   encoded.rs
+//!                                       + category codes
 //! ```
 //!
 //! Training reads a whole [`Dataset`]; `predict` and `evaluate` stream the rows [`open_rows`]
@@ -23,23 +27,24 @@
 
 pub mod csv;
 mod dataset;
+mod encoded;
 #[cfg(test)]
 mod fixtures;
 mod input;
 pub mod parquet;
-mod prepared;
 pub mod preprocess;
 mod reader;
 pub mod schema;
 mod source;
 pub mod split;
 pub mod table;
+mod training;
 mod value;
 
 pub use csv::{Chunk, ColumnKind, MissingValues};
 pub use dataset::{Dataset, Target};
+pub use encoded::{Encoded, ShapeError};
 pub use input::{open_rows, read_feature_rows, read_feature_table};
-pub use prepared::{Labels, Part, Prepared, TargetScaling};
 pub use preprocess::{
     Encoder, Encoding, EncodingError, FitError, Preprocessor, Standardizer, Unseen,
 };
@@ -48,4 +53,5 @@ pub use schema::{ColumnPlan, FeatureType, Schema, SchemaError, Task};
 pub use source::{EMBEDDED_IRIS, IRIS_CSV, MAX_CSV_BYTES, Source, read_limited, sha256_hex};
 pub use split::{Split, SplitError};
 pub use table::{ChunkMismatch, Column, ColumnData, MISSING, Table, TableBuilder};
+pub use training::{EncodedSplit, Labels, TargetScaling, TrainingData};
 pub use value::{BadValue, parse_number};

@@ -1,4 +1,4 @@
-//! The `Preprocessor`: raw columns in, the network's input matrix out. Fitted on the training
+//! The `Preprocessor`: raw columns in, the network's input matrix out. TrainedModel on the training
 //! rows only (imputation values, category levels, scaling) and stored in `model.json`, so
 //! training, `predict`, `evaluate` and the service apply exactly the same transform.
 //!
@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::encoded::Encoded;
 use super::schema::{FeatureType, Schema, boolean_value, sort_levels};
 use super::table::{ColumnData, MISSING, Table, format_number};
 use super::value::BadValue;
@@ -379,12 +380,12 @@ impl Preprocessor {
         rows: &[usize],
         config: &PreprocessConfig,
         missing_values: &[String],
-    ) -> Result<(Self, Vec<f32>), FitError> {
+    ) -> Result<(Self, Encoded), FitError> {
         let mut p = Self::fit_encoders(table, schema, rows, config, missing_values)?;
         let (mut x, _) = p.encode(table, Some(rows)).map_err(FitError::Encode)?;
-        p.fit_scaling(&x);
-        p.scaling.transform(&mut x);
-        p.check_finite(&x, 0).map_err(FitError::Encode)?;
+        p.fit_scaling(x.dense());
+        p.scaling.transform(x.dense_mut());
+        p.check_finite(x.dense(), 0).map_err(FitError::Encode)?;
         Ok((p, x))
     }
 
@@ -457,7 +458,8 @@ impl Preprocessor {
         self.encoding.width()
     }
 
-    /// Encodes and scales `rows` of `table` (all rows when `None`) into a row-major matrix.
+    /// Encodes and scales `rows` of `table` (all rows when `None`) into a batch for the
+    /// network.
     ///
     /// Columns are found by name; other columns are ignored. Numbers may come as text (from
     /// JSON or a file read as text) and categories as numbers.
@@ -465,7 +467,7 @@ impl Preprocessor {
         &self,
         table: &Table,
         rows: Option<&[usize]>,
-    ) -> Result<(Vec<f32>, Unseen), EncodeError> {
+    ) -> Result<(Encoded, Unseen), EncodeError> {
         let n = rows.map_or(table.rows(), <[usize]>::len);
         let mut out = vec![0f32; n * self.width()];
         let mut unknown = vec![(0, Vec::new()); self.encoding.columns.len()];
@@ -480,7 +482,7 @@ impl Preprocessor {
         }
         self.scaling.transform(&mut out);
         self.check_finite(&out, 0)?;
-        Ok((out, unseen))
+        Ok((Encoded::from_dense(n, out, self.width()), unseen))
     }
 
     /// Encodes `rows` of `table` (all rows when `None`) into `out` (row-major, zeroed, one row
@@ -857,6 +859,8 @@ mod tests {
         assert_eq!(p.encoding.input_names(), ["x", "c=blue", "c=red", "b"]);
         let owners: Vec<usize> = (0..4).map(|i| p.encoding.column_of_input(i)).collect();
         assert_eq!(owners, [0, 1, 1, 2], "each input's column");
+        assert_eq!((x.rows(), x.dense_width(), x.code_width()), (3, 4, 0));
+        let x = x.dense();
         assert_eq!(
             p.encoding.columns[0],
             Encoder::Numeric {
@@ -875,6 +879,7 @@ mod tests {
         assert_eq!(&x[5..7], [1.0, 0.0]);
         // Row 2 (never fitted on): x imputed with the mean, the category unseen as "missing".
         let (all, unseen) = p.encode(&t, None).unwrap();
+        let all = all.dense();
         assert!((all[2 * 4]).abs() < 1e-6);
         assert_eq!(&all[2 * 4 + 1..2 * 4 + 3], [0.0, 0.0]);
         assert_eq!(unseen.total(), 0);
@@ -889,7 +894,7 @@ mod tests {
         // Training rows saw only `red` and a missing value: `blue` (row 1) is unseen.
         assert_eq!(p.encoding.input_names(), ["x", "c=red", "c=<missing>", "b"]);
         let (v, unseen) = p.encode(&t, Some(&[1])).unwrap();
-        assert_eq!(&v[1..3], [0.0, 0.0]);
+        assert_eq!(&v.dense()[1..3], [0.0, 0.0]);
         assert_eq!(
             unseen.columns,
             [("c".to_string(), 1, vec!["blue".to_string()])]
@@ -960,7 +965,7 @@ mod tests {
         .unwrap();
         let (a, _) = p.encode(&as_text, None).unwrap();
         let (b, _) = p.encode(&t, Some(&[0])).unwrap();
-        assert_eq!(a[1..], b[1..]);
+        assert_eq!(a.dense()[1..], b.dense()[1..]);
         let bad = Table::new(vec![
             Column {
                 name: "x".into(),

@@ -3,7 +3,6 @@
 
 use std::fs;
 
-use burn::tensor::Tensor;
 use burn_store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 
 use super::*;
@@ -11,7 +10,8 @@ use crate::artifact::{
     CONFUSION_PNG, CONFUSION_SVG, CURVES_PNG, CURVES_SVG, FileState, METADATA_FILE,
 };
 use crate::backend::Backend;
-use crate::data::sha256_hex;
+use crate::data::{Encoded, sha256_hex};
+use crate::model::Inputs;
 
 fn train(dir: &Path, edit: impl FnOnce(&mut TrainConfig)) -> Metadata {
     let mut config = TrainConfig::default();
@@ -112,8 +112,8 @@ fn the_safetensors_weights_are_pytorch_shaped_and_give_the_models_logits() {
         SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
     let applied = fresh.load_from(&mut store).unwrap();
     assert!(applied.errors.is_empty(), "{applied:?}");
-    let x = Tensor::<Backend, 2>::from_floats(
-        [[0.5, -1.0, 1.2, 0.3], [-0.2, 0.1, -1.3, -1.1]],
+    let x = Inputs::<Backend>::new(
+        Encoded::dense_only(vec![0.5, -1.0, 1.2, 0.3, -0.2, 0.1, -1.3, -1.1], 4).unwrap(),
         &device,
     );
     assert_eq!(model.outputs_to_host(x.clone()), fresh.logits_to_host(x));

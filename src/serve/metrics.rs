@@ -93,7 +93,7 @@ impl Metrics {
         for p in predictions {
             self.predictions
                 .get_or_create(&ClassLabels {
-                    class: p.species.clone(),
+                    class: p.class.clone(),
                 })
                 .inc();
         }

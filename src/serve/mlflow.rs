@@ -663,7 +663,7 @@ fn predictions_json(method: PredictMethod, predictions: &[RowPrediction]) -> Val
         predictions
             .iter()
             .map(|p| match (p, method) {
-                (RowPrediction::Class(c), PredictMethod::Predict) => json!(c.species),
+                (RowPrediction::Class(c), PredictMethod::Predict) => json!(c.class),
                 (RowPrediction::Class(c), PredictMethod::PredictProba) => json!(c.probabilities),
                 (RowPrediction::Number(v), _) => json!(v),
             })

@@ -1304,9 +1304,7 @@ pub fn answer_tensors(kind: &AnswerKind, predictions: &[RowPrediction]) -> Vec<O
                 OutputTensor {
                     name: LABEL,
                     shape: vec![n],
-                    data: TensorData::Bytes(
-                        classes_of.clone().map(|p| p.species.clone()).collect(),
-                    ),
+                    data: TensorData::Bytes(classes_of.clone().map(|p| p.class.clone()).collect()),
                 },
                 OutputTensor {
                     name: PROBABILITIES,
@@ -1811,7 +1809,7 @@ mod tests {
             classes: vec!["x".into(), "y".into()],
         };
         let p = RowPrediction::Class(crate::predict::Prediction {
-            species: "y".into(),
+            class: "y".into(),
             class_index: 1,
             probability: 0.75,
             probabilities: vec![0.25, 0.75],

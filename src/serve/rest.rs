@@ -36,7 +36,7 @@ fn prediction_json(state: &AppState, p: &Prediction) -> Value {
         .cloned()
         .zip(p.probabilities.iter().map(|&x| json!(x)))
         .collect();
-    json!({"species": p.species, "probability": p.probability, "probabilities": probs})
+    json!({"species": p.class, "probability": p.probability, "probabilities": probs})
 }
 
 /// The query-string route: `GET /prediction?slength=&swidth=&plength=&pwidth=` (or the

@@ -48,7 +48,7 @@ fn reference() -> (Vec<String>, Vec<Vec<f32>>) {
     let flat: Vec<f32> = ROWS.iter().flatten().copied().collect();
     let p = predictor().predict(&flat).expect("predictions");
     (
-        p.iter().map(|p| p.species.clone()).collect(),
+        p.iter().map(|p| p.class.clone()).collect(),
         p.iter().map(|p| p.probabilities.clone()).collect(),
     )
 }
@@ -973,7 +973,7 @@ fn penguin_reference(p: &Predictor<Backend>) -> Vec<String> {
         .rows
         .iter()
         .map(|r| match r {
-            crate::predict::RowPrediction::Class(c) => c.species.clone(),
+            crate::predict::RowPrediction::Class(c) => c.class.clone(),
             crate::predict::RowPrediction::Number(_) => panic!("a classifier answers classes"),
         })
         .collect()

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::EarlyStopping;
 use crate::config::TrainConfig;
-use crate::data::{Labels, Prepared, Task};
+use crate::data::{Labels, Task, TrainingData};
 use crate::error::Result;
 use crate::metadata::EpochStats;
 use crate::model::{Mlp, MlpConfig, MlpRecord};
@@ -62,7 +62,7 @@ pub fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
 /// encoded rows and labels). The epoch count, the checkpoint interval, the data file's path and
 /// the output directory are left out: a run resumed with more epochs continues exactly as a
 /// longer run would have.
-pub fn fingerprint(config: &TrainConfig, data: &Prepared) -> String {
+pub fn fingerprint(config: &TrainConfig, data: &TrainingData) -> String {
     let mut c = config.clone();
     c.training.epochs = 0;
     c.training.checkpoint_every = None;
@@ -102,10 +102,16 @@ pub fn fingerprint(config: &TrainConfig, data: &Prepared) -> String {
             continue;
         };
         h.update([1u8]);
-        h.update((p.rows as u64).to_le_bytes());
-        h.update((p.x.len() as u64).to_le_bytes());
-        update_f32s(&mut h, &p.x);
-        match &p.y {
+        h.update((p.rows() as u64).to_le_bytes());
+        h.update((p.inputs.dense().len() as u64).to_le_bytes());
+        update_f32s(&mut h, p.inputs.dense());
+        if p.inputs.code_width() > 0 {
+            for chunk in p.inputs.codes().chunks(4096) {
+                let bytes: Vec<u8> = chunk.iter().flat_map(|c| c.to_le_bytes()).collect();
+                h.update(&bytes);
+            }
+        }
+        match &p.labels {
             Labels::Classes(l) => {
                 h.update([0u8]);
                 for chunk in l.chunks(4096) {

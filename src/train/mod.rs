@@ -1,7 +1,7 @@
 //! The training loop: Adam on cross-entropy (classification) or on MSE / Huber of the
 //! standardised target (regression), with early stopping.
 //!
-//! The data arrive split and encoded ([`Prepared`]); the loop's concerns are types, as in
+//! The data arrive split and encoded ([`TrainingData`]); the loop's concerns are types, as in
 //! burn-train: [`EarlyStopping`] decides when to stop, an [`Interrupter`] lets the caller stop it
 //! before any batch, a [`CheckpointStore`] keeps its progress so a killed run can carry on, and a
 //! [`TrainObserver`] is told about every epoch (the command line draws its progress bar with
@@ -30,11 +30,11 @@ pub use control::{EarlyStopping, Interrupter, Verdict};
 use checkpoint::{Adaptor, Checkpoint, CheckpointRef, OptimizerRecord};
 
 use crate::config::TrainConfig;
-use crate::data::{Labels, Prepared, Task};
+use crate::data::{Labels, Task, TrainingData};
 use crate::error::{Error, Result};
 use crate::metadata::{EpochStats, SplitSizes};
 use crate::metrics::{Scorer, Scores, Tally, Truth};
-use crate::model::{Ensemble, EnsembleConfig, Mlp, MlpConfig};
+use crate::model::{Ensemble, EnsembleConfig, Inputs, Mlp, MlpConfig};
 use crate::recipe;
 
 /// Told about a run as it goes; every method has an empty default.
@@ -68,7 +68,7 @@ impl TrainObserver for () {}
 
 /// A trained model and everything measured while training it.
 #[derive(Debug)]
-pub struct Fitted<B: Backend> {
+pub struct TrainedModel<B: Backend> {
     /// The trained model (at its best epoch when early stopping is on).
     pub model: Ensemble<B>,
     /// Its architecture.
@@ -92,7 +92,7 @@ pub struct Fitted<B: Backend> {
 }
 
 /// The architecture `config` asks for on `data`.
-pub fn mlp_config(data: &Prepared, config: &TrainConfig) -> MlpConfig {
+pub fn mlp_config(data: &TrainingData, config: &TrainConfig) -> MlpConfig {
     MlpConfig {
         inputs: data.width(),
         hidden: config.model.hidden.clone(),
@@ -103,13 +103,6 @@ pub fn mlp_config(data: &Prepared, config: &TrainConfig) -> MlpConfig {
         activation: config.model.activation,
         dropout: config.model.dropout,
     }
-}
-
-/// A split's features as a device tensor. Takes the rows: on the CPU backend the tensor reuses
-/// their buffer (no copy), on a GPU they are uploaded and freed, so the host keeps no second copy.
-fn features_tensor<B: Backend>(x: Vec<f32>, rows: usize, device: &B::Device) -> Tensor<B, 2> {
-    let width = x.len().checked_div(rows).unwrap_or(0);
-    Tensor::from_data(TensorData::new(x, [rows, width]), device)
 }
 
 /// The targets of a split as the loss wants them: class indices or a `[rows, 1]` column.
@@ -202,18 +195,18 @@ fn truth(labels: &Labels, rows: Range<usize>) -> Truth<'_> {
 /// of `tallies`, reading them back a chunk at a time; `false` when an output is not finite.
 fn add_scores<B: Backend>(
     model: &Mlp<B>,
-    x: &Tensor<B, 2>,
+    x: &Inputs<B>,
     labels: &Labels,
     scorer: Scorer,
     tallies: &mut [&mut Tally],
 ) -> bool {
-    let rows = x.dims()[0];
+    let rows = x.rows();
     for start in (0..rows).step_by(SCORE_CHUNK_ROWS) {
         let end = (start + SCORE_CHUNK_ROWS).min(rows);
         let chunk = if start == 0 && end == rows {
             x.clone()
         } else {
-            x.clone().slice(start..end)
+            x.slice(start..end)
         };
         let outputs = model.logits_to_host(chunk);
         if outputs.iter().any(|v| !v.is_finite()) {
@@ -227,7 +220,7 @@ fn add_scores<B: Backend>(
 }
 
 /// Scores a model (without dropout) on an encoded split.
-fn score<B: Backend>(model: &Mlp<B>, x: &Tensor<B, 2>, labels: &Labels, scorer: Scorer) -> Scores {
+fn score<B: Backend>(model: &Mlp<B>, x: &Inputs<B>, labels: &Labels, scorer: Scorer) -> Scores {
     let mut tally = scorer.tally();
     add_scores(model, x, labels, scorer, &mut [&mut tally]);
     scorer.finish(&tally)
@@ -247,7 +240,7 @@ struct EpochFigures {
 /// is made. Each batch's loss (and its count of correct predictions, or its squared error) stays
 /// on the device; they are read back together once, at the end of the epoch.
 struct Epoch<'a, B: AutodiffBackend> {
-    x: &'a Tensor<B::InnerBackend, 2>,
+    x: &'a Inputs<B::InnerBackend>,
     y: &'a Targets<B::InnerBackend>,
     rows: usize,
     /// The sum of squares of the training targets about their mean (regression), for R².
@@ -285,12 +278,12 @@ impl<B: AutodiffBackend> Epoch<'_, B> {
                         TensorData::new(idx, [end - start]),
                         device,
                     );
-                    (self.x.clone().select(0, idx.clone()), self.y.select(idx))
+                    (self.x.select(idx.clone()), self.y.select(idx))
                 }
                 None if self.batch >= n => (self.x.clone(), self.y.clone()),
-                None => (self.x.clone().slice(start..end), self.y.slice(start..end)),
+                None => (self.x.slice(start..end), self.y.slice(start..end)),
             };
-            let outputs = model.forward(Tensor::from_inner(xb));
+            let outputs = model.forward_inputs(Inputs::from_inner(xb));
             let loss = self
                 .loss_fn
                 .forward(outputs.clone(), targets_from_inner::<B>(yb.clone()));
@@ -394,13 +387,13 @@ fn epoch_stats(
 /// `training.checkpoint_every` set, one is saved every that many epochs and when the run is
 /// interrupted. Pass `&mut ()` for neither.
 pub fn fit<B: AutodiffBackend>(
-    data: Prepared,
+    data: TrainingData,
     config: &TrainConfig,
     device: &B::Device,
     observer: &mut dyn TrainObserver,
     interrupter: &Interrupter,
     checkpoints: &mut dyn CheckpointStore,
-) -> Result<Fitted<B::InnerBackend>> {
+) -> Result<TrainedModel<B::InnerBackend>> {
     let started = Instant::now();
     let t = &config.training;
 
@@ -432,7 +425,7 @@ pub fn fit<B: AutodiffBackend>(
         String::new()
     };
     let task = data.task;
-    let Prepared {
+    let TrainingData {
         classes,
         target_scaling,
         train,
@@ -443,18 +436,19 @@ pub fn fit<B: AutodiffBackend>(
     let scorer = Scorer::new(&classes, target_scaling, config.recipe().fitting.loss(task));
 
     // Everything goes to the device once; the host keeps only the labels, to score.
-    let n = train.rows;
-    let train_m2 = target_m2(&train.y);
-    let y_train = Targets::<B::InnerBackend>::new(&train.y, device);
-    let x_train = features_tensor::<B::InnerBackend>(train.x, n, device);
-    let train_y = train.y;
-    let x_test = features_tensor::<B::InnerBackend>(test.x, test.rows, device);
-    let test_y = test.y;
-    let valid = valid.map(|v| (features_tensor::<B::InnerBackend>(v.x, v.rows, device), v.y));
+    let n = train.rows();
+    let train_m2 = target_m2(&train.labels);
+    let y_train = Targets::<B::InnerBackend>::new(&train.labels, device);
+    let x_train = Inputs::<B::InnerBackend>::new(train.inputs, device);
+    let train_y = train.labels;
+    let test_rows = test.rows();
+    let x_test = Inputs::<B::InnerBackend>::new(test.inputs, device);
+    let test_y = test.labels;
+    let valid = valid.map(|v| (Inputs::<B::InnerBackend>::new(v.inputs, device), v.labels));
     let split = SplitSizes {
         train: n,
-        valid: valid.as_ref().map_or(0, |(x, _)| x.dims()[0]),
-        test: test.rows,
+        valid: valid.as_ref().map_or(0, |(x, _)| x.rows()),
+        test: test_rows,
     };
 
     let batch = t.batch_size.unwrap_or(n).min(n).max(1);
@@ -584,7 +578,7 @@ pub fn fit<B: AutodiffBackend>(
         learning_rate: t.learning_rate,
     })?;
     let architecture = EnsembleConfig::new(&mlp, 1);
-    Ok(Fitted {
+    Ok(TrainedModel {
         model: Ensemble::new(vec![model], architecture.combine()),
         architecture,
         split,
@@ -600,8 +594,8 @@ pub fn fit<B: AutodiffBackend>(
 
 /// What an epoch's model is scored on after training it: the test (and validation) rows.
 struct Scoring<'a, B: Backend> {
-    test: (&'a Tensor<B, 2>, &'a Labels),
-    valid: Option<(&'a Tensor<B, 2>, &'a Labels)>,
+    test: (&'a Inputs<B>, &'a Labels),
+    valid: Option<(&'a Inputs<B>, &'a Labels)>,
     scorer: Scorer<'a>,
 }
 
@@ -670,9 +664,9 @@ impl<B: AutodiffBackend> LoopState<B> {
 /// is never saved.
 fn final_scores<B: Backend>(
     model: &Mlp<B>,
-    train: (&Tensor<B, 2>, &Labels),
-    valid: Option<(&Tensor<B, 2>, &Labels)>,
-    test: (&Tensor<B, 2>, &Labels),
+    train: (&Inputs<B>, &Labels),
+    valid: Option<(&Inputs<B>, &Labels)>,
+    test: (&Inputs<B>, &Labels),
     scorer: Scorer,
 ) -> Option<(Scores, Option<Scores>, Scores)> {
     let mut train_all = scorer.tally();

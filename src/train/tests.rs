@@ -11,7 +11,7 @@ use crate::data::Dataset;
 
 /// One epoch at learning rate 0 (the weights never move), in shuffled batches of 16 (the last
 /// one short), on Iris: as a classifier, or predicting petal width.
-fn one_frozen_epoch(regression: bool, validation: bool) -> Fitted<Inner> {
+fn one_frozen_epoch(regression: bool, validation: bool) -> TrainedModel<Inner> {
     let mut config = TrainConfig::default();
     config.training.epochs = 1;
     config.training.learning_rate = 0.0;
@@ -23,9 +23,9 @@ fn one_frozen_epoch(regression: bool, validation: bool) -> Fitted<Inner> {
     }
     let dataset = Dataset::load(&config.data, 100).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let prepared = Prepared::with_validation(&dataset, &config, &mut rng, validation).unwrap();
+    let prepared = TrainingData::with_validation(&dataset, &config, &mut rng, validation).unwrap();
     assert_ne!(
-        prepared.train.rows % 16,
+        prepared.train.rows() % 16,
         0,
         "the last batch should be a short one"
     );

@@ -2,7 +2,7 @@
 //! folds (never on the test split), and the refusals of folds that cannot work.
 
 use iris_trainer::config::TrainConfig;
-use iris_trainer::data::{Dataset, Prepared};
+use iris_trainer::data::{Dataset, TrainingData};
 use predicates::str::contains;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -331,7 +331,7 @@ fn no_selection_path_reads_the_test_split() {
     let mut config = TrainConfig::default();
     config.data.path = Some(clean.clone());
     let dataset = Dataset::load(&config.data, config.preprocess.max_categories).unwrap();
-    let split = Prepared::test_split(
+    let split = TrainingData::test_split(
         &dataset,
         &config,
         &mut ChaCha8Rng::seed_from_u64(config.split_seed()),

@@ -1,4 +1,4 @@
-//! [`Prepared`]: a [`Dataset`] split (seeded: stratified for classes, random for numbers), the
+//! [`TrainingData`]: a [`Dataset`] split (seeded: stratified for classes, random for numbers), the
 //! [`Preprocessor`] fitted on the rows the optimiser sees, and every split encoded.
 
 use std::borrow::Cow;
@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use rand_chacha::ChaCha8Rng;
 
 use super::dataset::{Dataset, Target};
+use super::encoded::Encoded;
 use super::preprocess::Preprocessor;
 use super::schema::Task;
 use super::split::{Split, SplitError};
@@ -18,19 +19,24 @@ use crate::error::{Error, Result};
 pub enum Labels {
     /// Class indices.
     Classes(Vec<usize>),
-    /// Targets standardised with [`Prepared::target_scaling`].
+    /// Targets standardised with [`TrainingData::target_scaling`].
     Numbers(Vec<f32>),
 }
 
-/// One split's encoded rows.
+/// One split's rows, encoded for the network, with their labels.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Part {
-    /// Row-major inputs, `rows * width`.
-    pub x: Vec<f32>,
-    /// Number of rows.
-    pub rows: usize,
+pub struct EncodedSplit {
+    /// The rows as the network takes them.
+    pub inputs: Encoded,
     /// Their labels.
-    pub y: Labels,
+    pub labels: Labels,
+}
+
+impl EncodedSplit {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.inputs.rows()
+    }
 }
 
 /// Mean and standard deviation of a regression target, fitted on the training rows.
@@ -44,7 +50,7 @@ pub struct TargetScaling {
 
 /// A dataset split, its preprocessor fitted on the training rows, every split encoded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Prepared {
+pub struct TrainingData {
     /// Classification or regression.
     pub task: Task,
     /// Class names (empty for regression).
@@ -54,14 +60,14 @@ pub struct Prepared {
     /// Scaling of a regression target.
     pub target_scaling: Option<TargetScaling>,
     /// Rows the optimiser sees.
-    pub train: Part,
+    pub train: EncodedSplit,
     /// Rows that decide early stopping (carved out of the training split).
-    pub valid: Option<Part>,
+    pub valid: Option<EncodedSplit>,
     /// Held-out rows, reported, never used for a decision.
-    pub test: Part,
+    pub test: EncodedSplit,
 }
 
-impl Prepared {
+impl TrainingData {
     /// Number of inputs.
     pub fn width(&self) -> usize {
         self.preprocessor.width()
@@ -70,7 +76,7 @@ impl Prepared {
     /// Splits `data` (seeded by `rng`: stratified for classes, random for numbers), holds out a
     /// validation split when early stopping is on, fits the preprocessor on the rows the
     /// optimiser sees and encodes every split. The dataset is lent, so its table stays whole
-    /// beside the encoded matrix ([`Prepared::from_dataset`] gives it up as it encodes).
+    /// beside the encoded matrix ([`TrainingData::from_dataset`] gives it up as it encodes).
     pub fn new(data: &Dataset, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Result<Self> {
         // `draw_splits` holds out a validation split whenever early stopping is on.
         let rows = Self::draw_splits(data, config, rng, false)?;
@@ -83,7 +89,7 @@ impl Prepared {
         )
     }
 
-    /// [`Prepared::from_dataset`] over a lent dataset: what the tests compare it with.
+    /// [`TrainingData::from_dataset`] over a lent dataset: what the tests compare it with.
     #[cfg(test)]
     pub fn with_validation(
         data: &Dataset,
@@ -101,7 +107,7 @@ impl Prepared {
         )
     }
 
-    /// The rows of the training, validation (see [`Prepared::from_dataset`]) and test
+    /// The rows of the training, validation (see [`TrainingData::from_dataset`]) and test
     /// splits, drawn from `rng`: the test split first, the validation split from its rest.
     fn draw_splits(
         data: &Dataset,
@@ -171,7 +177,7 @@ impl Prepared {
         )
     }
 
-    /// As [`Prepared::new`], holding out a validation split (`training.validation_fraction` of
+    /// As [`TrainingData::new`], holding out a validation split (`training.validation_fraction` of
     /// the training rows, drawn after the test split from the same `rng`) whenever `validation`
     /// is true or early stopping is on: a sweep point holds one out to be ranked on. The dataset
     /// is taken: its columns are given back to the allocator block by block as the rows are
@@ -188,7 +194,7 @@ impl Prepared {
         Self::encode_splits(&data, Cow::Owned(table), config, rows, RELEASE_BLOCK_ROWS)
     }
 
-    /// [`Prepared::from_rows`] over `table` (the columns of `data`, lent or given): an owned
+    /// [`TrainingData::from_rows`] over `table` (the columns of `data`, lent or given): an owned
     /// table is cut back as its rows are encoded, from the last rows to the first, each split's
     /// matrix filled from its end, so freed raw rows and newly written encoded rows balance.
     /// The training, validation and test rows are `rows`; `block_rows` rows are encoded between
@@ -285,15 +291,14 @@ impl Prepared {
                 Labels::Numbers(rows.iter().map(|&r| (v[r] - s.mean) / s.std).collect())
             }
         };
-        let mut parts = splits.into_iter().map(|(rows, x)| Part {
-            x,
-            rows: rows.len(),
-            y: labels(rows),
+        let mut parts = splits.into_iter().map(|(rows, x)| EncodedSplit {
+            inputs: Encoded::from_dense(rows.len(), x, w),
+            labels: labels(rows),
         });
         let train = parts.next().expect("the training split");
         let valid = valid_rows.as_ref().and_then(|_| parts.next());
         let test = parts.next().expect("the test split");
-        Ok(Prepared {
+        Ok(TrainingData {
             task: data.schema.task,
             classes: data.class_names().to_vec(),
             preprocessor,
@@ -308,7 +313,7 @@ impl Prepared {
 /// Row numbers of the training, validation (if any) and test splits.
 type SplitRows = (Vec<usize>, Option<Vec<usize>>, Vec<usize>);
 
-/// Rows encoded between two cuts of an owned table (`Prepared::from_dataset`): 65,536 rows of a
+/// Rows encoded between two cuts of an owned table (`TrainingData::from_dataset`): 65,536 rows of a
 /// numeric column are 256 KiB given back at a time.
 const RELEASE_BLOCK_ROWS: usize = 65_536;
 
@@ -348,18 +353,18 @@ mod tests {
         let d = load(&p, DataConfig::default()).unwrap();
         assert_eq!(d.schema.task, Task::Regression);
         assert!(d.format.contains("delimiter ';'"), "{}", d.format);
-        let prep = Prepared::new(
+        let prep = TrainingData::new(
             &d,
             &TrainConfig::default(),
             &mut ChaCha8Rng::seed_from_u64(1),
         )
         .unwrap();
-        let Labels::Numbers(y) = &prep.train.y else {
+        let Labels::Numbers(y) = &prep.train.labels else {
             panic!()
         };
         let mean: f32 = y.iter().sum::<f32>() / y.len() as f32;
         assert!(mean.abs() < 1e-5, "{mean}");
-        assert_eq!((prep.train.rows, prep.test.rows), (40, 10));
+        assert_eq!((prep.train.rows(), prep.test.rows()), (40, 10));
         assert!(prep.target_scaling.is_some());
     }
 
@@ -395,7 +400,7 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(32))]
 
-            /// A table given to `Prepared`, cut back every `block` rows as they are encoded,
+            /// A table given to `TrainingData`, cut back every `block` rows as they are encoded,
             /// encodes exactly as the same table lent: the same inputs, labels and preprocessor,
             /// with or without a validation split.
             #[test]
@@ -411,8 +416,8 @@ mod tests {
                 let Ok(data) = labelled(&rows) else { return Ok(()) };
                 let config = TrainConfig::default();
                 let rng = || ChaCha8Rng::seed_from_u64(seed);
-                let lent = Prepared::with_validation(&data, &config, &mut rng(), validation);
-                let whole = Prepared::from_dataset(data.clone(), &config, &mut rng(), validation);
+                let lent = TrainingData::with_validation(&data, &config, &mut rng(), validation);
+                let whole = TrainingData::from_dataset(data.clone(), &config, &mut rng(), validation);
                 let Ok(lent) = lent else {
                     prop_assert!(whole.is_err());
                     return Ok(());
@@ -420,18 +425,18 @@ mod tests {
                 prop_assert_eq!(&whole.unwrap(), &lent);
 
                 let mut rng = rng();
-                let outer = Prepared::test_split(&data, &config, &mut rng).unwrap();
+                let outer = TrainingData::test_split(&data, &config, &mut rng).unwrap();
                 let inner = validation
-                    .then(|| Prepared::validation_split(&data, &config, &outer.train, &mut rng).unwrap());
+                    .then(|| TrainingData::validation_split(&data, &config, &outer.train, &mut rng).unwrap());
                 let fit = inner.as_ref().map_or(&outer.train, |i| &i.train);
                 let mut rest = data.clone();
                 let table = std::mem::take(&mut rest.table);
-                let owned = Prepared::encode_splits(
+                let owned = TrainingData::encode_splits(
                     &rest, Cow::Owned(table), &config, (fit.clone(), inner.as_ref().map(|i| i.test.clone()), outer.test.clone()), block,
                 ).unwrap();
                 prop_assert_eq!(&owned, &lent);
                 prop_assert_eq!(lent.valid.is_some(), validation);
-                prop_assert_eq!(lent.train.rows + lent.valid.map_or(0, |v| v.rows) + lent.test.rows, data.rows());
+                prop_assert_eq!(lent.train.rows() + lent.valid.map_or(0, |v| v.rows()) + lent.test.rows(), data.rows());
             }
         }
     }
