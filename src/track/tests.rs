@@ -142,6 +142,12 @@ fn config_params_are_the_resolved_config_flattened() {
         Some(config.training.epochs.to_string().as_str())
     );
     assert_eq!(get("data.path"), None, "unset values are left out");
+    // The recipe the config makes, by name and version.
+    assert_eq!(get("recipe.name"), Some(crate::recipe::RECIPE_NAME));
+    assert_eq!(
+        get("recipe.version"),
+        Some(crate::recipe::RECIPE_VERSION.to_string().as_str())
+    );
     let keys: std::collections::BTreeSet<_> = params.iter().map(|(k, _)| k).collect();
     assert_eq!(
         keys.len(),

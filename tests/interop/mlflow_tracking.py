@@ -159,6 +159,8 @@ def _():
     assert params["model.hidden"] == json.dumps(meta["config"]["model"]["hidden"]).replace(" ", "")
     assert float(params["training.learning_rate"]) == meta["config"]["training"]["learning_rate"]
     assert params["output.dir"] == MODEL
+    assert (params["recipe.name"], params["recipe.version"]) == (
+        meta["recipe"]["name"], str(meta["recipe"]["version"])), params
     tags = run.data.tags
     assert tags["iris_trainer.data_sha256"] == meta["data"]["sha256"], tags
     assert tags["iris_trainer.backend"] == meta["device"]["backend"], tags
