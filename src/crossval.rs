@@ -56,7 +56,7 @@ impl CrossValidationRun {
     pub fn prepare(config: TrainConfig, origin: &str, k: usize) -> Result<Self> {
         config.validate(origin)?;
         check_k(k, origin)?;
-        let dataset = Dataset::load(&config.data, config.preprocess.max_categories)?;
+        let dataset = Dataset::load(&config.data)?;
         Self::from_dataset(dataset, config, origin, k)
     }
 
@@ -260,7 +260,7 @@ mod tests {
     fn iris() -> (Dataset, TrainConfig) {
         let mut config = TrainConfig::default();
         config.training.epochs = 30;
-        let dataset = Dataset::load(&config.data, config.preprocess.max_categories).unwrap();
+        let dataset = Dataset::load(&config.data).unwrap();
         (dataset, config)
     }
 

@@ -55,7 +55,7 @@ impl TrainRun {
         folds: Option<usize>,
     ) -> Result<Self> {
         config.validate(origin)?;
-        let dataset = Dataset::load(&config.data, config.preprocess.max_categories)?;
+        let dataset = Dataset::load(&config.data)?;
         // The split draws from the seed's first stream; every epoch draws its batch order and
         // dropout masks from a stream of its own (`train::epoch_rng`).
         let mut rng = ChaCha8Rng::seed_from_u64(config.split_seed());

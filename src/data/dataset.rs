@@ -45,7 +45,7 @@ pub struct Dataset {
 
 impl Dataset {
     /// Reads the table `config` names (or the embedded Iris data) and decides its schema.
-    pub fn load(config: &DataConfig, max_categories: usize) -> Result<Self> {
+    pub fn load(config: &DataConfig) -> Result<Self> {
         let source = match &config.path {
             None => Source::Embedded,
             Some(p) => Source::Path(p.clone()),
@@ -63,7 +63,7 @@ impl Dataset {
             return Err(data_err("no data rows after the header".into()));
         }
         let schema =
-            Schema::infer(&plan, &table, max_categories).map_err(|e| data_err(e.to_string()))?;
+            Schema::infer(&plan, &table).map_err(|e| data_err(e.to_string()))?;
         let label = table
             .column(&schema.label)
             .ok_or_else(|| data_err(format!("label `{}` was not read", schema.label)))?;
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn embedded_iris_is_150_by_4_with_50_per_class() {
-        let d = Dataset::load(&DataConfig::default(), 100).unwrap();
+        let d = Dataset::load(&DataConfig::default()).unwrap();
         assert_eq!((d.rows(), d.schema.features.len()), (150, 4));
         assert_eq!(d.class_names(), ["setosa", "versicolor", "virginica"]);
         assert_eq!(d.class_counts(), [50, 50, 50]);

@@ -22,7 +22,6 @@ pub(super) fn load(path: &Path, cfg: DataConfig) -> Result<Dataset> {
             path: Some(path.to_path_buf()),
             ..cfg
         },
-        100,
     )
 }
 

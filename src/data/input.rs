@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn rows_for_a_model_are_matched_by_name_or_layout() {
-        let d = Dataset::load(&DataConfig::default(), 100).unwrap();
+        let d = Dataset::load(&DataConfig::default()).unwrap();
         let (p, _) = Preprocessor::fit(
             &d.table,
             &d.schema,

@@ -37,14 +37,19 @@ pub enum Encoder {
         /// The value a missing entry takes (the training rows' share of `true`).
         fill: f32,
     },
-    /// One 0/1 input per level (and one for "missing" when `missing_level`).
+    /// One 0/1 input per level (and one for "missing" when `missing_level`, one for every other
+    /// level when `other_level`).
     Categorical {
         /// The column.
         name: String,
-        /// Levels seen in the training rows, in input order.
+        /// Levels of the training rows that have an input, in input order.
         levels: Vec<String>,
         /// Whether "missing" has its own input (training rows had missing values).
         missing_level: bool,
+        /// Whether the levels without an input of their own share one: the column had more
+        /// levels than `preprocess.max_categories`, and only the most frequent were kept.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        other_level: bool,
     },
 }
 
@@ -75,12 +80,13 @@ impl Encoder {
             Encoder::Categorical {
                 levels,
                 missing_level,
+                other_level,
                 ..
-            } => levels.len() + usize::from(*missing_level),
+            } => levels.len() + usize::from(*missing_level) + usize::from(*other_level),
         }
     }
 
-    /// Names of its inputs: `col`, `col:missing`, `col=level`, `col=<missing>`.
+    /// Names of its inputs: `col`, `col:missing`, `col=level`, `col=<missing>`, `col=<other>`.
     pub fn input_names(&self) -> Vec<String> {
         match self {
             Encoder::Numeric {
@@ -97,10 +103,14 @@ impl Encoder {
                 name,
                 levels,
                 missing_level,
+                other_level,
             } => {
                 let mut v: Vec<String> = levels.iter().map(|l| format!("{name}={l}")).collect();
                 if *missing_level {
                     v.push(format!("{name}=<missing>"));
+                }
+                if *other_level {
+                    v.push(format!("{name}=<other>"));
                 }
                 v
             }
@@ -210,9 +220,10 @@ impl Encoding {
                 Encoder::Categorical {
                     levels,
                     missing_level,
+                    other_level,
                     ..
                 } => {
-                    if levels.is_empty() && !missing_level {
+                    if levels.is_empty() && !missing_level && !other_level {
                         return Err(EncodingError::NoLevels { feature: feature() });
                     }
                     for (j, l) in levels.iter().enumerate() {
@@ -625,10 +636,14 @@ impl Preprocessor {
                     Encoder::Categorical {
                         levels,
                         missing_level,
+                        other_level,
                         ..
                     } => {
                         let position = |value: &str| levels.iter().position(|l| l == value);
                         let missing_input = missing_level.then_some(levels.len());
+                        // Levels without an input of their own share the last one.
+                        let other_input =
+                            other_level.then_some(levels.len() + usize::from(*missing_level));
                         for i in block.clone() {
                             let r = row_at(rows, i);
                             let (slot, value) = match col {
@@ -639,13 +654,13 @@ impl Preprocessor {
                                 ColumnData::Numeric(v) if v[r].is_nan() => (missing_input, None),
                                 ColumnData::Numeric(v) => (position(&format_number(v[r])), None),
                             };
-                            match slot {
+                            let is_missing = match col {
+                                ColumnData::Text { codes, .. } => codes[r] == MISSING,
+                                ColumnData::Numeric(v) => v[r].is_nan(),
+                            };
+                            match slot.or(if is_missing { None } else { other_input }) {
                                 Some(j) => out[i * w + offset + j] = 1.0,
                                 None => {
-                                    let is_missing = match col {
-                                        ColumnData::Text { codes, .. } => codes[r] == MISSING,
-                                        ColumnData::Numeric(v) => v[r].is_nan(),
-                                    };
                                     if !is_missing {
                                         *count += 1;
                                         if examples.len() < 5 {
@@ -786,13 +801,53 @@ fn fit_encoder(
             };
             sort_levels(&mut levels);
             levels.dedup();
+            let other_level = levels.len() > config.max_categories;
+            if other_level {
+                levels = most_frequent(data, rows, levels, config.max_categories);
+            }
             Encoder::Categorical {
                 name,
                 levels,
                 missing_level: has_missing,
+                other_level,
             }
         }
     })
+}
+
+/// The levels (of `levels`, sorted) that occur at least twice in `rows`, at most `keep` of the
+/// most frequent (ties in `levels`' order), in `levels`' order: the ones a column of too many
+/// levels keeps an input for. A level seen once cannot be learned from.
+fn most_frequent(data: &ColumnData, rows: &[usize], levels: Vec<String>, keep: usize) -> Vec<String> {
+    let mut count = vec![0usize; levels.len()];
+    let position: std::collections::HashMap<&str, usize> =
+        levels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    match data {
+        ColumnData::Text { codes, levels: own } => {
+            let map: Vec<Option<usize>> =
+                own.iter().map(|l| position.get(l.as_str()).copied()).collect();
+            for &r in rows {
+                if let Some(Some(i)) = (codes[r] != MISSING).then(|| map[codes[r] as usize]) {
+                    count[i] += 1;
+                }
+            }
+        }
+        ColumnData::Numeric(v) => {
+            for &r in rows {
+                if !v[r].is_nan()
+                    && let Some(&i) = position.get(format_number(v[r]).as_str())
+                {
+                    count[i] += 1;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..levels.len()).filter(|&i| count[i] >= 2).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(count[i]));
+    order.truncate(keep);
+    order.sort_unstable();
+    let mut levels = levels.into_iter().map(Some).collect::<Vec<_>>();
+    order.into_iter().filter_map(|i| levels[i].take()).collect()
 }
 
 #[cfg(test)]
@@ -847,6 +902,62 @@ mod tests {
             ignored: vec![],
             task_reason: String::new(),
         }
+    }
+
+    #[test]
+    fn a_column_of_too_many_levels_keeps_the_frequent_ones_and_one_for_the_rest() {
+        // Training rows: a x5, b x3, c x2, d x1, e x1 and a blank; two inputs allowed.
+        let words = ["a", "a", "a", "a", "a", "b", "b", "b", "c", "c", "d", "e"];
+        let mut levels: Vec<String> = vec!["a", "b", "c", "d", "e", "zzz"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let mut codes: Vec<u32> = words
+            .iter()
+            .map(|w| levels.iter().position(|l| l == w).unwrap() as u32)
+            .collect();
+        codes.push(MISSING);
+        codes.push(5); // `zzz`: not a training row
+        levels.truncate(6);
+        let t = Table::new(vec![Column {
+            name: "c".into(),
+            data: ColumnData::Text { codes, levels },
+        }])
+        .unwrap();
+        let schema = Schema {
+            columns: vec!["c".into(), "y".into()],
+            label: "y".into(),
+            task: Task::Classification,
+            features: vec![Feature {
+                name: "c".into(),
+                kind: FeatureType::Categorical,
+            }],
+            ignored: vec![],
+            task_reason: String::new(),
+        };
+        let cfg = PreprocessConfig {
+            max_categories: 2,
+            ..PreprocessConfig::default()
+        };
+        let train: Vec<usize> = (0..13).collect();
+        let (p, _) = Preprocessor::fit(&t, &schema, &train, &cfg, &[]).unwrap();
+        assert_eq!(
+            p.encoding.input_names(),
+            ["c=a", "c=b", "c=<missing>", "c=<other>"]
+        );
+        let (x, unseen) = p.encode(&t, Some(&[0, 5, 8, 10, 12, 13])).unwrap();
+        let rows: Vec<&[f32]> = x.dense().chunks(4).collect();
+        assert_eq!(rows[0], [1.0, 0.0, 0.0, 0.0], "a");
+        assert_eq!(rows[1], [0.0, 1.0, 0.0, 0.0], "b");
+        assert_eq!(rows[2], [0.0, 0.0, 0.0, 1.0], "c: too rare for its own input");
+        assert_eq!(rows[3], [0.0, 0.0, 0.0, 1.0], "d: seen once");
+        assert_eq!(rows[4], [0.0, 0.0, 1.0, 0.0], "a blank is missing, not other");
+        assert_eq!(rows[5], [0.0, 0.0, 0.0, 1.0], "a level never seen: other");
+        assert_eq!(unseen.total(), 0, "every value has an input");
+        // Within the limit, nothing changes: no other input.
+        let (p, _) =
+            Preprocessor::fit(&t, &schema, &train, &PreprocessConfig::default(), &[]).unwrap();
+        assert_eq!(p.encoding.width(), 6, "5 levels and missing");
     }
 
     #[test]

@@ -42,10 +42,6 @@ pub fn boolean_value(value: &str) -> Option<bool> {
 /// A numeric label with at most this many distinct whole values is taken as classes.
 pub const MAX_NUMERIC_CLASSES: usize = 20;
 
-/// A text feature with at least this many present values, nearly all distinct, is taken as an
-/// identifier and refused.
-const IDENTIFIER_MIN_ROWS: usize = 20;
-
 /// The setting that names a column, as messages show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting {
@@ -194,33 +190,6 @@ pub enum SchemaError {
         column: String,
         /// The first value that is not a boolean word.
         value: String,
-    },
-    /// A text column whose values are nearly all distinct, taken as an identifier.
-    #[error(
-        "column `{column}` looks like an identifier ({distinct} distinct values in {rows} rows), \
-         which a model cannot learn from; leave it out with --ignore {column} (or `data.ignore`)"
-    )]
-    Identifier {
-        /// The column.
-        column: String,
-        /// Its distinct values.
-        distinct: usize,
-        /// Its present values.
-        rows: usize,
-    },
-    /// A categorical column with more levels than one-hot encoding takes.
-    #[error(
-        "column `{column}` has {distinct} distinct values; one-hot encoding takes at most {max} \
-         (`preprocess.max_categories`): leave it out with --ignore {column}, raise the limit, \
-         or declare it numeric if its values are numbers"
-    )]
-    TooManyCategories {
-        /// The column.
-        column: String,
-        /// Its distinct values.
-        distinct: usize,
-        /// The limit, `preprocess.max_categories`.
-        max: usize,
     },
 }
 
@@ -431,14 +400,10 @@ pub fn sort_levels(values: &mut [String]) {
 
 impl Schema {
     /// Decides types and the task from `table` (read with `plan.kinds()`), checking that each
-    /// feature is usable. `max_categories` bounds one-hot columns: this is the one place the
-    /// limit is checked, on every row, so the levels of any training rows are within it. The
+    /// feature is usable. A category column of any number of levels is: its encoder keeps an
+    /// input for the most frequent (`preprocess.max_categories`) and one for the rest. The
     /// caller adds the file to an error.
-    pub fn infer(
-        plan: &ColumnPlan,
-        table: &Table,
-        max_categories: usize,
-    ) -> Result<Self, SchemaError> {
+    pub fn infer(plan: &ColumnPlan, table: &Table) -> Result<Self, SchemaError> {
         let label = plan.label_name().to_string();
         let label_col = table
             .column(&label)
@@ -476,7 +441,6 @@ impl Schema {
                 (ColumnData::Numeric(_), Some(t)) => t,
                 (ColumnData::Text { codes, levels }, set) => {
                     let present = present_levels(codes, levels);
-                    let values = codes.iter().filter(|&&c| c != MISSING).count();
                     // Any spelling and case of the boolean words (Yes, yes, no...).
                     let is_boolean = !present.is_empty()
                         && present
@@ -498,27 +462,6 @@ impl Schema {
                             column: name.clone(),
                             value: bad,
                         });
-                    }
-                    if kind == FeatureType::Categorical {
-                        // A declared categorical column is the user's choice, never an
-                        // identifier; either kind is held to the one-hot limit.
-                        if set.is_none()
-                            && values >= IDENTIFIER_MIN_ROWS
-                            && present.len() * 10 >= values * 9
-                        {
-                            return Err(SchemaError::Identifier {
-                                column: name.clone(),
-                                distinct: present.len(),
-                                rows: values,
-                            });
-                        }
-                        if present.len() > max_categories {
-                            return Err(SchemaError::TooManyCategories {
-                                column: name.clone(),
-                                distinct: present.len(),
-                                max: max_categories,
-                            });
-                        }
                     }
                     kind
                 }
@@ -745,7 +688,7 @@ mod tests {
     fn infer(cols: Vec<Column>, cfg: &DataConfig) -> Result<Schema, SchemaError> {
         let n: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
         let plan = ColumnPlan::new(&n, cfg)?;
-        Schema::infer(&plan, &Table::new(cols).unwrap(), 100)
+        Schema::infer(&plan, &Table::new(cols).unwrap())
     }
 
     #[test]
@@ -803,58 +746,26 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_and_too_many_levels_are_refused() {
+    fn identifiers_and_columns_of_many_levels_are_categories() {
+        // Nearly one value per row, and many repeated levels: neither is refused (the encoder
+        // keeps inputs for the frequent levels, one for the rest).
         let ids: Vec<String> = (0..50).map(|i| format!("id{i}")).collect();
         let id_col: Vec<Option<&str>> = ids.iter().map(|s| Some(s.as_str())).collect();
+        let many: Vec<String> = (0..50).map(|i| format!("v{}", i % 20)).collect();
+        let many_col: Vec<Option<&str>> = many.iter().map(|s| Some(s.as_str())).collect();
         let y: Vec<Option<&str>> = (0..50).map(|i| Some(["a", "b"][i % 2])).collect();
-        let m = infer(
-            vec![text("name", &id_col), text("y", &y)],
+        let s = infer(
+            vec![text("name", &id_col), text("zip", &many_col), text("y", &y)],
             &DataConfig::default(),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            m.contains("looks like an identifier") && m.contains("--ignore name"),
-            "{m}"
-        );
-        // Many levels, repeated: over the one-hot limit.
-        let many: Vec<String> = (0..400).map(|i| format!("v{}", i % 120)).collect();
-        let col: Vec<Option<&str>> = many.iter().map(|s| Some(s.as_str())).collect();
-        let y: Vec<Option<&str>> = (0..400).map(|i| Some(["a", "b"][i % 2])).collect();
-        let m = infer(
-            vec![text("zip", &col), text("y", &y)],
-            &DataConfig::default(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            m.contains("120 distinct values") && m.contains("max_categories"),
-            "{m}"
-        );
-        // Declared categorical: never taken for an identifier, but held to the same limit.
-        let ids = infer(
-            vec![text("name", &id_col), text("y", &y[..50])],
-            &DataConfig {
-                types: [("name".to_string(), FeatureType::Categorical)].into(),
-                ..DataConfig::default()
-            },
-        );
-        assert!(ids.is_ok(), "{ids:?}");
-        let e = infer(
-            vec![text("zip", &col), text("y", &y)],
-            &DataConfig {
-                types: [("zip".to_string(), FeatureType::Categorical)].into(),
-                ..DataConfig::default()
-            },
-        )
-        .unwrap_err();
+        .unwrap();
+        let kinds: Vec<_> = s.features.iter().map(|f| (f.name.as_str(), f.kind)).collect();
         assert_eq!(
-            e,
-            SchemaError::TooManyCategories {
-                column: "zip".into(),
-                distinct: 120,
-                max: 100
-            }
+            kinds,
+            [
+                ("name", FeatureType::Categorical),
+                ("zip", FeatureType::Categorical)
+            ]
         );
     }
 

@@ -776,6 +776,7 @@ mod tests {
                     name: "island".into(),
                     levels: vec!["Biscoe".into(), "Dream".into()],
                     missing_level: false,
+                    other_level: false,
                 },
                 Encoder::Numeric {
                     name: "bill".into(),

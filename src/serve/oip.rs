@@ -1593,6 +1593,7 @@ mod tests {
                     name: "island".into(),
                     levels: vec!["Biscoe".into(), "Dream".into()],
                     missing_level: true,
+                    other_level: false,
                 },
                 Encoder::Numeric {
                     name: "bill".into(),

@@ -34,11 +34,20 @@ fn feature_schema(e: Option<&Encoder>) -> Value {
         }
         Some(Encoder::Boolean { .. }) => json!({"type": ["boolean", "string", "null"],
             "description": "true/false (or yes/no, y/n, t/f, 1/0); null: missing"}),
-        Some(Encoder::Categorical { levels, .. }) => {
+        Some(Encoder::Categorical {
+            levels,
+            other_level: false,
+            ..
+        }) => {
             let mut values: Vec<Value> = levels.iter().map(|l| json!(l)).collect();
             values.push(Value::Null);
             json!({"type": ["string", "null"], "enum": values,
                    "description": "a level seen in training; another value is accepted and encoded as all zeros (counted in /metrics as iris_trainer_unseen_categories_total)"})
+        }
+        Some(Encoder::Categorical { levels, .. }) => {
+            let examples: Vec<Value> = levels.iter().take(20).map(|l| json!(l)).collect();
+            json!({"type": ["string", "null"], "examples": examples,
+                   "description": "any value: the frequent levels of training have an input each, every other value shares one"})
         }
     }
 }

@@ -21,7 +21,7 @@ fn one_frozen_epoch(regression: bool, validation: bool) -> TrainedModel<Inner> {
         config.data.label = Some(ColumnRef::Name("petal_width".into()));
         config.data.task = Some(Task::Regression);
     }
-    let dataset = Dataset::load(&config.data, 100).unwrap();
+    let dataset = Dataset::load(&config.data).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let prepared = TrainingData::with_validation(&dataset, &config, &mut rng, validation).unwrap();
     assert_ne!(

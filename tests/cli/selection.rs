@@ -330,7 +330,7 @@ fn no_selection_path_reads_the_test_split() {
     // The test rows, as `train` draws them (the library's own split).
     let mut config = TrainConfig::default();
     config.data.path = Some(clean.clone());
-    let dataset = Dataset::load(&config.data, config.preprocess.max_categories).unwrap();
+    let dataset = Dataset::load(&config.data).unwrap();
     let split = TrainingData::test_split(
         &dataset,
         &config,

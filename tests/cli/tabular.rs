@@ -486,39 +486,39 @@ fn comma_semicolon_tab_gzip_and_parquet_train_the_same_model() {
 }
 
 #[test]
-fn identifier_columns_are_refused_until_ignored() {
+fn identifier_columns_and_columns_of_many_levels_train() {
+    // Recipe version 2 refuses neither (version 1 did): a column's frequent levels get an input
+    // each, the rest one shared `<other>` input.
     let dir = tempfile::tempdir().unwrap();
-    let mut csv = String::from("name,size,kind\n");
-    for i in 0..60 {
+    let mut csv = String::from("name,colour,size,kind\n");
+    for i in 0..400 {
         csv += &format!(
-            "bird-{i:03},{},{}\n",
+            "bird-{i:03},c{},{},{}\n",
+            i % 150,
             i % 7,
             if i % 2 == 0 { "a" } else { "b" }
         );
     }
     let f = write(dir.path(), "ids.csv", csv);
-    cmd()
-        .args(["train", "--quiet", "--data"])
-        .arg(&f)
-        .arg("--out")
-        .arg(dir.path().join("m"))
-        .fails(
-            4,
-            &[
-                "column `name` looks like an identifier",
-                "--ignore name",
-                "ids.csv",
-            ],
-        );
-    let (model, _) = train(&[
-        "--data",
-        f.to_str().unwrap(),
-        "--ignore",
-        "name",
-        "--epochs",
-        "5",
-    ]);
-    assert_eq!(metadata(model.path())["features"], json!(["size"]));
+    let (model, _) = train(&["--data", f.to_str().unwrap(), "--epochs", "2"]);
+    let m = metadata(model.path());
+    assert_eq!(m["features"], json!(["name", "colour", "size"]));
+    let columns = &m["preprocessing"]["encoding"]["columns"];
+    // Every name occurs once: no level to learn, only the shared input.
+    assert_eq!(columns[0]["levels"], json!([]));
+    assert_eq!(columns[0]["other_level"], true);
+    // 150 levels, each 2 or 3 times in the training rows: the 100 most frequent kept.
+    assert_eq!(columns[1]["levels"].as_array().unwrap().len(), 100);
+    assert_eq!(columns[1]["other_level"], true);
+    // A name never seen predicts (through `<other>`), with no unseen-category warning.
+    let out = cmd()
+        .args(["predict", "--model"])
+        .arg(model.path())
+        .args(["bird-999", "c1", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("never seen"), "{out:?}");
 }
 
 #[test]
@@ -581,24 +581,6 @@ fn bad_tables_are_errors_naming_file_column_and_line() {
         &["--label", "species"],
         4,
         &["stray.csv", "line 3", "bill_length_mm", "thirty-nine"],
-    );
-    // A category with more levels than one-hot encoding takes (`preprocess.max_categories`,
-    // 100), but not an identifier (a level repeats): refused, saying how to go on.
-    let mut csv = String::from("colour,size,kind\n");
-    for i in 0..400 {
-        csv += &format!("c{},{},{}\n", i % 150, i % 7, ["a", "b"][i % 2]);
-    }
-    let f = write(dir.path(), "levels.csv", csv);
-    fails(
-        &f,
-        &[],
-        4,
-        &[
-            "levels.csv",
-            "`colour` has 150 distinct values",
-            "preprocess.max_categories",
-            "--ignore colour",
-        ],
     );
     // One class only.
     let f = write(

@@ -74,10 +74,13 @@ def encode(rows, meta):
                          "false": 0.0, "no": 0.0, "n": 0.0, "f": 0.0, "0": 0.0}
                 inputs.append(col["fill"] if absent else truth[raw.lower()])
             elif kind == "categorical":
-                # One 0/1 input per level; a level never seen in training is all zeros.
+                # One 0/1 input per level; a level without an input of its own is the shared
+                # "other" input when there is one, else all zeros.
                 inputs.extend(1.0 if (not absent and raw == level) else 0.0 for level in col["levels"])
                 if col["missing_level"]:
                     inputs.append(1.0 if absent else 0.0)
+                if col.get("other_level", False):
+                    inputs.append(1.0 if (not absent and raw not in col["levels"]) else 0.0)
             else:
                 raise ValueError(f"unknown encoder type {kind}")
         x.append(inputs)
