@@ -197,8 +197,10 @@ impl Default for ModelConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
-    /// Passes over the training split.
+    /// Passes over the training split (at most: see `max_steps`).
     pub epochs: usize,
+    /// The most optimiser steps of a run: a table of many batches gets fewer epochs.
+    pub max_steps: usize,
     /// Rows per optimiser step; `None` is full batch.
     pub batch_size: Option<usize>,
     /// Adam's step size.
@@ -223,6 +225,7 @@ impl Default for TrainingConfig {
     fn default() -> Self {
         Self {
             epochs: 300,
+            max_steps: 100_000,
             batch_size: None,
             learning_rate: 0.01,
             weight_decay: 0.0,
@@ -396,6 +399,7 @@ impl TrainConfig {
                 learning_rate: t.learning_rate,
                 schedule: Schedule::Constant,
                 epochs: t.epochs,
+                max_steps: t.max_steps,
                 batch_size: t.batch_size,
                 early_stopping_patience: t.early_stopping_patience,
                 validation_fraction: t.validation_fraction,
@@ -494,6 +498,18 @@ mod tests {
             assert_eq!(c.training.batch_size, Some(32), "{name}");
             assert!(c.data.label.is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn the_tabular_config_is_the_measured_one() {
+        let text = include_str!("../configs/tabular.toml");
+        let c = TrainConfig::from_toml_str(text, "configs/tabular.toml").unwrap();
+        c.validate("configs/tabular.toml").unwrap();
+        assert_eq!(c.model.hidden, [256, 256]);
+        assert_eq!(c.training.batch_size, Some(256));
+        assert_eq!(c.training.early_stopping_patience, Some(20));
+        assert_eq!(c.training.max_steps, 10_000);
+        assert_eq!(c.data, TrainConfig::default().data, "it names no data");
     }
 
     #[test]

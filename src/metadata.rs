@@ -545,7 +545,11 @@ mod legacy {
                 created_by: self.created_by,
                 created_at: self.created_at,
                 device: self.device,
-                recipe: self.config.recipe(),
+                // Written before recipes had versions: what version 1 built.
+                recipe: Recipe {
+                    version: 1,
+                    ..self.config.recipe()
+                },
                 config: self.config,
                 model: EnsembleConfig::new(&self.model, 1),
                 parameters: self.parameters,

@@ -12,11 +12,16 @@ use serde::{Deserialize, Serialize};
 
 /// The recipe this program builds: an MLP on one-hot and standardised inputs.
 pub const RECIPE_NAME: &str = "mlp";
-/// The version of [`RECIPE_NAME`] this program builds. Version 1 is what every model directory
-/// before format 3 was made with.
-pub const RECIPE_VERSION: u32 = 1;
+/// The version of [`RECIPE_NAME`] this program builds.
+///
+/// - Version 1: what every model directory before format 3 was made with; a category column of
+///   more levels than `max_categories` was refused.
+/// - Version 2: a category column of any number of levels is encoded (its most frequent
+///   `max_categories` levels seen at least twice get an input each, the rest one shared input),
+///   and a run takes at most `max_steps` optimiser steps.
+pub const RECIPE_VERSION: u32 = 2;
 /// Every version of [`RECIPE_NAME`] this program reads.
-pub const READABLE_RECIPE_VERSIONS: [u32; 1] = [1];
+pub const READABLE_RECIPE_VERSIONS: [u32; 2] = [1, 2];
 
 /// Most hidden layers a network may have.
 pub const MAX_LAYERS: usize = 64;
@@ -214,8 +219,12 @@ pub struct FittingRecipe {
     pub learning_rate: f64,
     /// How the step size changes.
     pub schedule: Schedule,
-    /// Passes over the training rows.
+    /// Passes over the training rows (at most: see `max_steps`).
     pub epochs: usize,
+    /// The most optimiser steps of a run: a table of many batches gets fewer epochs. Version 1
+    /// had no such bound.
+    #[serde(default = "unbounded")]
+    pub max_steps: usize,
     /// Rows per step; `None` is full batch.
     pub batch_size: Option<usize>,
     /// Stop after this many epochs without a better validation loss (and keep the best epoch);
@@ -242,6 +251,10 @@ impl FittingRecipe {
             },
         }
     }
+}
+
+fn unbounded() -> usize {
+    usize::MAX
 }
 
 /// How many networks make the model, and how their answers are combined.
@@ -367,6 +380,13 @@ impl Recipe {
                 &format!("must be between 1 and {MAX_EPOCHS}"),
             ));
         }
+        if t.max_steps == 0 {
+            return Err(bad(
+                "training.max_steps",
+                t.max_steps.to_string(),
+                "must be at least 1",
+            ));
+        }
         if t.batch_size == Some(0) {
             return Err(bad(
                 "training.batch_size",
@@ -442,6 +462,7 @@ mod tests {
                 learning_rate: 0.01,
                 schedule: Schedule::Constant,
                 epochs: 300,
+                max_steps: 10_000,
                 batch_size: None,
                 early_stopping_patience: None,
                 validation_fraction: 0.1,

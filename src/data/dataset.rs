@@ -62,8 +62,7 @@ impl Dataset {
         if table.rows() == 0 {
             return Err(data_err("no data rows after the header".into()));
         }
-        let schema =
-            Schema::infer(&plan, &table).map_err(|e| data_err(e.to_string()))?;
+        let schema = Schema::infer(&plan, &table).map_err(|e| data_err(e.to_string()))?;
         let label = table
             .column(&schema.label)
             .ok_or_else(|| data_err(format!("label `{}` was not read", schema.label)))?;

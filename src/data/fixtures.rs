@@ -17,12 +17,10 @@ pub(super) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 /// Loads the file at `path` as training data, with `cfg`'s other settings.
 pub(super) fn load(path: &Path, cfg: DataConfig) -> Result<Dataset> {
-    Dataset::load(
-        &DataConfig {
-            path: Some(path.to_path_buf()),
-            ..cfg
-        },
-    )
+    Dataset::load(&DataConfig {
+        path: Some(path.to_path_buf()),
+        ..cfg
+    })
 }
 
 /// A table's cells as text (`None`: missing), so that tables read by different readers

@@ -818,14 +818,24 @@ fn fit_encoder(
 /// The levels (of `levels`, sorted) that occur at least twice in `rows`, at most `keep` of the
 /// most frequent (ties in `levels`' order), in `levels`' order: the ones a column of too many
 /// levels keeps an input for. A level seen once cannot be learned from.
-fn most_frequent(data: &ColumnData, rows: &[usize], levels: Vec<String>, keep: usize) -> Vec<String> {
+fn most_frequent(
+    data: &ColumnData,
+    rows: &[usize],
+    levels: Vec<String>,
+    keep: usize,
+) -> Vec<String> {
     let mut count = vec![0usize; levels.len()];
-    let position: std::collections::HashMap<&str, usize> =
-        levels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    let position: std::collections::HashMap<&str, usize> = levels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
     match data {
         ColumnData::Text { codes, levels: own } => {
-            let map: Vec<Option<usize>> =
-                own.iter().map(|l| position.get(l.as_str()).copied()).collect();
+            let map: Vec<Option<usize>> = own
+                .iter()
+                .map(|l| position.get(l.as_str()).copied())
+                .collect();
             for &r in rows {
                 if let Some(Some(i)) = (codes[r] != MISSING).then(|| map[codes[r] as usize]) {
                     count[i] += 1;
@@ -949,9 +959,17 @@ mod tests {
         let rows: Vec<&[f32]> = x.dense().chunks(4).collect();
         assert_eq!(rows[0], [1.0, 0.0, 0.0, 0.0], "a");
         assert_eq!(rows[1], [0.0, 1.0, 0.0, 0.0], "b");
-        assert_eq!(rows[2], [0.0, 0.0, 0.0, 1.0], "c: too rare for its own input");
+        assert_eq!(
+            rows[2],
+            [0.0, 0.0, 0.0, 1.0],
+            "c: too rare for its own input"
+        );
         assert_eq!(rows[3], [0.0, 0.0, 0.0, 1.0], "d: seen once");
-        assert_eq!(rows[4], [0.0, 0.0, 1.0, 0.0], "a blank is missing, not other");
+        assert_eq!(
+            rows[4],
+            [0.0, 0.0, 1.0, 0.0],
+            "a blank is missing, not other"
+        );
         assert_eq!(rows[5], [0.0, 0.0, 0.0, 1.0], "a level never seen: other");
         assert_eq!(unseen.total(), 0, "every value has an input");
         // Within the limit, nothing changes: no other input.

@@ -759,7 +759,11 @@ mod tests {
             &DataConfig::default(),
         )
         .unwrap();
-        let kinds: Vec<_> = s.features.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+        let kinds: Vec<_> = s
+            .features
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind))
+            .collect();
         assert_eq!(
             kinds,
             [

@@ -179,6 +179,12 @@ impl<B: Backend> Loss<B> {
     }
 }
 
+/// `epochs`, or fewer when that many would take more than `max_steps` optimiser steps of
+/// `batches` batches each (at least one epoch).
+pub fn capped_epochs(epochs: usize, max_steps: usize, batches: usize) -> usize {
+    epochs.min((max_steps / batches.max(1)).max(1))
+}
+
 /// Rows read back from the device at a time when scoring a split: bounds the host memory
 /// scoring needs, whatever the split's size.
 const SCORE_CHUNK_ROWS: usize = 65_536;
@@ -452,18 +458,20 @@ pub fn fit<B: AutodiffBackend>(
     };
 
     let batch = t.batch_size.unwrap_or(n).min(n).max(1);
+    // A large table gets fewer epochs: at most `max_steps` optimiser steps in all.
+    let epochs = capped_epochs(t.epochs, t.max_steps, n.div_ceil(batch));
     let mut order: Vec<usize> = (0..n).collect();
     let mut state = LoopState::<B> {
         epoch: 0,
         early_stopping: t.early_stopping_patience.map(EarlyStopping::new),
-        history: Vec::with_capacity(t.epochs.min(100_000)),
+        history: Vec::with_capacity(epochs.min(100_000)),
         best: None,
     };
     let mut saved_epoch = None;
-    observer.started(t.epochs);
+    observer.started(epochs);
     if let Some(bytes) = found {
         match Checkpoint::<B>::from_bytes(bytes, &fingerprint, &mlp, model.clone(), device) {
-            Ok(c) if c.epoch <= t.epochs => {
+            Ok(c) if c.epoch <= epochs => {
                 model = c.model;
                 optim = optim.load_record(c.optimizer);
                 state = LoopState {
@@ -478,7 +486,7 @@ pub fn fit<B: AutodiffBackend>(
             Ok(c) => observer.checkpoint_ignored(
                 &checkpoint::Refused::PastTheEnd {
                     epoch: c.epoch,
-                    epochs: t.epochs,
+                    epochs: epochs,
                 }
                 .to_string(),
             ),
@@ -487,7 +495,7 @@ pub fn fit<B: AutodiffBackend>(
     }
     let mut stopped_early = false;
     let result: Result<()> = 'train: {
-        for epoch in state.epoch + 1..=t.epochs {
+        for epoch in state.epoch + 1..=epochs {
             // Interrupted between epochs, or part-way through one: keep the last epoch completed.
             let mut interrupted = interrupter.signal();
             if interrupted.is_none() {
@@ -525,10 +533,10 @@ pub fn fit<B: AutodiffBackend>(
                             scorer,
                         };
                         if state.finish_epoch(epoch, &train_eval, &model, &scoring, observer) {
-                            stopped_early = epoch < t.epochs;
+                            stopped_early = epoch < epochs;
                             break;
                         }
-                        if t.checkpoint_every.is_some_and(|k| epoch % k == 0) && epoch < t.epochs {
+                        if t.checkpoint_every.is_some_and(|k| epoch % k == 0) && epoch < epochs {
                             checkpoints.save(&state.encode(
                                 &model,
                                 &optim.to_record(),

@@ -91,3 +91,19 @@ fn the_final_training_scores_cover_the_validation_rows_too() {
         fitted.train.loss()
     );
 }
+
+#[test]
+fn max_steps_caps_the_epochs_of_a_table_of_many_batches() {
+    assert_eq!(
+        super::capped_epochs(300, 100_000, 1),
+        300,
+        "full batch: uncapped"
+    );
+    assert_eq!(super::capped_epochs(200, 10_000, 100), 100);
+    assert_eq!(
+        super::capped_epochs(200, 10_000, 50_000),
+        1,
+        "at least one epoch"
+    );
+    assert_eq!(super::capped_epochs(5, 10, 3), 3);
+}

@@ -518,7 +518,10 @@ fn identifier_columns_and_columns_of_many_levels_train() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("never seen"), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("never seen"),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -45,7 +45,7 @@ fn default_training_writes_a_complete_accurate_model() {
     assert_eq!(m["format_version"], 3);
     assert_eq!(m["task"], "classification");
     assert_eq!(m["recipe"]["name"], "mlp");
-    assert_eq!(m["recipe"]["version"], 1);
+    assert_eq!(m["recipe"]["version"], 2);
     assert_eq!(m["model"]["members"], 1);
     assert_eq!(
         m["preprocessing"]["encoding"]["columns"][0]["type"],
@@ -258,6 +258,28 @@ fn early_stopping_keeps_the_best_epoch() {
     assert!(run < 5000 && best + 10 == run, "run {run}, best {best}");
     assert_eq!(m["split"]["valid"], 12);
     assert_eq!(m["split"]["train"], 108);
+}
+
+#[test]
+fn max_steps_bounds_the_epochs_of_a_table_of_many_batches() {
+    // 120 training rows in batches of 8: 15 steps an epoch, so 40 steps allow 2 of the 50.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[training]\nepochs = 50\nbatch_size = 8\nmax_steps = 40\n",
+    );
+    let out = dir.path().join("m");
+    cmd()
+        .args(["--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let m = metadata(&out);
+    assert_eq!(m["metrics"]["epochs_run"], 2);
+    assert_eq!(m["recipe"]["fitting"]["max_steps"], 40);
 }
 
 #[test]
