@@ -168,6 +168,11 @@ def main():
     p.add_argument("--tables", help="comma-separated items of the corpus to run (default: all)")
     p.add_argument("--args", default="", help="extra arguments for `iris-trainer train`")
     p.add_argument("--realmlp", action="store_true", help="also run RealMLP-TD (pytabkit)")
+    p.add_argument("--realmlp-python", default=sys.executable,
+                   help="the Python that has pytabkit (it needs a scikit-learn older than 1.8)")
+    p.add_argument("--realmlp-max-rows", type=int, default=2000,
+                   help="run RealMLP-TD only on tables of at most this many training rows "
+                        "(it takes minutes at 10,000 on 2 cores)")
     p.add_argument("--no-mlp", action="store_true", help="leave out scikit-learn's MLP")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"), help="results folder")
     p.add_argument("--fit", nargs=5, metavar=("TOOL", "LABEL", "TASK", "TRAIN", "TEST"),
@@ -203,7 +208,11 @@ def main():
         else:
             row["iris_trainer"] = {"error": err}
         for tool in tools:
-            got, err = timed([sys.executable, __file__, "--fit", tool, label, task, train_csv,
+            if tool == "realmlp" and n_train > a.realmlp_max_rows:
+                row[tool] = {"error": f"not run: over {a.realmlp_max_rows} training rows"}
+                continue
+            python = a.realmlp_python if tool == "realmlp" else sys.executable
+            got, err = timed([python, __file__, "--fit", tool, label, task, train_csv,
                               test_csv], a.runs)
             row[tool] = ({**json.loads(got[2]), "wall_s": got[0], "peak_rss_mib": got[1]}
                          if got else {"error": err})
@@ -211,7 +220,7 @@ def main():
         cells = []
         for tool in ["iris_trainer", *tools]:
             r = row[tool]
-            cells.append(f"{r[metric]:.3f} ({r['wall_s']:.1f} s)" if metric in r else "error")
+            cells.append(f"{r[metric]:.3f} ({r['wall_s']:.1f} s)" if metric in r else "-")
         print(f"{name:16} {task:14} {n_train:>7} " + "  ".join(cells), flush=True)
 
     def diffs(tool):
@@ -224,7 +233,19 @@ def main():
         if d:
             summary[tool] = {"median_vs_hgb": statistics.median(d), "worst_vs_hgb": min(d),
                              "ahead_or_level": sum(x >= 0 for x in d), "tables": len(d),
-                             "failed": sum("error" in r[tool] for r in results.values())}
+                             "failed": sum("error" in r[tool] and not r[tool]["error"]
+                                           .startswith("not run") for r in results.values())}
+    if "realmlp" in tools:
+        # On the tables RealMLP-TD ran on: iris-trainer's time as a share of its time.
+        ran = [r for r in results.values() if "wall_s" in r["realmlp"]
+               and "wall_s" in r["iris_trainer"]]
+        if ran:
+            summary["time_vs_realmlp"] = {
+                "median_ratio": statistics.median(r["iris_trainer"]["wall_s"] / r["realmlp"]["wall_s"]
+                                                  for r in ran),
+                "worst_ratio": max(r["iris_trainer"]["wall_s"] / r["realmlp"]["wall_s"]
+                                   for r in ran),
+                "tables": len(ran)}
     machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
                "python": platform.python_version(), "sklearn": sklearn.__version__,
                "runs": a.runs, "train_args": a.args}
@@ -239,11 +260,16 @@ def main():
         for tool in ["iris_trainer", *tools]:
             x = r[tool]
             cells.append(f"{x[r['metric']]:.3f} ({x['wall_s']:.1f} s, {x['peak_rss_mib']:.0f} MiB)"
-                         if r["metric"] in x else f"error: {x['error'][:60]}")
+                         if r["metric"] in x else
+                         ("not run" if x["error"].startswith("not run") else f"error: {x['error'][:60]}"))
         lines.append(f"| {name} | {r['task']} | {r['train_rows']} | {r['metric']} | "
                      + " | ".join(cells) + " |")
     lines.append("")
     for tool, s in summary.items():
+        if tool == "time_vs_realmlp":
+            lines.append(f"- time, iris-trainer / RealMLP-TD on the {s['tables']} tables it ran: "
+                         f"median {s['median_ratio']:.2f}, worst {s['worst_ratio']:.2f}")
+            continue
         lines.append(f"- {tool} - HistGradientBoosting: median {s['median_vs_hgb']:+.3f}, worst "
                      f"{s['worst_vs_hgb']:+.3f}, ahead or level on {s['ahead_or_level']} of "
                      f"{s['tables']}; {s['failed']} failed")

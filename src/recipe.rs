@@ -109,6 +109,10 @@ pub enum NumericScaling {
     /// `(x - mean) / std` of the training rows (a constant column keeps a deviation of 1).
     #[default]
     Standard,
+    /// `(x - median) / IQR` of the training rows (the deviation where the inter-quartile range
+    /// is 0, then 1), then smoothly clipped, `x / sqrt(1 + (x / 3)^2)`, so an outlier cannot
+    /// dominate: RealMLP's numeric preprocessing.
+    Robust,
 }
 
 /// How a categorical column becomes inputs.

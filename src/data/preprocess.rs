@@ -15,7 +15,7 @@ use super::encoded::Encoded;
 use super::schema::{FeatureType, Schema, boolean_value, sort_levels};
 use super::table::{ColumnData, MISSING, Table, format_number};
 use super::value::BadValue;
-use crate::config::{Impute, PreprocessConfig};
+use crate::config::{Impute, NumericScaling, PreprocessConfig};
 
 /// How one feature column becomes inputs; stored in `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,16 +242,57 @@ impl Encoding {
     }
 }
 
-/// Per-input standardisation, `(x - mean) / std`, fitted on the training split only.
+/// Per-input scaling, `(x - mean) / std`, fitted on the training split only, then (with `clip`)
+/// smoothly clipped, `x / sqrt(1 + (x / 3)^2)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
-    /// Mean of each input (0 for inputs left as 0/1).
+    /// The centre of each input: its mean, or its median (robust scaling); 0 for inputs left
+    /// as 0/1.
     pub mean: Vec<f32>,
-    /// Population standard deviation of each input (1 where an input is constant or left as 0/1).
+    /// The spread of each input: its population standard deviation, or its inter-quartile
+    /// range (robust scaling); 1 where an input is constant or left as 0/1.
     pub std: Vec<f32>,
+    /// Whether every scaled value is then smoothly clipped (robust scaling).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clip: bool,
 }
 
 impl Standardizer {
+    /// Fits robust scaling on row-major `values` of `scaled.len()` inputs: the median and the
+    /// inter-quartile range of each scaled input (its standard deviation where that range is 0,
+    /// then 1), with smooth clipping; inputs not `scaled` keep 0 and 1.
+    pub fn fit_robust(values: &[f32], scaled: &[bool]) -> Self {
+        let standard = Self::fit(values, scaled);
+        let w = scaled.len();
+        let mut mean = standard.mean.clone();
+        let mut std = standard.std.clone();
+        let mut column = Vec::with_capacity(values.len().checked_div(w).unwrap_or(0));
+        for j in (0..w).filter(|&j| scaled[j]) {
+            column.clear();
+            column.extend(values.iter().skip(j).step_by(w).copied());
+            if column.is_empty() {
+                continue;
+            }
+            column.sort_unstable_by(f32::total_cmp);
+            let at = |q: f64| {
+                let pos = q * (column.len() - 1) as f64;
+                let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+                let t = pos - lo as f64;
+                f64::from(column[lo]) * (1.0 - t) + f64::from(column[hi]) * t
+            };
+            let iqr = at(0.75) - at(0.25);
+            mean[j] = at(0.5) as f32;
+            if iqr > 1e-12 {
+                std[j] = iqr as f32;
+            }
+        }
+        Standardizer {
+            mean,
+            std,
+            clip: true,
+        }
+    }
+
     /// Fits on row-major `values` of `scaled.len()` inputs; inputs not `scaled` keep 0 and 1.
     pub fn fit(values: &[f32], scaled: &[bool]) -> Self {
         let w = scaled.len();
@@ -286,6 +327,7 @@ impl Standardizer {
                 .map(|(&m, &s)| if s { m as f32 } else { 0.0 })
                 .collect(),
             std,
+            clip: false,
         }
     }
 
@@ -298,6 +340,13 @@ impl Standardizer {
         for row in values.chunks_mut(w) {
             for ((x, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
                 *x = (*x - m) / s;
+            }
+        }
+        if self.clip {
+            // Every input, the 0/1 ones too (1 becomes 0.949): the same at training and
+            // prediction time, and no list of which inputs are numbers to keep.
+            for x in values.iter_mut() {
+                *x /= (1.0 + (*x / 3.0) * (*x / 3.0)).sqrt();
             }
         }
     }
@@ -394,7 +443,7 @@ impl Preprocessor {
     ) -> Result<(Self, Encoded), FitError> {
         let mut p = Self::fit_encoders(table, schema, rows, config, missing_values)?;
         let (mut x, _) = p.encode(table, Some(rows)).map_err(FitError::Encode)?;
-        p.fit_scaling(x.dense());
+        p.fit_scaling(x.dense(), config.scaling);
         p.scaling.transform(x.dense_mut());
         p.check_finite(x.dense(), 0).map_err(FitError::Encode)?;
         Ok((p, x))
@@ -428,6 +477,7 @@ impl Preprocessor {
         let identity = Standardizer {
             mean: vec![0.0; encoding.width()],
             std: vec![1.0; encoding.width()],
+            clip: false,
         };
         Ok(Preprocessor {
             encoding,
@@ -436,14 +486,17 @@ impl Preprocessor {
     }
 
     /// Fits the scaling on the training rows `x`, encoded (row-major) with the identity scaling.
-    pub fn fit_scaling(&mut self, x: &[f32]) {
+    pub fn fit_scaling(&mut self, x: &[f32], how: NumericScaling) {
         let scaled: Vec<bool> = self
             .encoding
             .columns
             .iter()
             .flat_map(Encoder::scaled)
             .collect();
-        self.scaling = Standardizer::fit(x, &scaled);
+        self.scaling = match how {
+            NumericScaling::Standard => Standardizer::fit(x, &scaled),
+            NumericScaling::Robust => Standardizer::fit_robust(x, &scaled),
+        };
     }
 
     /// Checks that every encoded, scaled input in `x` (row-major, its first row numbered
@@ -976,6 +1029,34 @@ mod tests {
         let (p, _) =
             Preprocessor::fit(&t, &schema, &train, &PreprocessConfig::default(), &[]).unwrap();
         assert_eq!(p.encoding.width(), 6, "5 levels and missing");
+    }
+
+    #[test]
+    fn robust_scaling_centres_on_the_median_and_clips_outliers_smoothly() {
+        // One input: 1, 2, 3, 4 and an outlier 1000; one 0/1 input left unscaled.
+        let x = [1.0, 0.0, 2.0, 1.0, 3.0, 0.0, 4.0, 1.0, 1000.0, 0.0];
+        let s = Standardizer::fit_robust(&x, &[true, false]);
+        assert_eq!(
+            (s.mean[0], s.std[0]),
+            (3.0, 2.0),
+            "median 3, quartiles 2 and 4"
+        );
+        assert_eq!((s.mean[1], s.std[1]), (0.0, 1.0));
+        let mut v = vec![3.0, 1.0, 1000.0, 0.0];
+        s.transform(&mut v);
+        assert_eq!(v[0], 0.0);
+        assert!(
+            (v[1] - 1.0 / (1.0f32 + 1.0 / 9.0).sqrt()).abs() < 1e-6,
+            "{v:?}"
+        );
+        // (1000 - 3) / 2 = 498.5, clipped to just under 3.
+        assert!(v[2] > 2.99 && v[2] < 3.0, "{v:?}");
+        assert_eq!(v[3], 0.0);
+        // A constant input keeps its deviation (here 0, so 1).
+        let c = Standardizer::fit_robust(&[5.0, 5.0, 5.0], &[true]);
+        assert_eq!((c.mean[0], c.std[0]), (5.0, 1.0));
+        // Standard scaling never clips.
+        assert!(!Standardizer::fit(&x, &[true, false]).clip);
     }
 
     #[test]

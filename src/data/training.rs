@@ -255,7 +255,7 @@ impl TrainingData {
             hi = lo;
         }
         drop(table);
-        preprocessor.fit_scaling(&splits[0].1);
+        preprocessor.fit_scaling(&splits[0].1, config.preprocess.scaling);
         for (_, x) in &mut splits {
             preprocessor.scaling.transform(x);
             preprocessor

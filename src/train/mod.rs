@@ -486,7 +486,7 @@ pub fn fit<B: AutodiffBackend>(
             Ok(c) => observer.checkpoint_ignored(
                 &checkpoint::Refused::PastTheEnd {
                     epoch: c.epoch,
-                    epochs: epochs,
+                    epochs,
                 }
                 .to_string(),
             ),

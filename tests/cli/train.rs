@@ -283,6 +283,35 @@ fn max_steps_bounds_the_epochs_of_a_table_of_many_batches() {
 }
 
 #[test]
+fn robust_scaling_is_recorded_and_applied_at_prediction_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "c.toml", "[preprocess]\nscaling = \"robust\"\n");
+    let out = dir.path().join("m");
+    cmd()
+        .args(["--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let m = metadata(&out);
+    assert_eq!(m["recipe"]["features"]["numeric"], "robust");
+    assert_eq!(m["preprocessing"]["scaling"]["clip"], true);
+    // Iris's petal length: median 4.35 of all 150 rows, near it on the 120 training rows.
+    let centre = m["preprocessing"]["scaling"]["mean"][2].as_f64().unwrap();
+    assert!((4.0..4.7).contains(&centre), "{centre}");
+    // `evaluate` reads the model back and scores what training scored: the same test loss.
+    let report = cmd()
+        .args(["evaluate", "--format", "json", "--model"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() > 0.9, "{v}");
+}
+
+#[test]
 fn quiet_prints_only_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     cmd()

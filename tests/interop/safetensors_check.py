@@ -87,7 +87,11 @@ def encode(rows, meta):
     x = np.asarray(x, dtype=np.float32)
     mean = np.asarray(scaling["mean"], dtype=np.float32)
     std = np.asarray(scaling["std"], dtype=np.float32)
-    return (x - mean) / std
+    x = (x - mean) / std
+    if scaling.get("clip", False):
+        # Robust scaling's smooth clipping, of every input.
+        x = x / np.sqrt(1 + (x / 3) ** 2)
+    return x
 
 
 ACTIVATIONS = {
