@@ -1,24 +1,28 @@
 //! The one place that names the concrete backend, chosen at compile time by cargo feature.
 //!
-//! `ndarray` (the default) runs on the CPU; `wgpu` runs on a GPU through Vulkan, Metal or DX12 and
-//! wins when both features are on.
+//! `flex` (the default) runs on the CPU with the `gemm` crate's matrix products; `ndarray` is the
+//! older CPU backend, still selectable; `wgpu` runs on a GPU through Vulkan, Metal or DX12 and
+//! wins when several features are on (then flex over ndarray).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[cfg(not(any(feature = "ndarray", feature = "wgpu")))]
+#[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu")))]
 compile_error!(
-    "iris-trainer needs a backend: build with `--features ndarray` (CPU, the default) \
-     or `--features wgpu` (GPU)"
+    "iris-trainer needs a backend: build with `--features flex` (CPU, the default), \
+     `--features ndarray` (the older CPU backend) or `--features wgpu` (GPU)"
 );
 
 /// The inference backend.
 #[cfg(feature = "wgpu")]
 pub type Backend = burn::backend::Wgpu;
 /// The inference backend.
-#[cfg(all(feature = "ndarray", not(feature = "wgpu")))]
+#[cfg(all(feature = "ndarray", not(any(feature = "wgpu", feature = "flex"))))]
 pub type Backend = burn::backend::NdArray;
+/// The inference backend.
+#[cfg(all(feature = "flex", not(feature = "wgpu")))]
+pub type Backend = burn::backend::Flex;
 
 /// The training backend: [`Backend`] with automatic differentiation.
 pub type TrainBackend = burn::backend::Autodiff<Backend>;
@@ -30,14 +34,17 @@ pub type Device = burn::tensor::Device<Backend>;
 #[cfg(feature = "wgpu")]
 pub const BACKEND_NAME: &str = "wgpu";
 /// Name of the compiled-in backend, as recorded in model metadata.
-#[cfg(all(feature = "ndarray", not(feature = "wgpu")))]
+#[cfg(all(feature = "ndarray", not(any(feature = "wgpu", feature = "flex"))))]
 pub const BACKEND_NAME: &str = "ndarray";
+/// Name of the compiled-in backend, as recorded in model metadata.
+#[cfg(all(feature = "flex", not(feature = "wgpu")))]
+pub const BACKEND_NAME: &str = "flex";
 
 /// What kind of processor runs the tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
-    /// The CPU, through a CPU backend (ndarray).
+    /// The CPU, through a CPU backend (flex or ndarray).
     Cpu,
     /// A hardware GPU.
     Gpu,
@@ -48,7 +55,7 @@ pub enum DeviceKind {
 /// The device in use, as printed at start-up and recorded in model metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
-    /// `ndarray` or `wgpu`.
+    /// `flex`, `ndarray` or `wgpu`.
     pub backend: String,
     /// What runs the tensors.
     pub kind: DeviceKind,
@@ -85,7 +92,7 @@ pub struct Selected {
 /// Initialises the compiled-in backend's default device.
 ///
 /// `require_gpu` turns "no hardware GPU" into an error instead of a warning-worthy fallback.
-#[cfg(all(feature = "ndarray", not(feature = "wgpu")))]
+#[cfg(all(any(feature = "ndarray", feature = "flex"), not(feature = "wgpu")))]
 pub fn init(require_gpu: bool) -> Result<Selected> {
     if require_gpu {
         return Err(Error::Device(

@@ -1,5 +1,5 @@
 //! End-to-end tests of the real binary, all in one test binary to keep link time down
-//! (`autotests = false` in Cargo.toml). `cargo test` tests the default (ndarray) build;
+//! (`autotests = false` in Cargo.toml). `cargo test` tests the default (flex) build;
 //! `cargo test --features wgpu` builds the binary with wgpu and runs the GPU tests instead.
 
 mod common;

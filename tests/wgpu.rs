@@ -1,7 +1,7 @@
 //! The wgpu build, for real (`cargo test --features wgpu`): the binary under test is built with
 //! wgpu and runs on whatever adapter the machine has, a GPU or Mesa's software Vulkan
 //! (lavapipe, which CI installs). With no adapter at all these tests fail; they never skip.
-//! Models cross between this build and the default (ndarray) one in both directions.
+//! Models cross between this build and the default (flex, CPU) one in both directions.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,10 +17,10 @@ fn wgpu() -> Command {
     c
 }
 
-/// The default (ndarray) binary, built once per test run into `<target>/ndarray-tests`: its own
+/// The default (flex, CPU) binary, built once per test run into `<target>/cpu-tests`: its own
 /// directory, since building into the running `cargo test`'s one would replace the wgpu binary
 /// under test.
-fn ndarray() -> Command {
+fn cpu() -> Command {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     let path = BIN.get_or_init(|| {
         // `<target>/<profile>/iris-trainer`
@@ -28,7 +28,7 @@ fn ndarray() -> Command {
             .parent()
             .and_then(Path::parent)
             .expect("the binary lies in <target>/<profile>")
-            .join("ndarray-tests");
+            .join("cpu-tests");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -37,7 +37,7 @@ fn ndarray() -> Command {
             .arg(&target)
             .status()
             .expect("cargo runs");
-        assert!(status.success(), "building the ndarray binary failed");
+        assert!(status.success(), "building the default CPU binary failed");
         target
             .join("debug")
             .join(format!("iris-trainer{}", std::env::consts::EXE_SUFFIX))
@@ -101,11 +101,11 @@ fn wgpu_build_trains_on_its_adapter_and_says_which() {
 }
 
 #[test]
-fn models_cross_between_the_wgpu_and_ndarray_builds() {
+fn models_cross_between_the_wgpu_and_cpu_builds() {
     // First the wgpu model, so that a machine without an adapter fails before building.
     let gpu_model = wgpu_model().0.path();
     let cpu_model = tempfile::tempdir().unwrap();
-    let out = ndarray()
+    let out = cpu()
         .args(["--quiet", "--epochs", "10", "--out"])
         .arg(cpu_model.path())
         .output()
@@ -115,13 +115,13 @@ fn models_cross_between_the_wgpu_and_ndarray_builds() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(metadata(cpu_model.path())["device"]["backend"], "ndarray");
+    assert_eq!(metadata(cpu_model.path())["device"]["backend"], "flex");
 
-    // The wgpu-trained model in the ndarray build, and the ndarray-trained one in the wgpu
+    // The wgpu-trained model in the CPU build, and the CPU-trained one in the wgpu
     // build: the same classes and probabilities to within float rounding.
     let rows = "5.1,3.5,1.4,0.2\n6.0,2.9,4.5,1.5\n6.7,3.0,5.2,2.3\n";
     for model in [gpu_model, cpu_model.path()] {
-        let cpu = predict_json(ndarray(), model, rows);
+        let cpu = predict_json(cpu(), model, rows);
         let gpu = predict_json(wgpu(), model, rows);
         assert_eq!((cpu.len(), gpu.len()), (3, 3));
         for (a, b) in cpu.iter().zip(&gpu) {

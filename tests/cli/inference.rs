@@ -196,7 +196,7 @@ fn info_in_text_and_json() {
     let m = shared_model();
     cmd().args(["info", "-m"]).arg(m).assert().success().stdout(
         contains("MLP 4-16-3")
-            .and(contains("backend ndarray"))
+            .and(contains("backend flex"))
             .and(contains("sepal_length")),
     );
     let out = cmd()

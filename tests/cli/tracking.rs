@@ -146,7 +146,7 @@ fn a_tracked_run_sends_params_metrics_tags_artifacts_and_ends_finished() {
     assert!(
         tags.contains(&json!({"key": "iris_trainer.data_sha256", "value": meta["data"]["sha256"]}))
     );
-    assert!(tags.contains(&json!({"key": "iris_trainer.backend", "value": "ndarray"})));
+    assert!(tags.contains(&json!({"key": "iris_trainer.backend", "value": "flex"})));
 
     let batches = server.bodies("runs/log-batch");
     let params: Vec<&Value> = batches

@@ -36,7 +36,7 @@ fn default_training_writes_a_complete_accurate_model() {
     assert!(stdout.starts_with("trained 4-16-3 MLP"), "{stdout}");
     assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
     // Not a terminal: plain progress lines, and the backend line.
-    assert!(stderr.contains("using backend ndarray"), "{stderr}");
+    assert!(stderr.contains("using backend flex"), "{stderr}");
     assert!(stderr.contains("epoch   300/300"), "{stderr}");
 
     let m = metadata(&out);
@@ -62,7 +62,7 @@ fn default_training_writes_a_complete_accurate_model() {
     assert_eq!(m["split"]["train"], 120);
     assert_eq!(m["split"]["test"], 30);
     assert_eq!(m["data"]["source"], "embedded:iris.csv");
-    assert_eq!(m["device"]["backend"], "ndarray");
+    assert_eq!(m["device"]["backend"], "flex");
     assert_eq!(m["config"]["training"]["epochs"], 300);
     let acc = m["metrics"]["test"]["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.95, "test accuracy {acc}");
