@@ -29,17 +29,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("train");
     g.throughput(Throughput::Elements(100));
     g.bench_function("100 epochs, iris, full batch (elements = epochs)", |b| {
-        b.iter(|| {
-            train::fit::<TrainBackend>(
-                prepared.clone(),
-                &config,
-                &device,
-                &mut (),
-                &Interrupter::new(),
-                &mut (),
-            )
-            .unwrap()
-        })
+        b.iter(|| fit(&prepared, &config, &device))
     });
     g.finish();
 
@@ -109,19 +99,7 @@ fn wide(c: &mut Criterion, device: &backend::Device) {
     g.throughput(Throughput::Elements(train_rows));
     g.bench_function(
         "one epoch, 32-256-256-256-10, batch 256, Adam (elements = training rows)",
-        |b| {
-            b.iter(|| {
-                train::fit::<TrainBackend>(
-                    prepared.clone(),
-                    &config,
-                    device,
-                    &mut (),
-                    &Interrupter::new(),
-                    &mut (),
-                )
-                .unwrap()
-            })
-        },
+        |b| b.iter(|| fit(&prepared, &config, device)),
     );
     g.finish();
 
@@ -146,6 +124,23 @@ fn wide(c: &mut Criterion, device: &backend::Device) {
         })
     });
     g.finish();
+}
+
+/// One training run of `config` on a copy of `prepared`, silent and uninterrupted.
+fn fit(
+    prepared: &TrainingData,
+    config: &TrainConfig,
+    device: &backend::Device,
+) -> train::TrainedModel<Backend> {
+    train::fit::<TrainBackend>(
+        prepared.clone(),
+        config,
+        device,
+        &mut (),
+        &Interrupter::new(),
+        &mut (),
+    )
+    .unwrap()
 }
 
 criterion_group!(core, benches);
