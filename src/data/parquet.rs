@@ -79,19 +79,37 @@ impl std::fmt::Debug for Input {
     }
 }
 
+/// Runs one step of the Parquet reader, which panics on some malformed files (an assumption a
+/// decoder does not check, such as a dictionary page that is missing): such a file is an error
+/// like any other, never a crash.
+fn guarded<T>(f: impl FnOnce() -> Result<T, ReadError>) -> Result<T, ReadError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let detail = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(error(format!(
+            "a malformed Parquet file: the reader stopped ({detail}); write the file again"
+        )))
+    })
+}
+
 /// The reader of the columns `read` (file positions), in batches of [`BATCH_ROWS`] rows.
 fn batches<T: ChunkReader + 'static>(
     input: T,
     read: impl IntoIterator<Item = usize>,
 ) -> Result<ParquetRecordBatchReader, ReadError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(input)
-        .map_err(|e| error(format!("not a readable Parquet file: {e}")))?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), read);
-    builder
-        .with_projection(mask)
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| error(format!("cannot read the Parquet file: {e}")))
+    guarded(|| {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(input)
+            .map_err(|e| error(format!("not a readable Parquet file: {e}")))?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), read);
+        builder
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| error(format!("cannot read the Parquet file: {e}")))
+    })
 }
 
 impl ParquetFile {
@@ -113,8 +131,10 @@ impl ParquetFile {
         input: Input,
         missing: &[String],
     ) -> Result<Self, ReadError> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(footer)
-            .map_err(|e| error(format!("not a readable Parquet file: {e}")))?;
+        let builder = guarded(|| {
+            ParquetRecordBatchReaderBuilder::try_new(footer)
+                .map_err(|e| error(format!("not a readable Parquet file: {e}")))
+        })?;
         let schema = builder.schema();
         Ok(ParquetFile {
             names: schema.fields().iter().map(|f| f.name().clone()).collect(),
@@ -338,11 +358,18 @@ impl Iterator for ParquetChunks {
         if self.failed {
             return None;
         }
-        let batch = match self.reader.next()? {
+        let reader = &mut self.reader;
+        let next = guarded(|| {
+            reader
+                .next()
+                .transpose()
+                .map_err(|e| error(format!("cannot read the Parquet file: {e}")))
+        });
+        let batch = match next.transpose()? {
             Ok(b) => b,
             Err(e) => {
                 self.failed = true;
-                return Some(Err(error(format!("cannot read the Parquet file: {e}"))));
+                return Some(Err(e));
             }
         };
         match self.convert(&batch) {
@@ -438,6 +465,25 @@ mod tests {
         assert_eq!(text("sex"), [Some("male".to_string()), None, None]);
         assert_eq!(text("ok")[1].as_deref(), Some("false"));
         assert_eq!(text("island")[2].as_deref(), Some("Biscoe"));
+    }
+
+    #[test]
+    fn a_data_page_without_its_dictionary_page_is_an_error() {
+        // A file whose column chunk says RLE_DICTIONARY with no dictionary page before it: the
+        // Parquet reader panics ("Decoder for dict should have been set"). Found by the
+        // `parquet` fuzz target.
+        let bytes = include_bytes!(
+            "../../tests/fixtures/malformed/parquet-dictionary-page-missing.parquet"
+        );
+        let file = ParquetFile::open(bytes.to_vec(), &[]).expect("the footer reads");
+        let kinds = vec![ColumnKind::Auto; file.names.len()];
+        let err = file
+            .chunks(&kinds)
+            .and_then(|chunks| chunks.collect::<Result<Vec<_>, _>>())
+            .expect_err("a malformed file");
+        let message = err.to_string();
+        assert!(message.contains("a malformed Parquet file"), "{message}");
+        assert!(message.contains("write the file again"), "{message}");
     }
 
     #[test]
