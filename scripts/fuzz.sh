@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets (fuzz/fuzz_targets/) with libFuzzer, each for SECONDS (default 60),
-# from its committed corpus and seeds, with its dictionary and a memory limit. Any crash, panic,
-# timeout or out-of-memory stops the run with the input saved under fuzz/artifacts/<target>/.
+# from its seeds (fuzz/seeds/<target>/) and its campaign's corpus (fuzz/corpus/<target>.tar.gz),
+# with its dictionary and a memory limit. Any crash, panic, timeout or out-of-memory stops the
+# run with the input saved under fuzz/artifacts/<target>/.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]        (all targets when none is named)
 #
@@ -36,13 +37,18 @@ for t in "${targets[@]}"; do
     work=${work:-$scratch/$t}
     mkdir -p "$work" "fuzz/artifacts/$t"
     inputs=("$work" "fuzz/seeds/$t")
-    [ -d "fuzz/corpus/$t" ] && inputs+=("fuzz/corpus/$t")
+    # The campaign's corpus, minimised, committed as one archive per target.
+    if [ -f "fuzz/corpus/$t.tar.gz" ]; then
+        mkdir -p "$scratch/corpus-$t"
+        tar -xzf "fuzz/corpus/$t.tar.gz" -C "$scratch/corpus-$t"
+        inputs+=("$scratch/corpus-$t")
+    fi
     printf '\n--> %s: %s s\n' "$t" "$seconds"
     set +e
     cargo +nightly fuzz run --sanitizer none "$t" "${inputs[@]}" -- \
         -dict="fuzz/dict/$(dict "$t").dict" -max_total_time="$seconds" -max_len=65536 \
         -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 |
-        grep -E '^(#[0-9]+ +(INITED|DONE)|stat::|==|SUMMARY|thread .* panicked|Test unit written|.*ERROR)'
+        grep -E '^(#[0-9]+\s+(INITED|DONE)|stat::|==|SUMMARY|thread .* panicked|Test unit written|.*ERROR)'
     # The fuzzer's status, not grep's.
     status=${PIPESTATUS[0]}
     set -e

@@ -446,7 +446,7 @@ impl ModelDir {
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
         let one_network = meta.format_version < 3;
         // Burn panics on some malformed tensors; treat that as a bad file too.
-        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let loaded = crate::error::catch_panic(|| {
             if one_network {
                 Recorder::<B>::load::<MlpRecord<B>>(&recorder, bytes, device).map(|r| {
                     EnsembleRecord {
@@ -457,7 +457,7 @@ impl ModelDir {
             } else {
                 Recorder::<B>::load::<EnsembleRecord<B>>(&recorder, bytes, device)
             }
-        }));
+        });
         let record = match loaded {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

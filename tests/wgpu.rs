@@ -17,12 +17,22 @@ fn wgpu() -> Command {
     c
 }
 
-/// The default (flex, CPU) binary, built once per test run into `<target>/cpu-tests`: its own
-/// directory, since building into the running `cargo test`'s one would replace the wgpu binary
-/// under test.
+/// The default (flex, CPU) binary: `IRIS_TRAINER_CPU_BIN` when set (a default build already
+/// made, as CI passes the one its `cargo test` built), else built once per test run into
+/// `<target>/cpu-tests`: its own directory, since building into the running `cargo test`'s one
+/// would replace the wgpu binary under test.
 fn cpu() -> Command {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     let path = BIN.get_or_init(|| {
+        if let Some(given) = std::env::var_os("IRIS_TRAINER_CPU_BIN") {
+            let given = PathBuf::from(given);
+            assert!(
+                given.is_file(),
+                "IRIS_TRAINER_CPU_BIN={} is not a file",
+                given.display()
+            );
+            return given;
+        }
         // `<target>/<profile>/iris-trainer`
         let target = Path::new(env!("CARGO_BIN_EXE_iris-trainer"))
             .parent()

@@ -12,7 +12,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 fuzz_target!(|bytes: &[u8]| {
-    iris_trainer_fuzz::allow_caught_panics();
     let path = iris_trainer_fuzz::write("train.csv", bytes);
     let mut config = TrainConfig::default();
     config.data.path = Some(path);

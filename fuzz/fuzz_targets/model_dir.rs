@@ -39,7 +39,6 @@ fn with_record_checksum(json: &[u8], record: &[u8]) -> Vec<u8> {
 }
 
 fuzz_target!(|input: &[u8]| {
-    iris_trainer_fuzz::allow_caught_panics();
     let [mode, bytes @ ..] = input else { return };
     let (json, record) = match bytes.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
         Some(at) => (&bytes[..at], &bytes[at + SEPARATOR.len()..]),

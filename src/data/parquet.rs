@@ -83,12 +83,7 @@ impl std::fmt::Debug for Input {
 /// decoder does not check, such as a dictionary page that is missing): such a file is an error
 /// like any other, never a crash.
 fn guarded<T>(f: impl FnOnce() -> Result<T, ReadError>) -> Result<T, ReadError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let detail = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+    crate::error::catch_panic(f).unwrap_or_else(|detail| {
         Err(error(format!(
             "a malformed Parquet file: the reader stopped ({detail}); write the file again"
         )))
@@ -468,22 +463,48 @@ mod tests {
     }
 
     #[test]
-    fn a_data_page_without_its_dictionary_page_is_an_error() {
-        // A file whose column chunk says RLE_DICTIONARY with no dictionary page before it: the
-        // Parquet reader panics ("Decoder for dict should have been set"). Found by the
-        // `parquet` fuzz target.
-        let bytes = include_bytes!(
-            "../../tests/fixtures/malformed/parquet-dictionary-page-missing.parquet"
-        );
-        let file = ParquetFile::open(bytes.to_vec(), &[]).expect("the footer reads");
-        let kinds = vec![ColumnKind::Auto; file.names.len()];
-        let err = file
-            .chunks(&kinds)
-            .and_then(|chunks| chunks.collect::<Result<Vec<_>, _>>())
-            .expect_err("a malformed file");
-        let message = err.to_string();
-        assert!(message.contains("a malformed Parquet file"), "{message}");
-        assert!(message.contains("write the file again"), "{message}");
+    fn malformed_files_that_panicked_the_parquet_reader_are_errors() {
+        // Each one panicked the Parquet reader (parquet 60.1) until its steps were guarded;
+        // found by the `parquet` fuzz target.
+        let files: [(&str, &[u8]); 4] = [
+            // RLE_DICTIONARY pages with no dictionary page: "Decoder for dict should have
+            // been set".
+            (
+                "dictionary page missing",
+                include_bytes!(
+                    "../../tests/fixtures/malformed/parquet-dictionary-page-missing.parquet"
+                ),
+            ),
+            // A column chunk's offset below zero: "column start and length should not be
+            // negative".
+            (
+                "negative column offset",
+                include_bytes!(
+                    "../../tests/fixtures/malformed/parquet-negative-column-offset.parquet"
+                ),
+            ),
+            // Row groups whose row counts overflow when summed.
+            (
+                "row count overflow",
+                include_bytes!("../../tests/fixtures/malformed/parquet-row-count-overflow.parquet"),
+            ),
+            // Definition levels that claim more values than the page holds (an assertion in
+            // arrow's bit-chunk iterator).
+            (
+                "definition levels past the buffer",
+                include_bytes!(
+                    "../../tests/fixtures/malformed/parquet-definition-levels-past-the-buffer.parquet"
+                ),
+            ),
+        ];
+        for (what, bytes) in files {
+            let read = ParquetFile::open(bytes.to_vec(), &[]).and_then(|file| {
+                let kinds = vec![ColumnKind::Auto; file.names.len()];
+                file.chunks(&kinds)?.collect::<Result<Vec<_>, _>>()
+            });
+            let message = read.expect_err(what).to_string();
+            assert!(message.contains("Parquet"), "{what}: {message}");
+        }
     }
 
     #[test]

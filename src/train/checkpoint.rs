@@ -267,9 +267,9 @@ impl<B: AutodiffBackend> Checkpoint<B> {
     ) -> std::result::Result<Self, Refused> {
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
         // Burn panics on some malformed tensors; a bad checkpoint is only a missing one.
-        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let loaded = crate::error::catch_panic(|| {
             Recorder::<B>::load::<CheckpointRecord<B>>(&recorder, bytes, device)
-        }));
+        });
         let record = match loaded {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

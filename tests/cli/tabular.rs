@@ -623,6 +623,15 @@ fn bad_tables_are_errors_naming_file_column_and_line() {
         4,
         &["broken.parquet", "not a readable Parquet file"],
     );
+    // A Parquet file that panicked the Parquet reader (found by fuzzing): a bad data file too.
+    let malformed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/malformed/parquet-negative-column-offset.parquet");
+    let f = write(
+        dir.path(),
+        "offset.parquet",
+        std::fs::read(malformed).unwrap(),
+    );
+    fails(&f, &[], 4, &["offset.parquet", "a malformed Parquet file"]);
     // A config (or flag) naming a column the file does not have.
     let p = data("penguins.csv");
     let config = write(
