@@ -136,13 +136,10 @@ pub fn init(require_gpu: bool) -> Result<Selected> {
     let info = SETUP.get_or_init(|| {
         let device = WgpuDevice::DefaultDevice;
         // Burn panics when no adapter exists; catch it (quietly) and explain instead.
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let setup = std::panic::catch_unwind(|| {
+        let setup = crate::error::catch_panic(|| {
             init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default())
-        });
-        std::panic::set_hook(hook);
-        let setup = setup.map_err(|_| NoGpuAdapter)?;
+        })
+        .map_err(|_| NoGpuAdapter)?;
         let a = setup.adapter.get_info();
         let device_type = format!("{:?}", a.device_type);
         let kind = if device_type == "Cpu" {

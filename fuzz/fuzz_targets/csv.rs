@@ -3,7 +3,8 @@
 //! and the `memchr` record splitter agree with the general path and with `csv-core`.
 #![no_main]
 
-use iris_trainer::data::csv::{CsvFile, CsvOptions, paths};
+use iris_trainer::config::DEFAULT_MISSING_VALUES;
+use iris_trainer::data::csv::{BLOCK_BYTES, CsvFile, CsvOptions, paths};
 use iris_trainer::data::{ColumnKind, MissingValues, Table, TableBuilder};
 use libfuzzer_sys::fuzz_target;
 
@@ -36,30 +37,30 @@ fuzz_target!(|input: &[u8]| {
     };
     let delimiter = [None, Some(b','), Some(b';'), Some(b'\t')][usize::from(a & 3)];
     let has_header = [None, Some(true), Some(false), None][usize::from((a >> 2) & 3)];
+    let extra_trailing_field = a & 16 != 0;
     let options = |block_bytes: usize, threads: usize| CsvOptions {
         delimiter,
         has_header,
         known_names: Vec::new(),
-        missing: MissingValues::new(["", "NA", "NaN", "null", "?"]),
+        missing: MissingValues::new(DEFAULT_MISSING_VALUES),
         threads,
         block_bytes,
-        extra_trailing_field: a & 16 != 0,
+        extra_trailing_field,
     };
 
-    let whole = read(bytes, options(iris_trainer::data::csv::BLOCK_BYTES, 1));
-    let blocks = read(bytes, options(usize::from(b) + 1, 2));
+    let small = usize::from(b) + 1;
+    let whole = read(bytes, options(BLOCK_BYTES, 1));
+    let blocks = read(bytes, options(small, 2));
     assert_eq!(
-        whole,
-        blocks,
-        "one block and blocks of {} bytes read differently",
-        b + 1
+        whole, blocks,
+        "one block and blocks of {small} bytes read differently"
     );
 
     let delimiter = delimiter.unwrap_or(b',');
     let kinds: Vec<ColumnKind> = (0..=(b >> 6))
         .map(|i| KINDS[usize::from((b >> (2 * i)) & 3)])
         .collect();
-    let (simple, general) = paths::parse_both(bytes, delimiter, &kinds, a & 16 != 0);
+    let (simple, general) = paths::parse_both(bytes, delimiter, &kinds, extra_trailing_field);
     assert_eq!(
         simple, general,
         "the one-pass and the general path disagree"

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 
 use iris_trainer::Predictor;
 use iris_trainer::backend::{self, Backend, Device};
+use iris_trainer::data::sha256_hex;
 use libfuzzer_sys::fuzz_target;
-use sha2::{Digest, Sha256};
 
 /// Between `model.json` and `model.mpk` in an input (JSON text never holds a NUL byte).
 const SEPARATOR: &[u8] = b"\0\0mpk\0\0";
@@ -29,12 +29,7 @@ fn with_record_checksum(json: &[u8], record: &[u8]) -> Vec<u8> {
     let Some(sha) = value.pointer_mut("/record/sha256") else {
         return json.to_vec();
     };
-    let digest = Sha256::digest(record);
-    *sha = digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-        .into();
+    *sha = sha256_hex(record).into();
     serde_json::to_vec(&value).expect("a JSON value serialises")
 }
 
@@ -49,11 +44,7 @@ fuzz_target!(|input: &[u8]| {
     } else {
         json.to_vec()
     };
-    let dir = iris_trainer_fuzz::scratch().join("model");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch model directory");
-    std::fs::write(dir.join("model.json"), &json).expect("writing model.json");
-    std::fs::write(dir.join("model.mpk"), record).expect("writing model.mpk");
+    let dir = iris_trainer_fuzz::write_model("model", &json, record);
     if let Ok(predictor) = Predictor::<Backend>::load(&dir, device()) {
         let row = vec!["1".to_string(); predictor.features().len()];
         let _ = predictor.predict_values(&row);

@@ -52,10 +52,7 @@ fn service() -> &'static Service {
         let routers = MODELS
             .iter()
             .map(|(name, json, record)| {
-                let dir = iris_trainer_fuzz::scratch().join(name);
-                std::fs::create_dir_all(&dir).expect("a scratch model directory");
-                std::fs::write(dir.join("model.json"), json).expect("writing model.json");
-                std::fs::write(dir.join("model.mpk"), record).expect("writing model.mpk");
+                let dir = iris_trainer_fuzz::write_model(name, json, record);
                 let predictor = Predictor::<Backend>::load(&dir, &device).expect("a fixture loads");
                 router(predictor, &options)
             })

@@ -21,6 +21,17 @@ pub fn write(name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// Writes a model directory holding `model.json` and `model.mpk` as `name` in the scratch
+/// directory, in place of whatever was there (a failed load may leave files behind).
+pub fn write_model(name: &str, json: &[u8], record: &[u8]) -> PathBuf {
+    let dir = scratch().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch model directory");
+    std::fs::write(dir.join("model.json"), json).expect("writing model.json");
+    std::fs::write(dir.join("model.mpk"), record).expect("writing model.mpk");
+    dir
+}
+
 /// The options the program reads a data file with when nothing is configured (one thread:
 /// the inputs are small and a run is repeatable).
 pub fn read_options() -> ReadOptions {
