@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The HTTP service against clients it did not write: tritonclient (Open Inference Protocol v2),
 # MLflow scoring bodies built as MLflow's client builds them, and the README's service commands;
-# then model.safetensors read by the `safetensors` package, its forward pass redone with numpy.
+# then model.safetensors read by the `safetensors` package, its forward pass redone with numpy;
+# then model.onnx checked by `onnx` and run by onnxruntime, and a Triton repository's
+# config.pbtxt parsed by Triton's own message type.
 #
 # Usage: scripts/interop-test.sh [BINARY]   (default: builds target/release/iris-trainer)
 # The clients live in a venv under target/ (made once, remade when requirements change).
@@ -25,4 +27,5 @@ fi
 status=0
 "$venv/bin/python" tests/interop/serve_clients.py "$(realpath "$bin")" README.md || status=1
 "$venv/bin/python" tests/interop/safetensors_check.py "$(realpath "$bin")" README.md || status=1
+"$venv/bin/python" tests/interop/onnx_check.py "$(realpath "$bin")" README.md || status=1
 exit "$status"

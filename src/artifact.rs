@@ -34,6 +34,8 @@ pub const METRICS_FILE: &str = "metrics.csv";
 pub const SUMMARY_FILE: &str = "model.txt";
 /// The weights in PyTorch's layout, for other tools (see [`crate::export`]).
 pub const SAFETENSORS_FILE: &str = "model.safetensors";
+/// The whole model, raw columns to answers, as one ONNX graph (see [`crate::onnx`]).
+pub const ONNX_FILE: &str = "model.onnx";
 /// Loss and accuracy (or R²) per epoch, as SVG.
 pub const CURVES_SVG: &str = "training_curves.svg";
 /// Loss and accuracy (or R²) per epoch, as PNG.
@@ -44,8 +46,9 @@ pub const CONFUSION_SVG: &str = "confusion_matrix.svg";
 pub const CONFUSION_PNG: &str = "confusion_matrix.png";
 /// Optional files, listed with their SHA-256 in `model.json`'s `files` when present (older
 /// directories and regression models lack some).
-pub const COMPANION_FILES: [&str; 5] = [
+pub const COMPANION_FILES: [&str; 6] = [
     SAFETENSORS_FILE,
+    ONNX_FILE,
     CURVES_SVG,
     CURVES_PNG,
     CONFUSION_SVG,
@@ -54,7 +57,7 @@ pub const COMPANION_FILES: [&str; 5] = [
 /// Files every model directory has.
 const REQUIRED_FILES: [&str; 4] = [METRICS_FILE, SUMMARY_FILE, RECORD_FILE, METADATA_FILE];
 /// Files in commit order: the metadata, which names the other files' hashes, goes last.
-const FILES: [&str; 9] = [
+const FILES: [&str; 10] = [
     METRICS_FILE,
     SUMMARY_FILE,
     CURVES_SVG,
@@ -62,6 +65,7 @@ const FILES: [&str; 9] = [
     CONFUSION_SVG,
     CONFUSION_PNG,
     SAFETENSORS_FILE,
+    ONNX_FILE,
     RECORD_FILE,
     METADATA_FILE,
 ];
@@ -155,7 +159,7 @@ impl ModelDir {
 
     /// Writes a model and its files, replacing the previous model only once all are on disk.
     ///
-    /// `model.safetensors` is written from `model`; `pictures` are named by their file stem
+    /// `model.safetensors` and `model.onnx` are written from `model`; `pictures` are named by their file stem
     /// (`training_curves`, `confusion_matrix`) and written as `.svg` and `.png`.
     /// `metadata.record` and `metadata.files` are filled in here from the written files.
     pub fn save<B: Backend>(
@@ -168,10 +172,16 @@ impl ModelDir {
         pictures: &[(&str, Picture)],
     ) -> Result<Metadata> {
         let out = |e: &dyn std::fmt::Display| Error::output(&self.path, e);
-        let mut companions = vec![(
-            SAFETENSORS_FILE.to_string(),
-            crate::export::safetensors(&model, &metadata)?,
-        )];
+        let mut companions = vec![
+            (
+                SAFETENSORS_FILE.to_string(),
+                crate::export::safetensors(&model, &metadata)?,
+            ),
+            (
+                ONNX_FILE.to_string(),
+                crate::onnx::model_onnx(&model, &metadata),
+            ),
+        ];
         for (stem, picture) in pictures {
             companions.push((format!("{stem}.svg"), picture.svg.clone().into_bytes()));
             companions.push((format!("{stem}.png"), picture.png.clone()));

@@ -66,6 +66,8 @@ pub mod crossval;
 
 pub mod export;
 
+pub mod onnx;
+
 pub mod plot;
 
 pub mod artifact;
@@ -103,7 +105,8 @@ mod layering {
     /// Library modules in data-flow order, as declared above.
     const ORDER: &[&str] = &[
         "error", "backend", "recipe", "config", "data", "metrics", "model", "metadata", "train",
-        "crossval", "export", "plot", "artifact", "predict", "pipeline", "track", "sweep", "serve",
+        "crossval", "export", "onnx", "plot", "artifact", "predict", "pipeline", "track", "sweep",
+        "serve",
     ];
 
     /// The `crate::NAME` modules a source file (or directory of files) refers to.

@@ -831,6 +831,12 @@ impl Metadata {
         for weights in named(&[".safetensors"]) {
             let _ = writeln!(s, "weights:   {weights} (PyTorch layout, for other tools)");
         }
+        for graph in named(&[".onnx"]) {
+            let _ = writeln!(
+                s,
+                "onnx:      {graph} (raw columns to answers, for ONNX runtimes)"
+            );
+        }
         let pictures = named(&[".svg", ".png"]);
         if !pictures.is_empty() {
             let _ = writeln!(s, "pictures:  {}", pictures.join(", "));

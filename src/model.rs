@@ -182,11 +182,42 @@ impl<B: Backend> Mlp<B> {
         self.forward(inputs.dense)
     }
 
+    /// Each linear layer's weights on the host, in order (for a graph written elsewhere).
+    pub fn layers_to_host(&self) -> Vec<LayerWeights> {
+        let host = |data: TensorData| data.convert::<f32>().into_vec::<f32>().unwrap_or_default();
+        self.layers
+            .iter()
+            .map(|layer| {
+                let w = layer.weight.val();
+                let [d_in, d_out] = w.dims();
+                LayerWeights {
+                    shape: [d_in, d_out],
+                    weight: host(w.into_data()),
+                    bias: layer
+                        .bias
+                        .as_ref()
+                        .map_or_else(|| vec![0.0; d_out], |b| host(b.val().into_data())),
+                }
+            })
+            .collect()
+    }
+
     /// [`Mlp::forward_inputs`], with the logits copied to the host as row-major `f32`s.
     pub fn logits_to_host(&self, inputs: Inputs<B>) -> Vec<f32> {
         let data = self.forward_inputs(inputs).into_data();
         data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
     }
+}
+
+/// One linear layer's weights, copied to the host: `y = x W + b`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerWeights {
+    /// `[inputs, outputs]`.
+    pub shape: [usize; 2],
+    /// Row-major `[inputs, outputs]`.
+    pub weight: Vec<f32>,
+    /// `[outputs]`.
+    pub bias: Vec<f32>,
 }
 
 /// Why a loaded record cannot be the model its metadata describes.

@@ -7,7 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::artifact::{ModelDir, SAFETENSORS_FILE, WriteLock};
+use crate::artifact::{ModelDir, ONNX_FILE, SAFETENSORS_FILE, WriteLock};
 use crate::backend::DeviceInfo;
 use crate::config::TrainConfig;
 use crate::crossval::CrossValidationRun;
@@ -288,12 +288,55 @@ pub fn evaluate<B: burn::prelude::Backend>(
     predictor.evaluate_source(&source)
 }
 
+/// A file `export` writes from a model directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `model.safetensors`: the networks' weights, the preprocessing in its metadata (see
+    /// [`crate::export`]).
+    Safetensors,
+    /// `model.onnx`: the whole model, raw columns to answers (see [`crate::onnx`]).
+    Onnx,
+}
+
+impl ExportFormat {
+    /// Its file's name in a model directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ExportFormat::Safetensors => SAFETENSORS_FILE,
+            ExportFormat::Onnx => ONNX_FILE,
+        }
+    }
+
+    fn bytes<B: burn::prelude::Backend>(
+        self,
+        model: &crate::model::Ensemble<B>,
+        meta: &crate::Metadata,
+    ) -> Result<Vec<u8>> {
+        match self {
+            ExportFormat::Safetensors => crate::export::safetensors(model, meta),
+            ExportFormat::Onnx => Ok(crate::onnx::model_onnx(model, meta)),
+        }
+    }
+}
+
 /// Writes the safetensors file (see [`crate::export`]) of the model in `model_dir`: into `output`
 /// (replaced atomically), or, without one, as `model.safetensors` into the model directory itself,
 /// listed in its `model.json` (for models saved before every save wrote it). Returns the file
 /// written.
 pub fn export_safetensors<B: burn::prelude::Backend>(
     model_dir: &Path,
+    output: Option<&Path>,
+    device: &B::Device,
+) -> Result<std::path::PathBuf> {
+    export::<B>(model_dir, ExportFormat::Safetensors, output, device)
+}
+
+/// Writes `format`'s file of the model in `model_dir`: into `output` (replaced atomically: a
+/// failure leaves no partial file), or, without one, into the model directory itself, listed in
+/// its `model.json` (for models saved before every save wrote it). Returns the file written.
+pub fn export<B: burn::prelude::Backend>(
+    model_dir: &Path,
+    format: ExportFormat,
     output: Option<&Path>,
     device: &B::Device,
 ) -> Result<std::path::PathBuf> {
@@ -304,22 +347,79 @@ pub fn export_safetensors<B: burn::prelude::Backend>(
         // Locked before loading: the file added is that of the model it is added to.
         let lock = dir.lock_for_writing()?;
         let (meta, model) = dir.load::<B>(device)?;
-        let bytes = crate::export::safetensors(&model, &meta)?;
-        dir.add_files(&lock, vec![(SAFETENSORS_FILE.to_string(), bytes)])?;
-        return Ok(model_dir.join(SAFETENSORS_FILE));
+        let bytes = format.bytes(&model, &meta)?;
+        dir.add_files(&lock, vec![(format.file_name().to_string(), bytes)])?;
+        return Ok(model_dir.join(format.file_name()));
     };
     let (meta, model) = dir.load::<B>(device)?;
-    let bytes = crate::export::safetensors(&model, &meta)?;
+    let bytes = format.bytes(&model, &meta)?;
+    write_atomically(path, &bytes)?;
+    Ok(path.to_path_buf())
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, renamed into place.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let out = |e: &dyn std::fmt::Display| Error::output(path, e);
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let mut file = tempfile::NamedTempFile::new_in(parent).map_err(|e| out(&e))?;
-    std::io::Write::write_all(&mut file, &bytes).map_err(|e| out(&e))?;
+    std::io::Write::write_all(&mut file, bytes).map_err(|e| out(&e))?;
     file.as_file().sync_all().map_err(|e| out(&e))?;
     file.persist(path).map_err(|e| out(&e.error))?;
-    Ok(path.to_path_buf())
+    Ok(())
+}
+
+/// Writes a Triton model repository entry for the model in `model_dir`:
+/// `repository/name/config.pbtxt` (the onnxruntime backend, every input and output with its
+/// type and shape) and `repository/name/1/model.onnx`. `repository` is created when missing and
+/// may hold other models; `repository/name` is replaced whole, atomically. Returns
+/// `repository/name`.
+pub fn export_triton_repository<B: burn::prelude::Backend>(
+    model_dir: &Path,
+    repository: &Path,
+    name: &str,
+    device: &B::Device,
+) -> Result<std::path::PathBuf> {
+    let dir = ModelDir::new(model_dir);
+    dir.read_metadata()?;
+    let (meta, model) = dir.load::<B>(device)?;
+    let onnx = crate::onnx::model_onnx(&model, &meta);
+    let config = crate::onnx::triton_config(&meta, name);
+    let target = repository.join(name);
+    let out = |e: &dyn std::fmt::Display| Error::output(&target, e);
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(out(
+            &"a Triton model name is one path component: pass another --model-name",
+        ));
+    }
+    std::fs::create_dir_all(repository).map_err(|e| out(&e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(repository)
+        .map_err(|e| out(&e))?;
+    std::fs::create_dir(staging.path().join("1")).map_err(|e| out(&e))?;
+    write_atomically(&staging.path().join("config.pbtxt"), config.as_bytes())?;
+    write_atomically(&staging.path().join("1").join(ONNX_FILE), &onnx)?;
+    // Swap: the old entry (if any) moves aside, the new one in, then the old one goes.
+    let old = repository.join(format!(".old-{name}-{}", std::process::id()));
+    let had_old = target.exists();
+    if had_old {
+        std::fs::rename(&target, &old).map_err(|e| out(&e))?;
+    }
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, &target) {
+        if had_old {
+            let _ = std::fs::rename(&old, &target);
+        }
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(out(&e));
+    }
+    if had_old {
+        std::fs::remove_dir_all(&old).map_err(|e| out(&e))?;
+    }
+    Ok(target)
 }
 
 #[cfg(test)]

@@ -489,15 +489,34 @@ pub fn info(a: InfoArgs) -> Result<()> {
 }
 
 pub fn export(a: ExportArgs, g: &GlobalArgs) -> Result<()> {
-    let ExportFormat::Safetensors = a.format;
+    use iris_trainer::pipeline::{self, ExportFormat as Format};
     // Check the directory before touching the device, so a wrong path is reported first.
     ModelDir::new(&a.model.model).read_metadata()?;
     let selected = backend::init(g.require_gpu)?;
-    let written = iris_trainer::pipeline::export_safetensors::<Backend>(
-        &a.model.model,
-        a.output.as_deref(),
-        &selected.device,
-    )?;
+    let file = |format| {
+        pipeline::export::<Backend>(
+            &a.model.model,
+            format,
+            a.output.as_deref(),
+            &selected.device,
+        )
+    };
+    let written = match a.format {
+        ExportFormat::Safetensors => file(Format::Safetensors)?,
+        ExportFormat::Onnx => file(Format::Onnx)?,
+        ExportFormat::TritonRepository => {
+            // clap requires --output with this format.
+            let repository = a.output.as_deref().ok_or_else(|| {
+                Error::Internal("export --format triton-repository without --output".into())
+            })?;
+            pipeline::export_triton_repository::<Backend>(
+                &a.model.model,
+                repository,
+                &a.model_name,
+                &selected.device,
+            )?
+        }
+    };
     if !g.quiet {
         eprintln!("wrote {}", written.display());
     }

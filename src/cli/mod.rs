@@ -393,6 +393,10 @@ struct InfoArgs {
 enum ExportFormat {
     /// safetensors: Linear weights `[out, in]` as in PyTorch, preprocessing in `__metadata__`.
     Safetensors,
+    /// ONNX: the whole model, raw columns in, `label` and `probabilities` (or `value`) out.
+    Onnx,
+    /// A Triton model repository entry: `OUTPUT/NAME/config.pbtxt` and `OUTPUT/NAME/1/model.onnx`.
+    TritonRepository,
 }
 
 #[derive(Debug, Args)]
@@ -402,10 +406,19 @@ struct ExportArgs {
     /// File format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
     format: ExportFormat,
-    /// File to write [default: model.safetensors in the model directory, listed in its
-    /// model.json].
-    #[arg(short, long, value_name = "FILE")]
+    /// File to write [default: model.safetensors or model.onnx in the model directory, listed
+    /// in its model.json]; for triton-repository, the repository directory (required).
+    #[arg(
+        short,
+        long,
+        value_name = "PATH",
+        required_if_eq("format", "triton-repository")
+    )]
     output: Option<PathBuf>,
+    /// The model's name in a Triton repository (its directory under --output).
+    #[arg(long, value_name = "NAME", default_value = iris_trainer::serve::DEFAULT_MODEL_NAME,
+          value_parser = model_name)]
+    model_name: String,
 }
 
 #[derive(Debug, Args)]

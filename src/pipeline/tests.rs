@@ -37,6 +37,7 @@ fn a_saved_model_has_its_safetensors_and_pictures_listed_with_their_checksums() 
         listed,
         [
             SAFETENSORS_FILE,
+            ONNX_FILE,
             CURVES_SVG,
             CURVES_PNG,
             CONFUSION_SVG,
@@ -139,7 +140,10 @@ fn a_regressor_saved_over_a_classifier_leaves_no_confusion_matrix_behind() {
     });
     assert!(!dir.join(CONFUSION_PNG).exists() && !dir.join(CONFUSION_SVG).exists());
     let listed: Vec<&str> = meta.files.iter().map(|f| f.file.as_str()).collect();
-    assert_eq!(listed, [SAFETENSORS_FILE, CURVES_SVG, CURVES_PNG]);
+    assert_eq!(
+        listed,
+        [SAFETENSORS_FILE, ONNX_FILE, CURVES_SVG, CURVES_PNG]
+    );
     let h = header(&fs::read(dir.join(SAFETENSORS_FILE)).unwrap());
     assert_eq!(h["__metadata__"]["task"], "regression");
     assert!(
@@ -216,7 +220,10 @@ fn a_copy_leaves_out_a_damaged_picture_and_keeps_the_rest() {
     let lock = to.lock_for_writing().unwrap();
     let meta = to.copy_from(&lock, &ModelDir::new(&from)).unwrap();
     let listed: Vec<&str> = meta.files.iter().map(|f| f.file.as_str()).collect();
-    assert_eq!(listed, [SAFETENSORS_FILE, CURVES_SVG, CONFUSION_PNG]);
+    assert_eq!(
+        listed,
+        [SAFETENSORS_FILE, ONNX_FILE, CURVES_SVG, CONFUSION_PNG]
+    );
     assert!(!to.path().join(CURVES_PNG).exists() && !to.path().join(CONFUSION_SVG).exists());
     assert_eq!(to.read_metadata().unwrap().files, meta.files);
     assert_eq!(meta.record, saved.record);
@@ -225,4 +232,176 @@ fn a_copy_leaves_out_a_damaged_picture_and_keeps_the_rest() {
             .iter()
             .all(|(_, s)| *s == FileState::Ok)
     );
+}
+
+/// `model.onnx` of the model fixtures (run by onnxruntime in `scripts/interop-test.sh`).
+mod onnx_graph {
+    use std::collections::BTreeSet;
+
+    use prost::Message;
+
+    use crate::artifact::ModelDir;
+    use crate::data::Encoder;
+    use crate::metadata::Metadata;
+    use crate::model::Ensemble;
+    use crate::onnx::proto::tensor_proto::DataType;
+    use crate::onnx::proto::{ModelProto, type_proto};
+    use crate::onnx::{IR_VERSION, OPSET, model_onnx, triton_config};
+
+    type B = crate::backend::Backend;
+
+    fn fixture(name: &str) -> (Metadata, Ensemble<B>) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        ModelDir::new(&dir).load::<B>(&Default::default()).unwrap()
+    }
+
+    fn decode(bytes: &[u8]) -> ModelProto {
+        ModelProto::decode(bytes).unwrap()
+    }
+
+    fn ops(m: &ModelProto) -> Vec<String> {
+        let g = m.graph.as_ref().unwrap();
+        g.node.iter().map(|n| n.op_type.clone().unwrap()).collect()
+    }
+
+    /// The operators the graph may use: core ONNX, all defined at opset 19.
+    const CORE: &[&str] = &[
+        "IsNaN",
+        "Where",
+        "Cast",
+        "Equal",
+        "ReduceMax",
+        "Mul",
+        "Max",
+        "Sub",
+        "Concat",
+        "Div",
+        "Add",
+        "Sqrt",
+        "MatMul",
+        "Relu",
+        "Tanh",
+        "Sigmoid",
+        "Erf",
+        "Softmax",
+        "Sum",
+        "ArgMax",
+        "Gather",
+        "Squeeze",
+        "Identity",
+    ];
+
+    #[test]
+    fn a_classifier_with_categories_takes_raw_columns_and_answers_label_and_probabilities() {
+        let (meta, model) = fixture("v2-penguins");
+        let bytes = model_onnx(&model, &meta);
+        assert_eq!(
+            bytes,
+            model_onnx(&model, &meta),
+            "the same model, other bytes"
+        );
+        let m = decode(&bytes);
+        assert_eq!(m.ir_version, Some(IR_VERSION));
+        assert_eq!(m.opset_import.len(), 1);
+        assert_eq!(m.opset_import[0].domain.as_deref(), Some(""));
+        assert_eq!(m.opset_import[0].version, Some(OPSET));
+        let g = m.graph.as_ref().unwrap();
+        let inputs: Vec<&str> = g.input.iter().map(|i| i.name.as_deref().unwrap()).collect();
+        assert_eq!(
+            inputs,
+            meta.features.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        let outputs: Vec<&str> = g
+            .output
+            .iter()
+            .map(|o| o.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(outputs, ["label", "probabilities"]);
+        // Strings for categories, floats for the rest.
+        let encoding = meta.preprocessor().encoding;
+        for (input, enc) in g.input.iter().zip(&encoding.columns) {
+            let Some(type_proto::Value::TensorType(t)) = &input.r#type.as_ref().unwrap().value
+            else {
+                panic!("{input:?} is not a tensor");
+            };
+            let want = match enc {
+                Encoder::Categorical { .. } => DataType::String,
+                _ => DataType::Float,
+            };
+            assert_eq!(t.elem_type, Some(want as i32), "{}", enc.name());
+        }
+        assert!(
+            encoding
+                .columns
+                .iter()
+                .any(|e| matches!(e, Encoder::Categorical { .. }))
+        );
+        for op in ops(&m) {
+            assert!(CORE.contains(&op.as_str()), "{op} is not in the core list");
+        }
+        // Every name is given once.
+        let mut names: Vec<&str> = g
+            .node
+            .iter()
+            .flat_map(|n| &n.output)
+            .map(String::as_str)
+            .collect();
+        names.extend(g.initializer.iter().map(|t| t.name.as_deref().unwrap()));
+        names.extend(inputs);
+        let unique: BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len());
+        let classes = m
+            .metadata_props
+            .iter()
+            .find(|p| p.key.as_deref() == Some("classes"));
+        assert_eq!(
+            classes.and_then(|p| p.value.clone()),
+            Some(serde_json::json!(meta.classes).to_string())
+        );
+    }
+
+    #[test]
+    fn a_regressor_answers_one_value_and_several_networks_are_averaged() {
+        let (meta, model) = fixture("v2-diabetes-huber");
+        let m = decode(&model_onnx(&model, &meta));
+        let g = m.graph.as_ref().unwrap();
+        assert_eq!(g.output.len(), 1);
+        assert_eq!(g.output[0].name.as_deref(), Some("value"));
+        assert!(!ops(&m).contains(&"Softmax".to_string()));
+        assert!(!ops(&m).contains(&"Sum".to_string()));
+        let one = g.initializer.len();
+        let (meta, model) = fixture("v2-iris");
+        let net = model.members()[0].clone();
+        let pair = Ensemble::new(
+            vec![net.clone(), net],
+            crate::model::Combine::MeanProbabilities,
+        );
+        let m = decode(&model_onnx(&pair, &meta));
+        let ops = ops(&m);
+        assert_eq!(ops.iter().filter(|o| *o == "Softmax").count(), 2);
+        assert!(ops.contains(&"Sum".to_string()));
+        let layers = meta.model.layer_shapes().len();
+        let single = decode(&model_onnx(&model, &meta));
+        assert_eq!(
+            m.graph.unwrap().initializer.len(),
+            single.graph.unwrap().initializer.len() + 2 * layers + 1,
+            "a second network's weights and biases, and the count to divide by"
+        );
+        assert!(one > 0);
+    }
+
+    #[test]
+    fn the_triton_config_lists_every_input_and_output_quoted() {
+        let (meta, _) = fixture("v2-penguins");
+        let text = triton_config(&meta, "pen\"guins");
+        assert!(text.contains("name: \"pen\\\"guins\"\n"), "{text}");
+        assert!(text.contains("backend: \"onnxruntime\""));
+        assert_eq!(text.matches("data_type:").count(), meta.features.len() + 2);
+        assert!(
+            text.contains("name: \"probabilities\"\n    data_type: TYPE_FP32\n    dims: [ -1, 3 ]")
+        );
+        assert!(text.contains("TYPE_STRING"));
+    }
 }

@@ -15,7 +15,7 @@ const PICTURES: [&str; 4] = [
 #[test]
 fn train_writes_the_weights_and_pictures_and_info_lists_them() {
     let model = shared_model();
-    for f in PICTURES.iter().chain(&["model.safetensors"]) {
+    for f in PICTURES.iter().chain(&["model.safetensors", "model.onnx"]) {
         let bytes = std::fs::read(model.join(f)).unwrap();
         assert!(bytes.len() > 500, "{f} is only {} bytes", bytes.len());
     }
@@ -35,8 +35,8 @@ fn train_writes_the_weights_and_pictures_and_info_lists_them() {
         .iter()
         .map(|f| f["file"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(listed[0], "model.safetensors");
-    assert_eq!(listed[1..], PICTURES);
+    assert_eq!(listed[..2], ["model.safetensors", "model.onnx"]);
+    assert_eq!(listed[2..], PICTURES);
     cmd()
         .args(["info", "--model"])
         .arg(model)
@@ -44,6 +44,9 @@ fn train_writes_the_weights_and_pictures_and_info_lists_them() {
         .success()
         .stdout(contains(
             "weights:   model.safetensors (PyTorch layout, for other tools)",
+        ))
+        .stdout(contains(
+            "onnx:      model.onnx (raw columns to answers, for ONNX runtimes)",
         ))
         .stdout(contains(
             "pictures:  training_curves.svg, training_curves.png, confusion_matrix.svg, confusion_matrix.png",
@@ -86,6 +89,9 @@ fn info_warns_about_a_missing_or_changed_file_but_still_describes_the_model() {
         .assert()
         .success()
         .stdout(contains(
+            "onnx:      model.onnx (raw columns to answers, for ONNX runtimes)",
+        ))
+        .stdout(contains(
             "pictures:  training_curves.svg, confusion_matrix.svg, confusion_matrix.png",
         ))
         .stderr("");
@@ -126,6 +132,72 @@ fn export_writes_the_file_a_model_directory_holds() {
 }
 
 #[test]
+fn export_writes_onnx_and_a_triton_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.onnx");
+    cmd()
+        .args(["export", "--quiet", "--format", "onnx", "--model"])
+        .arg(shared_model())
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr("");
+    let onnx = std::fs::read(shared_model().join("model.onnx")).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), onnx);
+    // A directory without it (as one saved by an older version): added and listed.
+    let copy = copy_model(shared_model());
+    cmd()
+        .args(["export", "--quiet", "--format", "onnx", "--model"])
+        .arg(copy.path())
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(copy.path().join("model.onnx")).unwrap(), onnx);
+    let listed = metadata(copy.path())["files"].clone();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["file"] == "model.onnx"),
+        "{listed}"
+    );
+    // Into a repository that holds another model, twice: the entry is replaced whole.
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("other/1")).unwrap();
+    for _ in 0..2 {
+        cmd()
+            .args([
+                "export",
+                "--format",
+                "triton-repository",
+                "--model-name",
+                "iris",
+                "--model",
+            ])
+            .arg(shared_model())
+            .arg("--output")
+            .arg(&repo)
+            .assert()
+            .success()
+            .stderr(contains("repo/iris"));
+    }
+    assert_eq!(std::fs::read(repo.join("iris/1/model.onnx")).unwrap(), onnx);
+    let config = std::fs::read_to_string(repo.join("iris/config.pbtxt")).unwrap();
+    assert!(
+        config.contains("name: \"iris\"\nbackend: \"onnxruntime\""),
+        "{config}"
+    );
+    let mut entries: Vec<String> = std::fs::read_dir(&repo)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["iris", "other"]);
+}
+
+#[test]
 fn export_refuses_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     cmd()
@@ -134,9 +206,55 @@ fn export_refuses_bad_input_clearly() {
         .fails(5, &["none", "does not exist"]);
     assert!(!dir.path().join("none").exists());
     cmd()
+        .args(["export", "--format", "pickle", "--model"])
+        .arg(shared_model())
+        .fails(2, &["pickle", "safetensors", "onnx", "triton-repository"]);
+    cmd()
+        .args(["export", "--format", "triton-repository", "--model"])
+        .arg(shared_model())
+        .fails(2, &["--output"]);
+    cmd()
+        .args([
+            "export",
+            "--format",
+            "triton-repository",
+            "--model-name",
+            "a/b",
+            "--model",
+        ])
+        .arg(shared_model())
+        .arg("--output")
+        .arg(dir.path().join("repo"))
+        .fails(2, &["a/b"]);
+    assert!(!dir.path().join("repo").exists());
+    cmd()
         .args(["export", "--format", "onnx", "--model"])
         .arg(shared_model())
-        .fails(2, &["onnx", "safetensors"]);
+        .arg("--output")
+        .arg(dir.path().join("no/such/dir/m.onnx"))
+        .fails(6, &["no/such/dir"]);
+    // A corrupt model directory: refused, nothing written beside it.
+    let copy = copy_model(shared_model());
+    std::fs::write(copy.path().join("model.mpk"), b"not a record").unwrap();
+    let out = dir.path().join("corrupt.onnx");
+    cmd()
+        .args(["export", "--format", "onnx", "--model"])
+        .arg(copy.path())
+        .arg("--output")
+        .arg(&out)
+        .fails(5, &["model.mpk"]);
+    assert!(!out.exists());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.to_string_lossy().starts_with(".tmp")),
+        "{names:?}"
+    );
     cmd()
         .args(["export", "--model"])
         .arg(shared_model())
