@@ -37,6 +37,10 @@ pub use local::{
 /// At most this many points: a grid that multiplies past it is more likely a mistake.
 pub const MAX_POINTS: usize = 10_000;
 
+/// Most dotted parts a point's key may have (the configuration's deepest keys, as
+/// `data.types.COLUMN`, have three).
+pub const MAX_KEY_PARTS: usize = 8;
+
 /// One point: dotted config keys and their values.
 pub type Point = BTreeMap<String, toml::Value>;
 
@@ -149,6 +153,15 @@ impl Sweep {
         };
         let mut value = toml::Value::try_from(base).map_err(|e| err(e.to_string()))?;
         for (key, v) in self.point(index)? {
+            // Each part nests a table: a key of thousands of parts is a mistake, not a section.
+            let depth = key.split('.').count();
+            if depth > MAX_KEY_PARTS {
+                return Err(err(format!(
+                    "`{}...`: a key of {depth} dotted parts; configuration keys have at most \
+                     {MAX_KEY_PARTS} (e.g. `training.epochs`)",
+                    key.chars().take(40).collect::<String>()
+                )));
+            }
             let mut parts = key.split('.').peekable();
             let mut table = value
                 .as_table_mut()
@@ -823,6 +836,26 @@ mod tests {
         let s = Sweep::from_toml_str("[[points]]\n\"training.seed\" = 1\n", "s.toml").unwrap();
         let m = s.point(3).unwrap_err().to_string();
         assert!(m.contains("the sweep has 1 points (0 to 0)"), "{m}");
+    }
+
+    #[test]
+    fn a_key_of_thousands_of_dotted_parts_is_refused_not_a_stack_overflow() {
+        // Once nested a table per part, which overflowed the stack when dropped.
+        let key = vec!["a"; 100_000].join(".");
+        for text in [
+            format!("[[points]]\n\"{key}\" = 1\n"),
+            format!("[grid]\n\"{key}\" = [1]\n"),
+        ] {
+            let m = Sweep::from_toml_str(&text, "s.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(m.contains("parts") && m.contains("s.toml"), "{m}");
+        }
+        // A real key of the deepest section still applies.
+        let text = "[[points]]\n\"data.types.colour\" = \"categorical\"\n";
+        let s = Sweep::from_toml_str(text, "s.toml").unwrap();
+        let types = s.apply(&TrainConfig::default(), 0).unwrap().data.types;
+        assert_eq!(types.len(), 1, "{types:?}");
     }
 
     #[test]
