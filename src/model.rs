@@ -184,7 +184,6 @@ impl<B: Backend> Mlp<B> {
 
     /// Each linear layer's weights on the host, in order (for a graph written elsewhere).
     pub fn layers_to_host(&self) -> Vec<LayerWeights> {
-        let host = |data: TensorData| data.convert::<f32>().into_vec::<f32>().unwrap_or_default();
         self.layers
             .iter()
             .map(|layer| {
@@ -192,11 +191,11 @@ impl<B: Backend> Mlp<B> {
                 let [d_in, d_out] = w.dims();
                 LayerWeights {
                     shape: [d_in, d_out],
-                    weight: host(w.into_data()),
+                    weight: to_host(w.into_data()),
                     bias: layer
                         .bias
                         .as_ref()
-                        .map_or_else(|| vec![0.0; d_out], |b| host(b.val().into_data())),
+                        .map_or_else(|| vec![0.0; d_out], |b| to_host(b.val().into_data())),
                 }
             })
             .collect()
@@ -204,9 +203,13 @@ impl<B: Backend> Mlp<B> {
 
     /// [`Mlp::forward_inputs`], with the logits copied to the host as row-major `f32`s.
     pub fn logits_to_host(&self, inputs: Inputs<B>) -> Vec<f32> {
-        let data = self.forward_inputs(inputs).into_data();
-        data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
+        to_host(self.forward_inputs(inputs).into_data())
     }
+}
+
+/// A tensor's values as row-major `f32`s (empty if they cannot be read as such).
+fn to_host(data: TensorData) -> Vec<f32> {
+    data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
 }
 
 /// One linear layer's weights, copied to the host: `y = x W + b`.
@@ -505,8 +508,7 @@ impl<B: Backend> Ensemble<B> {
 
     /// [`Ensemble::forward`], with the outputs copied to the host as row-major `f32`s.
     pub fn outputs_to_host(&self, input: Inputs<B>) -> Vec<f32> {
-        let data = self.forward(input).into_data();
-        data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
+        to_host(self.forward(input).into_data())
     }
 }
 

@@ -319,18 +319,6 @@ impl ExportFormat {
     }
 }
 
-/// Writes the safetensors file (see [`crate::export`]) of the model in `model_dir`: into `output`
-/// (replaced atomically), or, without one, as `model.safetensors` into the model directory itself,
-/// listed in its `model.json` (for models saved before every save wrote it). Returns the file
-/// written.
-pub fn export_safetensors<B: burn::prelude::Backend>(
-    model_dir: &Path,
-    output: Option<&Path>,
-    device: &B::Device,
-) -> Result<std::path::PathBuf> {
-    export::<B>(model_dir, ExportFormat::Safetensors, output, device)
-}
-
 /// Writes `format`'s file of the model in `model_dir`: into `output` (replaced atomically: a
 /// failure leaves no partial file), or, without one, into the model directory itself, listed in
 /// its `model.json` (for models saved before every save wrote it). Returns the file written.

@@ -22,7 +22,7 @@
 #[rustfmt::skip]
 pub mod proto;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use burn::prelude::Backend;
 use prost::Message;
@@ -66,20 +66,13 @@ pub fn model_onnx<B: Backend>(model: &Ensemble<B>, meta: &Metadata) -> Vec<u8> {
             Encoder::Numeric {
                 fill, indicator, ..
             } => {
-                g.input(&input, DataType::Float);
-                let nan = g.op("IsNaN", &[&input], &[]);
-                let fill = g.f32s("fill", &[1], &[*fill]);
-                pieces.push(g.op("Where", &[&nan, &fill, &input], &[]));
+                let (value, nan) = g.imputed(&input, *fill);
+                pieces.push(value);
                 if *indicator {
                     pieces.push(g.op("Cast", &[&nan], &[int("to", DataType::Float as i64)]));
                 }
             }
-            Encoder::Boolean { fill, .. } => {
-                g.input(&input, DataType::Float);
-                let nan = g.op("IsNaN", &[&input], &[]);
-                let fill = g.f32s("fill", &[1], &[*fill]);
-                pieces.push(g.op("Where", &[&nan, &fill, &input], &[]));
-            }
+            Encoder::Boolean { fill, .. } => pieces.push(g.imputed(&input, *fill).0),
             Encoder::Categorical {
                 levels,
                 missing_level,
@@ -91,31 +84,36 @@ pub fn model_onnx<B: Backend>(model: &Ensemble<B>, meta: &Metadata) -> Vec<u8> {
                 let hit = g.op("Equal", &[&input, &levels], &[]);
                 let onehot = g.op("Cast", &[&hit], &[int("to", DataType::Float as i64)]);
                 pieces.push(onehot.clone());
-                let axis = (*missing_level || *other_level).then(|| g.i64s("axis", &[1], &[1]));
-                let axis = axis.as_deref().unwrap_or_default();
-                let missing = (*missing_level || *other_level).then(|| {
-                    if encoding.missing_values.is_empty() {
-                        let zero = g.f32s("zero", &[1], &[0.0]);
-                        let any = g.op("ReduceMax", &[&onehot, axis], &[int("keepdims", 1)]);
-                        g.op("Mul", &[&any, &zero], &[])
-                    } else {
-                        let markers = g.strings("missing_values", &encoding.missing_values);
-                        let is = g.op("Equal", &[&input, &markers], &[]);
-                        let is = g.op("Cast", &[&is], &[int("to", DataType::Float as i64)]);
-                        g.op("ReduceMax", &[&is, axis], &[int("keepdims", 1)])
-                    }
-                });
-                if let Some(missing) = &missing {
-                    if *missing_level {
-                        pieces.push(missing.clone());
-                    }
-                    if *other_level {
-                        // Neither a level with an input of its own nor missing.
-                        let known = g.op("ReduceMax", &[&onehot, axis], &[int("keepdims", 1)]);
-                        let taken = g.op("Max", &[&known, missing], &[]);
-                        let one = g.f32s("one", &[1], &[1.0]);
-                        pieces.push(g.op("Sub", &[&one, &taken], &[]));
-                    }
+                if !(*missing_level || *other_level) {
+                    continue;
+                }
+                let axis = g.i64s("axis", &[1], &[1]);
+                let keep = [int("keepdims", 1)];
+                // Whether the value is a level with an input of its own, [N, 1].
+                let mut known = None;
+                let missing = if encoding.missing_values.is_empty() {
+                    // No string means missing: a column of zeros.
+                    let k = g.op("ReduceMax", &[&onehot, &axis], &keep);
+                    let zero = g.scalar("zero", 0.0);
+                    let zeros = g.op("Mul", &[&k, &zero], &[]);
+                    known = Some(k);
+                    zeros
+                } else {
+                    let markers = g.strings("missing_values", &encoding.missing_values);
+                    let is = g.op("Equal", &[&input, &markers], &[]);
+                    let is = g.op("Cast", &[&is], &[int("to", DataType::Float as i64)]);
+                    g.op("ReduceMax", &[&is, &axis], &keep)
+                };
+                if *missing_level {
+                    pieces.push(missing.clone());
+                }
+                if *other_level {
+                    // Neither a level with an input of its own nor missing.
+                    let known =
+                        known.unwrap_or_else(|| g.op("ReduceMax", &[&onehot, &axis], &keep));
+                    let taken = g.op("Max", &[&known, &missing], &[]);
+                    let one = g.scalar("one", 1.0);
+                    pieces.push(g.op("Sub", &[&one, &taken], &[]));
                 }
             }
         }
@@ -129,8 +127,8 @@ pub fn model_onnx<B: Backend>(model: &Ensemble<B>, meta: &Metadata) -> Vec<u8> {
     x = g.op("Div", &[&x, &std], &[]);
     if pre.scaling.clip {
         // x / sqrt(1 + (x / 3)^2), as the preprocessor computes it.
-        let three = g.f32s("three", &[1], &[3.0]);
-        let one = g.f32s("one", &[1], &[1.0]);
+        let three = g.scalar("three", 3.0);
+        let one = g.scalar("one", 1.0);
         let t = g.op("Div", &[&x, &three], &[]);
         let t = g.op("Mul", &[&t, &t], &[]);
         let t = g.op("Add", &[&t, &one], &[]);
@@ -171,7 +169,7 @@ pub fn model_onnx<B: Backend>(model: &Ensemble<B>, meta: &Metadata) -> Vec<u8> {
         many => {
             let refs: Vec<&str> = many.iter().map(String::as_str).collect();
             let sum = g.op("Sum", &refs, &[]);
-            let k = g.f32s("members", &[1], &[many.len() as f32]);
+            let k = g.scalar("members", many.len() as f32);
             g.op("Div", &[&sum, &k], &[])
         }
     };
@@ -211,8 +209,8 @@ pub fn model_onnx<B: Backend>(model: &Ensemble<B>, meta: &Metadata) -> Vec<u8> {
         }
         Task::Regression => {
             let s = meta.target_scaling();
-            let std = g.f32s("target_std", &[1], &[s.std]);
-            let mean_y = g.f32s("target_mean", &[1], &[s.mean]);
+            let std = g.scalar("target_std", s.std);
+            let mean_y = g.scalar("target_mean", s.mean);
             let y = g.op("Mul", &[&mean, &std], &[]);
             let y = g.op("Add", &[&y, &mean_y], &[]);
             let axes = g.i64s("axes", &[1], &[1]);
@@ -264,6 +262,8 @@ struct Graph {
     /// Names already given (the inputs' and outputs' too), so no internal name repeats one.
     used: BTreeSet<String>,
     next: usize,
+    /// The one-value constants written so far, by their bits: each is written once.
+    scalars: BTreeMap<u32, String>,
 }
 
 impl Graph {
@@ -277,6 +277,7 @@ impl Graph {
             outputs: Vec::new(),
             used,
             next: 0,
+            scalars: BTreeMap::new(),
         }
     }
 
@@ -289,6 +290,15 @@ impl Graph {
                 return name;
             }
         }
+    }
+
+    /// The float input `name` with a missing value (`NaN`) filled by `fill`, and whether each
+    /// was missing.
+    fn imputed(&mut self, name: &str, fill: f32) -> (String, String) {
+        self.input(name, DataType::Float);
+        let nan = self.op("IsNaN", &[name], &[]);
+        let fill = self.scalar("fill", fill);
+        (self.op("Where", &[&nan, &fill, name], &[]), nan)
     }
 
     fn input(&mut self, name: &str, ty: DataType) {
@@ -331,9 +341,9 @@ impl Graph {
             Activation::Sigmoid => self.op("Sigmoid", &[x], &[]),
             // x * (1 + erf(x / sqrt 2)) / 2, as Burn computes it; `Gelu` needs opset 20.
             Activation::Gelu => {
-                let root2 = self.f32s("sqrt2", &[1], &[std::f32::consts::SQRT_2]);
-                let one = self.f32s("one", &[1], &[1.0]);
-                let half = self.f32s("half", &[1], &[0.5]);
+                let root2 = self.scalar("sqrt2", std::f32::consts::SQRT_2);
+                let one = self.scalar("one", 1.0);
+                let half = self.scalar("half", 0.5);
                 let t = self.op("Div", &[x, &root2], &[]);
                 let t = self.op("Erf", &[&t], &[]);
                 let t = self.op("Add", &[&t, &one], &[]);
@@ -360,6 +370,16 @@ impl Graph {
                 ..Default::default()
             },
         )
+    }
+
+    /// A `[1]` float constant (broadcast against any shape), written once per value.
+    fn scalar(&mut self, stem: &str, value: f32) -> String {
+        if let Some(name) = self.scalars.get(&value.to_bits()) {
+            return name.clone();
+        }
+        let name = self.f32s(stem, &[1], &[value]);
+        self.scalars.insert(value.to_bits(), name.clone());
+        name
     }
 
     fn i64s(&mut self, stem: &str, dims: &[i64], values: &[i64]) -> String {

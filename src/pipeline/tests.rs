@@ -171,7 +171,7 @@ fn export_adds_the_file_to_a_directory_saved_without_it() {
     fs::remove_file(dir.join(SAFETENSORS_FILE)).unwrap();
 
     let device = Default::default();
-    let written = export_safetensors::<Backend>(&dir, None, &device).unwrap();
+    let written = export::<Backend>(&dir, ExportFormat::Safetensors, None, &device).unwrap();
     assert_eq!(written, dir.join(SAFETENSORS_FILE));
     assert_eq!(fs::read(&written).unwrap(), original);
     let meta = ModelDir::new(&dir).read_metadata().unwrap();
@@ -184,12 +184,12 @@ fn export_adds_the_file_to_a_directory_saved_without_it() {
 
     // To a file of its own choosing, the directory untouched.
     let out = tmp.path().join("iris.safetensors");
-    export_safetensors::<Backend>(&dir, Some(&out), &device).unwrap();
+    export::<Backend>(&dir, ExportFormat::Safetensors, Some(&out), &device).unwrap();
     assert_eq!(fs::read(&out).unwrap(), original);
 
     // A directory without a model is refused, and not created.
     let missing = tmp.path().join("nothing");
-    let err = export_safetensors::<Backend>(&missing, None, &device).unwrap_err();
+    let err = export::<Backend>(&missing, ExportFormat::Safetensors, None, &device).unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(!missing.exists());
 }
@@ -204,7 +204,8 @@ fn export_refuses_a_record_that_does_not_match_its_metadata() {
     record[last] ^= 1;
     fs::write(dir.join("model.mpk"), record).unwrap();
     let before = fs::read(dir.join(SAFETENSORS_FILE)).unwrap();
-    let err = export_safetensors::<Backend>(&dir, None, &Default::default()).unwrap_err();
+    let err =
+        export::<Backend>(&dir, ExportFormat::Safetensors, None, &Default::default()).unwrap_err();
     assert!(err.to_string().contains("SHA-256"), "{err}");
     assert_eq!(fs::read(dir.join(SAFETENSORS_FILE)).unwrap(), before);
 }

@@ -22,11 +22,8 @@ import csv
 import json
 import os
 import random
-import re
-import subprocess
 import sys
 import tempfile
-import traceback
 
 import numpy as np
 import onnx
@@ -34,32 +31,15 @@ import onnxruntime as ort
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-BIN, README = sys.argv[1], sys.argv[2]
+import harness
+from harness import check, finish, run
+
+harness.BIN, README = sys.argv[1], sys.argv[2]
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 TOLERANCE = 1e-5
 BOOLEAN = {"true": 1.0, "yes": 1.0, "y": 1.0, "t": 1.0, "1": 1.0,
            "false": 0.0, "no": 0.0, "n": 0.0, "f": 0.0, "0": 0.0}
 
-passed = failed = 0
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        detail = fn()
-        passed += 1
-        print(f"ok   {name}: {detail}")
-    except Exception:  # noqa: BLE001 - every failure is reported, then counted
-        failed += 1
-        print(f"FAIL {name}")
-        traceback.print_exc(file=sys.stdout)
-
-
-def run(*args):
-    out = subprocess.run([BIN, *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"iris-trainer {' '.join(args)} exited {out.returncode}: {out.stderr}")
-    return out.stdout
 
 
 def feeds(rows, model_json, session):
@@ -217,26 +197,17 @@ case("a 150-level category, blanks everywhere, unseen levels (robust scaling)", 
 
 
 def readme_snippet():
-    with open(README) as f:
-        blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
-    snippet = [b for b in blocks if "onnxruntime" in b]
-    assert len(snippet) == 1, f"{len(snippet)} README Python blocks use onnxruntime"
-    with tempfile.TemporaryDirectory() as tmp:
-        run("train", "--quiet", "--out", os.path.join(tmp, "artifacts"))
-        out = subprocess.run([sys.executable, "-c", snippet[0]], cwd=tmp, capture_output=True,
-                             text=True, check=True).stdout.split(" ", 1)
-        answer = json.loads(run("predict", "--quiet", "--model", os.path.join(tmp, "artifacts"),
-                                "--format", "json", "6.0", "2.7", "5.1", "1.6"))["predictions"][0]
-        assert out[0] == answer["species"], f"the snippet printed {out}, predict says {answer}"
-        printed = json.loads(out[1])
-        expected = list(answer["probabilities"].values())
-        worst = max(abs(a - b) for a, b in zip(printed, expected))
-        # Rounded to 4 decimals by the snippet.
-        assert worst <= 0.5e-4 + TOLERANCE, f"the snippet printed {out}, predict says {answer}"
-        return f"prints {' '.join(out).strip()}"
+    out, answer = harness.readme_snippet(README, "onnxruntime")
+    label, probabilities = out.split(" ", 1)
+    assert label == answer["species"], f"the snippet printed {out}, predict says {answer}"
+    printed = json.loads(probabilities)
+    expected = list(answer["probabilities"].values())
+    worst = max(abs(a - b) for a, b in zip(printed, expected))
+    # Rounded to 4 decimals by the snippet.
+    assert worst <= 0.5e-4 + TOLERANCE, f"the snippet printed {out}, predict says {answer}"
+    return f"prints {out.strip()}"
 
 
 check("README onnxruntime snippet", readme_snippet)
 
-print(f"interop: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

@@ -12,45 +12,25 @@ Usage: python safetensors_check.py BINARY README  (scripts/interop-test.sh sets 
 Ends with a line `interop: N passed, N failed`; exits 1 if anything failed.
 """
 
-import csv
 import ast
+import csv
 import json
 import math
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import traceback
 
 import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-BIN, README = sys.argv[1], sys.argv[2]
+import harness
+from harness import check, finish, run
+
+harness.BIN, README = sys.argv[1], sys.argv[2]
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 TOLERANCE = 1e-5
 
-passed = failed = 0
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        detail = fn()
-        passed += 1
-        print(f"ok   {name}: {detail}")
-    except Exception:  # noqa: BLE001 - every failure is reported, then counted
-        failed += 1
-        print(f"FAIL {name}")
-        traceback.print_exc(file=sys.stdout)
-
-
-def run(*args):
-    out = subprocess.run([BIN, *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"iris-trainer {' '.join(args)} exited {out.returncode}: {out.stderr}")
-    return out.stdout
 
 
 def encode(rows, meta):
@@ -178,27 +158,16 @@ case("diabetes (regression)", "diabetes.csv",
      config='[model]\nactivation = "tanh"\n')
 
 def readme_snippet():
-    with open(README) as f:
-        blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
-    snippet = [b for b in blocks if "safetensors.numpy" in b]
-    assert len(snippet) == 1, f"{len(snippet)} README Python blocks read safetensors"
-    with tempfile.TemporaryDirectory() as tmp:
-        # As the README has it: the default Iris model in `artifacts`, run from that directory.
-        run("train", "--quiet", "--out", os.path.join(tmp, "artifacts"))
-        out = subprocess.run([sys.executable, "-c", snippet[0]], cwd=tmp, capture_output=True,
-                             text=True, check=True).stdout
-        printed = ast.literal_eval(out.strip())
-        answer = json.loads(run("predict", "--quiet", "--model", os.path.join(tmp, "artifacts"),
-                                "--format", "json", "6.0", "2.7", "5.1", "1.6"))["predictions"][0]
-        expected = answer["probabilities"]
-        assert printed.keys() == expected.keys(), f"the snippet printed {printed}"
-        # Rounded to 4 decimals by the snippet.
-        worst = max(abs(printed[c] - expected[c]) for c in expected)
-        assert worst <= 0.5e-4 + TOLERANCE, f"the snippet printed {printed}, predict says {expected}"
-        return f"prints {printed}"
+    out, answer = harness.readme_snippet(README, "safetensors.numpy")
+    printed = ast.literal_eval(out.strip())
+    expected = answer["probabilities"]
+    assert printed.keys() == expected.keys(), f"the snippet printed {printed}"
+    # Rounded to 4 decimals by the snippet.
+    worst = max(abs(printed[c] - expected[c]) for c in expected)
+    assert worst <= 0.5e-4 + TOLERANCE, f"the snippet printed {printed}, predict says {expected}"
+    return f"prints {printed}"
 
 
 check("README safetensors snippet", readme_snippet)
 
-print(f"interop: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
