@@ -479,9 +479,15 @@ pub fn info(a: InfoArgs) -> Result<()> {
             FileState::Missing => "is missing",
             FileState::Changed => "does not match the SHA-256 in model.json",
         };
+        let export = match file.file.as_str() {
+            iris_trainer::artifact::ONNX_FILE => {
+                "`iris-trainer export --format onnx` rewrites \
+                 model.onnx"
+            }
+            _ => "`iris-trainer export` rewrites model.safetensors",
+        };
         eprintln!(
-            "warning: {} {problem}; `iris-trainer export` rewrites model.safetensors, retraining \
-             rewrites every file",
+            "warning: {} {problem}; {export}, retraining rewrites every file",
             dir.path().join(&file.file).display()
         );
     }

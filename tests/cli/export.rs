@@ -61,6 +61,7 @@ fn info_warns_about_a_missing_or_changed_file_but_still_describes_the_model() {
     train_into(&model, 5);
     std::fs::write(model.join("model.safetensors"), b"edited").unwrap();
     std::fs::remove_file(model.join("training_curves.png")).unwrap();
+    std::fs::remove_file(model.join("model.onnx")).unwrap();
     let out = cmd()
         .args(["info", "--model"])
         .arg(&model)
@@ -74,10 +75,22 @@ fn info_warns_about_a_missing_or_changed_file_but_still_describes_the_model() {
             && stderr.contains("iris-trainer export"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains(
+            "model.onnx is missing; `iris-trainer export --format onnx` rewrites model.onnx"
+        ),
+        "{stderr}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("network:   MLP 4-16-3"));
-    // `export` rewrites the weights and the warnings go.
+    // `export` rewrites the weights, `export --format onnx` the graph, and the warnings go.
     cmd()
         .args(["export", "--quiet", "--model"])
+        .arg(&model)
+        .assert()
+        .success()
+        .stdout("");
+    cmd()
+        .args(["export", "--quiet", "--format", "onnx", "--model"])
         .arg(&model)
         .assert()
         .success()
