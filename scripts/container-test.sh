@@ -8,12 +8,23 @@
 #   a named volume, serves and stops gracefully;
 # - the CPU image for linux/arm64, cross-compiled by the same Dockerfile, run under QEMU
 #   user-mode emulation: trains, predicts, serves;
+# - the CPU image started as KServe's iris-trainer runtime starts it (deploy/kserve/), queried
+#   with tritonclient;
 # - the compose stack: train once into a named volume, then serve with a health check;
 # - the GPU image: fails clearly without a GPU and, with Mesa's software Vulkan added, trains.
 # Base images that cannot be pulled (no registry reachable) are replaced by local stand-ins.
 #
-#   scripts/container-test.sh            # build, run, report sizes and times
+#   scripts/container-test.sh              # build, run, report sizes and times
+#   scripts/container-test.sh --build-only # the stand-ins and the README's three image builds,
+#                                          # nothing run (CI starts this early, in the background,
+#                                          # so that the full test later finds them in the cache)
 set -euo pipefail
+BUILD_ONLY=0
+case ${1:-} in
+    --build-only) BUILD_ONLY=1 ;;
+    "") ;;
+    *) echo "usage: scripts/container-test.sh [--build-only]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 T0=$SECONDS
@@ -240,6 +251,19 @@ timed_build() { # NAME CMD: a README build command, its log kept out of sight un
     BUILD_TIMES+=("$1 $((SECONDS - start)) s")
 }
 BUILD_TIMES=()
+if ((BUILD_ONLY)); then
+    # The same README commands as below, in the same order; their layers are what the full run
+    # finds in BuildKit's cache.
+    step "build the CPU image (linux/amd64, native)"
+    timed_build cpu-amd64 "docker build -t $CPU_IMAGE ."
+    step "build the CPU image for linux/arm64 (cross-compiled by the native builder)"
+    timed_build cpu-arm64 "docker buildx build --platform linux/arm64 -t $ARM_IMAGE --load ."
+    step "build the GPU image"
+    timed_build gpu "docker build -f Dockerfile.gpu -t $GPU_IMAGE ."
+    echo "build times: ${BUILD_TIMES[*]}"
+    echo "images built in $((SECONDS - T0)) s"
+    exit 0
+fi
 step "build the CPU image (linux/amd64, native)"
 timed_build cpu-amd64 "docker build -t $CPU_IMAGE ."
 [ "$(docker image inspect --format '{{.Architecture}}' "$CPU_IMAGE")" = amd64 ] || fail "$CPU_IMAGE is not an amd64 image"
@@ -290,6 +314,18 @@ docker volume create "$vol" >/dev/null
 CLEANUP+=("docker volume rm -f $vol")
 docker run --rm -v "$vol:/artifacts" "$CPU_IMAGE" --quiet --epochs 20 >/dev/null || fail "training as the image's user"
 docker run --rm -v "$vol:/artifacts" "$CPU_IMAGE" info | grep -q "20 epochs" || fail "model not in the volume"
+
+# --- KServe ----------------------------------------------------------------------------------
+step "CPU image as KServe's iris-trainer runtime starts it (deploy/kserve/), queried with tritonclient"
+runtime_image=$(sed -n 's/^ *image: //p' deploy/kserve/serving-runtime.yaml)
+[ -n "$runtime_image" ] || fail "deploy/kserve/serving-runtime.yaml names no image"
+# The runtime names the registry's image; here it is the one just built.
+docker tag "$CPU_IMAGE" "$runtime_image"
+CLEANUP+=("docker rmi $runtime_image")
+venv=$(bash scripts/interop-test.sh --venv)
+"$venv/bin/python" tests/interop/kserve_runtime.py "$USERDIR/artifacts" \
+    docker run --rm -v "$USERDIR/artifacts:/model:ro" "$CPU_IMAGE" predict --quiet --model /model --format json \
+    || fail "the CPU image as KServe's runtime starts it"
 
 # --- Compose ---------------------------------------------------------------------------------
 step "compose: train once into a named volume, then serve with a health check (the README's commands)"

@@ -6,6 +6,7 @@
 # config.pbtxt parsed by Triton's own message type.
 #
 # Usage: scripts/interop-test.sh [BINARY]   (default: builds target/release/iris-trainer)
+#        scripts/interop-test.sh --venv     (only makes the venv, and prints its path)
 # The clients live in a venv under target/ (made once, remade when requirements change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,11 @@ if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
     cp "$req" "$venv/requirements.txt"
+fi
+
+if [ "${1:-}" = --venv ]; then
+    echo "$venv"
+    exit 0
 fi
 
 bin=${1:-}

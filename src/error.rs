@@ -147,6 +147,22 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A trained, saved and logged model could not be registered in MLflow's model registry.
+    #[error(
+        "the model is trained and saved, and MLflow run {run_id} logged it, but registering it \
+         as {name:?} in the model registry at {uri} failed: {message}. Register it later with \
+         mlflow.register_model(\"runs:/{run_id}/model\", \"NAME\") or from MLflow's UI"
+    )]
+    Registry {
+        /// The tracking URI.
+        uri: String,
+        /// The registered model's name asked for.
+        name: String,
+        /// The run that logged the model.
+        run_id: String,
+        /// What failed.
+        message: String,
+    },
     /// The HTTP service could not start.
     #[error("cannot serve on {addr}: {source}")]
     Serve {
@@ -177,6 +193,8 @@ pub mod exit_code {
     pub const DIVERGED: u8 = 8;
     /// The MLflow tracking server is unreachable or refused the run (nothing was trained).
     pub const TRACKING: u8 = 9;
+    /// The model was trained and saved, but registering it in MLflow's model registry failed.
+    pub const REGISTRY: u8 = 10;
     /// Stopped by SIGINT (128 + 2).
     pub const SIGINT: u8 = 130;
     /// Stopped by SIGTERM (128 + 15).
@@ -199,6 +217,7 @@ impl Error {
             Error::Device(_) => exit_code::DEVICE,
             Error::Diverged { .. } => exit_code::DIVERGED,
             Error::Tracking { .. } => exit_code::TRACKING,
+            Error::Registry { .. } => exit_code::REGISTRY,
             Error::Interrupted { signal, .. } => signal.exit_code(),
             Error::Serve { .. }
             | Error::Unhealthy { .. }

@@ -13,8 +13,9 @@
 //! model                   Ensemble<B> of networks, the one model type; Inputs on a device
 //! metadata                model.json (format 3: the recipe, the model, what was fitted)
 //! train, crossval         the training loop; k-fold cross-validation
-//! export, plot            model.safetensors; the pictures
+//! export, onnx, plot      model.safetensors, model.onnx; the pictures
 //! artifact                the model directory, replaced atomically
+//! mlflow_model            an MLflow model directory (MLmodel) around model.onnx
 //! predict                 Predictor: a loaded model answering rows
 //! pipeline                train-and-save, evaluate
 //! track, sweep, serve     MLflow tracking; sweeps; the HTTP service
@@ -72,6 +73,8 @@ pub mod plot;
 
 pub mod artifact;
 
+pub mod mlflow_model;
+
 pub mod predict;
 
 pub mod pipeline;
@@ -104,8 +107,25 @@ mod layering {
 
     /// Library modules in data-flow order, as declared above.
     const ORDER: &[&str] = &[
-        "error", "backend", "recipe", "config", "data", "metrics", "model", "metadata", "train",
-        "crossval", "export", "onnx", "plot", "artifact", "predict", "pipeline", "track", "sweep",
+        "error",
+        "backend",
+        "recipe",
+        "config",
+        "data",
+        "metrics",
+        "model",
+        "metadata",
+        "train",
+        "crossval",
+        "export",
+        "onnx",
+        "plot",
+        "artifact",
+        "mlflow_model",
+        "predict",
+        "pipeline",
+        "track",
+        "sweep",
         "serve",
     ];
 

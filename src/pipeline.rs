@@ -376,30 +376,94 @@ pub fn export_triton_repository<B: burn::prelude::Backend>(
     let onnx = crate::onnx::model_onnx(&model, &meta);
     let config = crate::onnx::triton_config(&meta, name);
     let target = repository.join(name);
-    let out = |e: &dyn std::fmt::Display| Error::output(&target, e);
     if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-        return Err(out(
-            &"a Triton model name is one path component: pass another --model-name",
+        return Err(Error::output(
+            &target,
+            "a Triton model name is one path component: pass another --model-name",
         ));
     }
-    std::fs::create_dir_all(repository).map_err(|e| out(&e))?;
+    replace_dir(
+        &target,
+        &[
+            ("config.pbtxt".to_string(), config.into_bytes()),
+            (format!("1/{ONNX_FILE}"), onnx),
+        ],
+    )?;
+    Ok(target)
+}
+
+/// Writes an MLflow model directory (see [`crate::mlflow_model`]) of the model in `model_dir`
+/// at `output`, which `mlflow.pyfunc.load_model` and `mlflow models serve` load. `output` is
+/// created, or replaced whole and atomically when it is an MLflow model directory already; any
+/// other existing directory or file is refused (exit code 6), as nothing in it is removed.
+/// Returns `output`.
+pub fn export_mlflow_model<B: burn::prelude::Backend>(
+    model_dir: &Path,
+    output: &Path,
+    device: &B::Device,
+) -> Result<std::path::PathBuf> {
+    let dir = ModelDir::new(model_dir);
+    dir.read_metadata()?;
+    if output.exists() && !output.join(crate::mlflow_model::MLMODEL_FILE).is_file() {
+        let empty = std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_none());
+        if !empty {
+            return Err(Error::output(
+                output,
+                "exists and is not an MLflow model directory (it has no MLmodel), so it is not \
+                 replaced: name a new directory",
+            ));
+        }
+    }
+    let (meta, model) = dir.load::<B>(device)?;
+    let onnx = crate::onnx::model_onnx(&model, &meta);
+    replace_dir(output, &crate::mlflow_model::files(&meta, &onnx, None))?;
+    Ok(output.to_path_buf())
+}
+
+/// Makes `target` a directory of exactly `files` (relative paths, `/`-separated), replacing
+/// what was there at once: the files are written and synced in a hidden staging directory
+/// beside it, the old directory moves aside, the new one in, then the old one is removed. A
+/// failure leaves `target` as it was.
+fn replace_dir(target: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let out = |e: &dyn std::fmt::Display| Error::output(target, e);
+    let (Some(parent), Some(leaf)) = (target.parent(), target.file_name()) else {
+        return Err(out(
+            &"is not a directory that can be replaced: name a new one",
+        ));
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    std::fs::create_dir_all(parent).map_err(|e| out(&e))?;
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
-        .tempdir_in(repository)
+        .tempdir_in(parent)
         .map_err(|e| out(&e))?;
-    std::fs::create_dir(staging.path().join("1")).map_err(|e| out(&e))?;
-    write_atomically(&staging.path().join("config.pbtxt"), config.as_bytes())?;
-    write_atomically(&staging.path().join("1").join(ONNX_FILE), &onnx)?;
+    for (rel, bytes) in files {
+        let path = staging.path().join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| out(&e))?;
+        }
+        let mut file = std::fs::File::create(&path).map_err(|e| out(&e))?;
+        std::io::Write::write_all(&mut file, bytes).map_err(|e| out(&e))?;
+        file.sync_all().map_err(|e| out(&e))?;
+    }
     // Swap: the old entry (if any) moves aside, the new one in, then the old one goes.
-    let old = repository.join(format!(".old-{name}-{}", std::process::id()));
+    let old = parent.join(format!(
+        ".old-{}-{}",
+        leaf.to_string_lossy(),
+        std::process::id()
+    ));
     let had_old = target.exists();
     if had_old {
-        std::fs::rename(&target, &old).map_err(|e| out(&e))?;
+        std::fs::rename(target, &old).map_err(|e| out(&e))?;
     }
     let staged = staging.keep();
-    if let Err(e) = std::fs::rename(&staged, &target) {
+    if let Err(e) = std::fs::rename(&staged, target) {
         if had_old {
-            let _ = std::fs::rename(&old, &target);
+            let _ = std::fs::rename(&old, target);
         }
         let _ = std::fs::remove_dir_all(&staged);
         return Err(out(&e));
@@ -407,7 +471,7 @@ pub fn export_triton_repository<B: burn::prelude::Backend>(
     if had_old {
         std::fs::remove_dir_all(&old).map_err(|e| out(&e))?;
     }
-    Ok(target)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! MLflow tracking over MLflow's REST API: a training run logs its resolved config as params,
 //! every epoch's metrics (the rows of `metrics.csv`), tags that say what ran where on which data,
-//! and the model directory as artifacts, and ends FINISHED, FAILED or KILLED as the run did.
+//! and the model directory as artifacts, with an MLflow model directory of it (`model/`, see
+//! [`crate::mlflow_model`]), and ends FINISHED, FAILED or KILLED as the run did;
+//! [`Tracker::register_model`] then registers that model in the server's model registry.
 //!
 //! [`Tracker::connect`] checks the server before training (an unreachable server is an
 //! [`Error::Tracking`]); once training has started, a tracking failure is a warning (through
@@ -18,6 +20,7 @@ use crate::backend::DeviceInfo;
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::metadata::{EpochStats, Metadata};
+use crate::mlflow_model;
 use crate::pipeline::TrainRun;
 use crate::train::{Interrupter, TrainObserver};
 
@@ -180,7 +183,8 @@ impl Tracker {
     }
 
     /// Trains `run` as a tracked MLflow run: creates the run (params, tags), logs every epoch's
-    /// metrics, and after the save uploads the model directory and ends the run as it ended.
+    /// metrics, and after the save uploads the model directory and its MLflow model (under
+    /// [`mlflow_model::ARTIFACT_PATH`]) and ends the run as it ended.
     ///
     /// Creating the run fails with [`Error::Tracking`] before training starts. After that,
     /// tracking failures are told to `observer` as one warning and the run goes on untracked.
@@ -191,7 +195,7 @@ impl Tracker {
         device_info: DeviceInfo,
         observer: &mut dyn TrainObserver,
         interrupter: &Interrupter,
-    ) -> Result<Metadata> {
+    ) -> Result<(Metadata, LoggedRun)> {
         let model_dir = run.output().path().to_path_buf();
         let default_name = model_dir.file_name().map_or_else(
             || "iris-trainer".into(),
@@ -238,12 +242,81 @@ impl Tracker {
         if let Ok(saved) = &result {
             active.log_final_scores(saved);
             active.upload_dir(&model_dir);
+            active.log_model(&model_dir, saved);
         }
         active.end(RunStatus::of(&result));
+        let logged = LoggedRun {
+            run_id: active.run_id.clone(),
+            artifact_uri: active.artifact_uri.clone(),
+            complete: !active.failed(),
+        };
         if let Some(warning) = active.take_warning() {
             observer.warning(&warning);
         }
-        result
+        result.map(|saved| (saved, logged))
+    }
+
+    /// Registers the MLflow model `run` logged as a new version of the registered model `name`
+    /// (created if missing), in the tracking server's model registry. Fails with
+    /// [`Error::Registry`] when the run's artifacts did not all reach the server, or the registry
+    /// cannot be reached or refuses (a name it does not accept, ...); the model stays saved and
+    /// the run logged either way.
+    pub fn register_model(&self, run: &LoggedRun, name: &str) -> Result<ModelVersion> {
+        let failed = |message: String| Error::Registry {
+            uri: self.client.base.clone(),
+            name: name.to_string(),
+            run_id: run.run_id.clone(),
+            message,
+        };
+        if !run.complete {
+            return Err(failed(
+                "the run's artifacts did not all reach the server (see the warning above), so \
+                 there is no complete model to register"
+                    .into(),
+            ));
+        }
+        let source = format!(
+            "{}/{}",
+            run.artifact_uri.trim_end_matches('/'),
+            mlflow_model::ARTIFACT_PATH
+        );
+        self.client
+            .register(name, &source, &run.run_id)
+            .map(|version| ModelVersion {
+                name: name.to_string(),
+                version,
+                source,
+            })
+            .map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// A run [`Tracker::train`] logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRun {
+    /// The run's id.
+    pub run_id: String,
+    /// Its artifact root.
+    pub artifact_uri: String,
+    /// Whether everything reached the server (no tracking failure after the run was created).
+    pub complete: bool,
+}
+
+/// A version of a registered model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersion {
+    /// The registered model's name.
+    pub name: String,
+    /// The version the registry gave it (`1` for the first).
+    pub version: String,
+    /// Where the registry reads it: the run's MLflow model.
+    pub source: String,
+}
+
+impl ModelVersion {
+    /// The URI MLflow's clients load it by, `models:/NAME/VERSION`.
+    pub fn uri(&self) -> String {
+        format!("models:/{}/{}", self.name, self.version)
     }
 }
 
@@ -387,6 +460,32 @@ impl ActiveRun {
                     source,
                 })
             }),
+        }
+    }
+
+    /// Uploads the MLflow model directory of the model saved in `dir` (see [`mlflow_model`]),
+    /// built from its `model.onnx`, under [`mlflow_model::ARTIFACT_PATH`].
+    pub fn log_model(&mut self, dir: &Path, saved: &Metadata) {
+        let onnx_path = dir.join(crate::artifact::ONNX_FILE);
+        let onnx = match std::fs::read(&onnx_path) {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                return self.attempt("logging the MLflow model", |_, _| {
+                    Err(TrackingError::File {
+                        action: "reading",
+                        path: onnx_path,
+                        source,
+                    })
+                });
+            }
+        };
+        let root = self.artifact_uri.clone();
+        let files = mlflow_model::files(saved, &onnx, Some(&self.run_id));
+        for (rel, bytes) in files {
+            let rel = Path::new(mlflow_model::ARTIFACT_PATH).join(rel);
+            self.attempt("logging the MLflow model", |c, _| {
+                c.upload(&root, &rel, &bytes)
+            });
         }
     }
 
@@ -797,6 +896,34 @@ impl Client {
             &json!({"run_id": run_id, "metrics": metrics, "params": kv(params), "tags": kv(tags)}),
         )
         .map(drop)
+    }
+
+    /// Creates registered model `name` unless it exists, then a version of it from `source`
+    /// logged by `run_id`; returns the version.
+    fn register(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: &str,
+    ) -> std::result::Result<String, TrackingError> {
+        match self.post("registered-models/create", &json!({"name": name})) {
+            Ok(_) => {}
+            Err(TrackingError::Refused { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => {}
+            Err(e) => return Err(e),
+        }
+        let v = self.post(
+            "model-versions/create",
+            &json!({"name": name, "source": source, "run_id": run_id}),
+        )?;
+        match &v["model_version"]["version"] {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(TrackingError::Incomplete {
+                endpoint: "model-versions/create",
+                missing: "a version",
+                answer: v,
+            }),
+        }
     }
 
     /// Stores `bytes` as the artifact `rel` under the run's artifact root `root`.

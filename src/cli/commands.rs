@@ -85,7 +85,37 @@ fn resolve_config(a: &TrainArgs) -> Result<(TrainConfig, String)> {
     Ok((config, format!("{origin} with command-line overrides")))
 }
 
+/// `--register-model NAME`, checked before anything is trained: it needs a tracking server and
+/// a name (the registry judges the rest).
+fn registered_name(a: &TrainArgs, command: &str) -> Result<Option<String>> {
+    let Some(name) = &a.register_model else {
+        return Ok(None);
+    };
+    let refuse = |reason: &str| Error::ConfigValue {
+        origin: "command line".into(),
+        key: "--register-model".into(),
+        value: name.clone(),
+        reason: reason.into(),
+    };
+    if command != "train" {
+        return Err(refuse(&format!(
+            "registers the one model `train` saves; `{command}` does not take it"
+        )));
+    }
+    if a.tracking().is_none() {
+        return Err(refuse(
+            "the model registry is the tracking server's: add --tracking-uri (or set \
+             MLFLOW_TRACKING_URI)",
+        ));
+    }
+    if name.trim().is_empty() {
+        return Err(refuse("a registered model needs a name"));
+    }
+    Ok(Some(name.clone()))
+}
+
 pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
+    let register = registered_name(&a, "train")?;
     let (config, origin) = resolve_config(&a)?;
     let (config, origin, sweep_info) = match &a.sweep {
         None => (config, origin, None),
@@ -123,18 +153,21 @@ pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
     let interrupter = Interrupter::new();
     stop_on_signals(&interrupter);
     let mut progress = Progress::new(ProgressMode::detect(g.quiet));
-    let saved = match &tracker {
-        Some(t) => t.train::<TrainBackend>(
-            run,
-            &selected.device,
-            selected.info,
-            &mut progress,
-            &interrupter,
+    let (saved, logged) = match &tracker {
+        Some(t) => t
+            .train::<TrainBackend>(
+                run,
+                &selected.device,
+                selected.info,
+                &mut progress,
+                &interrupter,
+            )
+            .map(|(saved, logged)| (saved, Some(logged)))?,
+        None => (
+            run.run::<TrainBackend>(&selected.device, selected.info, &mut progress, &interrupter)?,
+            None,
         ),
-        None => {
-            run.run::<TrainBackend>(&selected.device, selected.info, &mut progress, &interrupter)
-        }
-    }?;
+    };
     drop(progress);
     let widths = saved
         .model
@@ -172,7 +205,17 @@ pub fn train(a: TrainArgs, g: &GlobalArgs) -> Result<()> {
         saved.duration_s,
         saved.metrics.epochs_run,
         out.display()
-    ))
+    ))?;
+    if let (Some(name), Some(tracker), Some(logged)) = (register, &tracker, &logged) {
+        let version = tracker.register_model(logged, &name)?;
+        emit(&format!(
+            "registered {} as version {} of {:?} in MLflow's model registry\n",
+            version.uri(),
+            version.version,
+            version.name
+        ))?;
+    }
+    Ok(())
 }
 
 /// `cv accuracy 0.9583 ± 0.0264 (5 folds)`: the first headline metric's mean and spread.
@@ -193,6 +236,7 @@ fn cv_headline(cv: &CrossValidation) -> String {
 /// split, one fold after another in this process (reproducible: the backends seed one global
 /// generator per process), and prints the folds' scores. Writes nothing.
 pub fn cross_validate(a: CrossValidateArgs, g: &GlobalArgs) -> Result<()> {
+    registered_name(&a.train, "cross-validate")?;
     if a.train.sweep.is_some() {
         return Err(Error::ConfigValue {
             origin: "command line".into(),
@@ -238,6 +282,7 @@ pub fn cross_validate(a: CrossValidateArgs, g: &GlobalArgs) -> Result<()> {
 /// Trains every point of a sweep on this machine, each in its own process, `--jobs` at a time,
 /// then ranks them. A signal stops the points under way and exits 128 + its number.
 pub fn sweep(a: SweepArgs, g: &GlobalArgs) -> std::result::Result<(), SweepError> {
+    registered_name(&a.train, "sweep")?;
     let Some(path) = a.train.sweep.clone() else {
         return Err(Error::ConfigValue {
             origin: "command line".into(),
@@ -521,6 +566,14 @@ pub fn export(a: ExportArgs, g: &GlobalArgs) -> Result<()> {
                 &a.model_name,
                 &selected.device,
             )?
+        }
+        ExportFormat::Mlflow => {
+            // clap requires --output with this format.
+            let output = a
+                .output
+                .as_deref()
+                .ok_or_else(|| Error::Internal("export --format mlflow without --output".into()))?;
+            pipeline::export_mlflow_model::<Backend>(&a.model.model, output, &selected.device)?
         }
     };
     if !g.quiet {

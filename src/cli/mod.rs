@@ -218,6 +218,10 @@ struct TrainArgs {
     /// Log the MLflow run as a child of this run (a local sweep passes its parent run's id).
     #[arg(long, value_name = "RUN_ID")]
     parent_run_id: Option<String>,
+    /// Register the trained model in the tracking server's model registry as a new version of
+    /// NAME (created if missing); `train` only, with --tracking-uri.
+    #[arg(long, value_name = "NAME")]
+    register_model: Option<String>,
 }
 
 /// `--task`.
@@ -397,6 +401,10 @@ enum ExportFormat {
     Onnx,
     /// A Triton model repository entry: `OUTPUT/NAME/config.pbtxt` and `OUTPUT/NAME/1/model.onnx`.
     TritonRepository,
+    /// An MLflow model directory at OUTPUT: `MLmodel` (the onnx and python_function flavors, a
+    /// signature, an input example), `model.onnx` and the loader, for `mlflow.pyfunc.load_model`
+    /// and `mlflow models serve`.
+    Mlflow,
 }
 
 #[derive(Debug, Args)]
@@ -407,12 +415,13 @@ struct ExportArgs {
     #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
     format: ExportFormat,
     /// File to write [default: model.safetensors or model.onnx in the model directory, listed
-    /// in its model.json]; for triton-repository, the repository directory (required).
+    /// in its model.json]; for triton-repository, the repository directory, and for mlflow, the
+    /// MLflow model directory (both required).
     #[arg(
         short,
         long,
         value_name = "PATH",
-        required_if_eq("format", "triton-repository")
+        required_if_eq_any([("format", "triton-repository"), ("format", "mlflow")])
     )]
     output: Option<PathBuf>,
     /// The model's name in a Triton repository (its directory under --output).

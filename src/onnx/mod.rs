@@ -188,6 +188,20 @@ pub fn model_onnx<B: Backend>(model: &Ensemble<B>, meta: &Metadata) -> Vec<u8> {
             .to_string(),
         ),
         (
+            "kinds",
+            serde_json::json!(
+                meta.features
+                    .iter()
+                    .map(|f| encoding
+                        .columns
+                        .iter()
+                        .find(|e| e.name() == f)
+                        .map_or_else(String::new, |e| e.kind().to_string()))
+                    .collect::<Vec<_>>()
+            )
+            .to_string(),
+        ),
+        (
             "missing_values",
             serde_json::json!(encoding.missing_values).to_string(),
         ),

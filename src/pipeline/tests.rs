@@ -406,3 +406,160 @@ mod onnx_graph {
         assert!(text.contains("TYPE_STRING"));
     }
 }
+
+mod mlflow_dir {
+    use serde_json::Value;
+
+    use crate::artifact::ModelDir;
+    use crate::data::Encoder;
+    use crate::error::Error;
+    use crate::mlflow_model::{self, LOADER_MODULE, MLMODEL_FILE};
+    use crate::onnx::model_onnx;
+    use crate::pipeline::export_mlflow_model;
+
+    type B = crate::backend::Backend;
+
+    fn fixture_dir(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn an_mlflow_model_names_its_flavors_signature_example_and_files() {
+        let (meta, model) = ModelDir::new(fixture_dir("v2-penguins"))
+            .load::<B>(&Default::default())
+            .unwrap();
+        let onnx = model_onnx(&model, &meta);
+        let files = mlflow_model::files(&meta, &onnx, Some("run-1"));
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                MLMODEL_FILE,
+                "model.onnx",
+                "code/iris_trainer_pyfunc.py",
+                "input_example.json",
+                "serving_input_example.json",
+                "requirements.txt",
+                "python_env.yaml",
+                "conda.yaml"
+            ]
+        );
+        assert_eq!(files[1].1, onnx);
+        let mlmodel: Value = serde_json::from_slice(&files[0].1).unwrap();
+        let pyfunc = &mlmodel["flavors"]["python_function"];
+        assert_eq!(pyfunc["loader_module"], LOADER_MODULE);
+        assert_eq!(pyfunc["code"], "code");
+        assert_eq!(pyfunc["data"], "model.onnx");
+        assert_eq!(mlmodel["flavors"]["onnx"]["data"], "model.onnx");
+        assert_eq!(mlmodel["run_id"], "run-1");
+        assert_eq!(mlmodel["artifact_path"], "model");
+        let size: usize = files[1..].iter().map(|(_, b)| b.len()).sum();
+        assert_eq!(mlmodel["model_size_bytes"], size);
+        // The signature: every feature in order, a category as string, the rest as any.
+        let inputs: Value =
+            serde_json::from_str(mlmodel["signature"]["inputs"].as_str().unwrap()).unwrap();
+        let inputs = inputs.as_array().unwrap();
+        assert_eq!(inputs.len(), meta.features.len());
+        let encoders = &meta.preprocessor().encoding.columns;
+        for (spec, feature) in inputs.iter().zip(&meta.features) {
+            assert_eq!(spec["name"], feature.as_str());
+            assert_eq!(spec["required"], true);
+            let e = encoders.iter().find(|e| e.name() == feature).unwrap();
+            let want = match e {
+                Encoder::Categorical { .. } => "string",
+                _ => "any",
+            };
+            assert_eq!(spec["type"], want, "{feature}");
+        }
+        assert!(
+            encoders
+                .iter()
+                .any(|e| matches!(e, Encoder::Categorical { .. }))
+        );
+        let outputs: Value =
+            serde_json::from_str(mlmodel["signature"]["outputs"].as_str().unwrap()).unwrap();
+        assert_eq!(outputs[0]["name"], "label");
+        // The example: two rows of every column, the second blank.
+        let example: Value = serde_json::from_slice(&files[3].1).unwrap();
+        assert_eq!(example["columns"], serde_json::json!(meta.features));
+        let rows = example["data"].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].as_array().unwrap().iter().all(|v| !v.is_null()));
+        assert!(rows[1].as_array().unwrap().iter().all(Value::is_null));
+        let serving: Value = serde_json::from_slice(&files[4].1).unwrap();
+        assert_eq!(serving["dataframe_split"]["data"], example["data"]);
+        // The same model and run write the same bytes; another run another model_uuid.
+        assert_eq!(mlflow_model::files(&meta, &onnx, Some("run-1")), files);
+        let other: Value =
+            serde_json::from_slice(&mlflow_model::files(&meta, &onnx, Some("run-2"))[0].1).unwrap();
+        assert_ne!(other["model_uuid"], mlmodel["model_uuid"]);
+    }
+
+    #[test]
+    fn the_onnx_graph_says_each_feature_kind_for_the_loader() {
+        use crate::onnx::proto::ModelProto;
+        use prost::Message;
+        let (meta, model) = ModelDir::new(fixture_dir("v2-penguins"))
+            .load::<B>(&Default::default())
+            .unwrap();
+        let graph = ModelProto::decode(model_onnx(&model, &meta).as_slice()).unwrap();
+        let kinds = graph
+            .metadata_props
+            .iter()
+            .find(|p| p.key.as_deref() == Some("kinds"))
+            .and_then(|p| p.value.clone())
+            .unwrap();
+        let kinds: Vec<String> = serde_json::from_str(&kinds).unwrap();
+        let encoders = &meta.preprocessor().encoding.columns;
+        let want: Vec<String> = meta
+            .features
+            .iter()
+            .map(|f| {
+                let e = encoders.iter().find(|e| e.name() == f).unwrap();
+                e.kind().to_string()
+            })
+            .collect();
+        assert_eq!(kinds, want);
+        assert!(kinds.iter().any(|k| k == "categorical"));
+        assert!(kinds.iter().any(|k| k == "numeric"));
+    }
+
+    #[test]
+    fn export_replaces_an_mlflow_model_whole_and_refuses_any_other_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("mlflow");
+        let device = Default::default();
+        let written = export_mlflow_model::<B>(&fixture_dir("v2-iris"), &out, &device).unwrap();
+        assert_eq!(written, out);
+        assert!(out.join(MLMODEL_FILE).is_file());
+        assert!(out.join("code/iris_trainer_pyfunc.py").is_file());
+        // Again over it: replaced whole, so a file of the old one is gone.
+        std::fs::write(out.join("stray.txt"), "old").unwrap();
+        export_mlflow_model::<B>(&fixture_dir("v2-iris"), &out, &device).unwrap();
+        assert!(!out.join("stray.txt").exists());
+        assert!(out.join(MLMODEL_FILE).is_file());
+        // Some other directory is not replaced, and keeps its files.
+        let other = tmp.path().join("notes");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("keep.txt"), "mine").unwrap();
+        let err = export_mlflow_model::<B>(&fixture_dir("v2-iris"), &other, &device).unwrap_err();
+        assert!(matches!(err, Error::Output { .. }), "{err}");
+        assert!(
+            err.to_string().contains("not an MLflow model directory"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(other.join("keep.txt")).unwrap(),
+            "mine"
+        );
+        // Nothing is left beside them (no staging or old directory).
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["mlflow", "notes"]);
+    }
+}

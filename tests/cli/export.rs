@@ -275,3 +275,100 @@ fn export_refuses_bad_input_clearly() {
         .arg(dir.path().join("no/such/dir/w.safetensors"))
         .fails(6, &["no/such/dir"]);
 }
+
+#[test]
+fn export_writes_an_mlflow_model_and_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mlflow-iris");
+    cmd()
+        .args(["export", "--format", "mlflow", "--model"])
+        .arg(shared_model())
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(contains("mlflow-iris"));
+    let mlmodel: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("MLmodel")).unwrap()).unwrap();
+    assert_eq!(
+        mlmodel["flavors"]["python_function"]["loader_module"],
+        "iris_trainer_pyfunc"
+    );
+    assert_eq!(
+        std::fs::read(out.join("model.onnx")).unwrap(),
+        std::fs::read(shared_model().join("model.onnx")).unwrap()
+    );
+    // Without --output: clap's usage error, naming it.
+    cmd()
+        .args(["export", "--format", "mlflow", "--model"])
+        .arg(shared_model())
+        .fails(2, &["--output"]);
+    // Over a directory that is not an MLflow model: refused, its files kept.
+    let notes = dir.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::write(notes.join("keep.txt"), "mine").unwrap();
+    cmd()
+        .args(["export", "--format", "mlflow", "--model"])
+        .arg(shared_model())
+        .arg("--output")
+        .arg(&notes)
+        .fails(6, &["notes", "not an MLflow model directory"]);
+    assert_eq!(
+        std::fs::read_to_string(notes.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    // A corrupt model directory: refused, nothing written.
+    let copy = copy_model(shared_model());
+    std::fs::write(copy.path().join("model.mpk"), b"not a record").unwrap();
+    cmd()
+        .args(["export", "--format", "mlflow", "--model"])
+        .arg(copy.path())
+        .arg("--output")
+        .arg(dir.path().join("corrupt"))
+        .fails(5, &["model.mpk"]);
+    assert!(!dir.path().join("corrupt").exists());
+}
+
+#[test]
+fn register_model_is_refused_before_training_where_it_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    cmd()
+        .env_remove("MLFLOW_TRACKING_URI")
+        .args([
+            "train",
+            "--epochs",
+            "2",
+            "--register-model",
+            "iris",
+            "--out",
+        ])
+        .arg(&out)
+        .fails(3, &["--register-model", "--tracking-uri"]);
+    assert!(!out.exists());
+    cmd()
+        .args([
+            "train",
+            "--epochs",
+            "2",
+            "--tracking-uri",
+            "http://127.0.0.1:9",
+            "--register-model",
+            " ",
+            "--out",
+        ])
+        .arg(&out)
+        .fails(3, &["--register-model", "needs a name"]);
+    cmd()
+        .args([
+            "sweep",
+            "--sweep",
+            "configs/sweep.toml",
+            "--register-model",
+            "iris",
+            "--out",
+        ])
+        .arg(&out)
+        .fails(3, &["--register-model", "`sweep` does not take it"]);
+    assert!(!out.exists());
+}

@@ -64,6 +64,8 @@ impl Stand {
                                 || path.ends_with("experiments/get")
                             {
                                 json!({"experiment": {"experiment_id": "3"}})
+                            } else if path.ends_with("model-versions/create") {
+                                json!({"model_version": {"name": json["name"], "version": "1"}})
                             } else if path.ends_with("runs/create") {
                                 json!({"run": {"info": {"run_id": "abc", "experiment_id": "3",
                                     "artifact_uri": "mlflow-artifacts:/3/abc/artifacts"}}})
@@ -186,7 +188,8 @@ fn a_tracked_run_sends_params_metrics_tags_artifacts_and_ends_finished() {
         );
     }
 
-    // Every file of the model directory, nothing hidden (locks), under the run's artifact root.
+    // Every file of the model directory, nothing hidden (locks), under the run's artifact root,
+    // and the MLflow model under model/.
     let mut puts: Vec<String> = server
         .requests()
         .into_iter()
@@ -198,11 +201,35 @@ fn a_tracked_run_sends_params_metrics_tags_artifacts_and_ends_finished() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.'))
+        .chain(
+            [
+                "MLmodel",
+                "model.onnx",
+                "code/iris_trainer_pyfunc.py",
+                "input_example.json",
+                "serving_input_example.json",
+                "requirements.txt",
+                "python_env.yaml",
+                "conda.yaml",
+            ]
+            .map(|f| format!("model/{f}")),
+        )
         .map(|n| format!("/api/2.0/mlflow-artifacts/artifacts/3/abc/artifacts/{n}"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "{files:?}");
+    assert!(files.len() >= 11, "{files:?}");
     assert_eq!(puts, files);
+    // The logged model names its run.
+    let mlmodel = server
+        .requests()
+        .into_iter()
+        .find(|(m, p, _)| m == "PUT" && p.ends_with("/model/MLmodel"))
+        .unwrap()
+        .2;
+    let mlmodel: Value = serde_json::from_slice(&mlmodel).unwrap();
+    assert_eq!(mlmodel["run_id"], "abc");
+    // Nothing registered without --register-model.
+    assert!(server.bodies("model-versions/create").is_empty());
     let update = server.bodies("runs/update");
     assert_eq!(update.len(), 1);
     assert_eq!(update[0]["status"], "FINISHED");
@@ -387,4 +414,83 @@ fn a_tracked_sweep_makes_each_point_a_child_of_its_run() {
         .map(|(_, p, _)| p)
         .collect();
     assert_eq!(puts.len(), 3, "{puts:?}");
+}
+
+#[test]
+fn register_model_creates_the_registered_model_and_a_version_of_the_logged_model() {
+    let server = Stand::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "train",
+            "--quiet",
+            "--epochs",
+            "3",
+            "--register-model",
+            "iris",
+            "--out",
+        ])
+        .arg(dir.path().join("m"))
+        .args(["--tracking-uri", &server.uri])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("registered models:/iris/1 as version 1 of \"iris\""),
+        "{stdout}"
+    );
+    assert_eq!(
+        server.bodies("registered-models/create"),
+        [json!({"name": "iris"})]
+    );
+    assert_eq!(
+        server.bodies("model-versions/create"),
+        [
+            json!({"name": "iris", "source": "mlflow-artifacts:/3/abc/artifacts/model", "run_id": "abc"})
+        ]
+    );
+    // Registered after the run ended and its model was uploaded.
+    let paths: Vec<String> = server.requests().into_iter().map(|(_, p, _)| p).collect();
+    let at = |suffix: &str| paths.iter().rposition(|p| p.ends_with(suffix)).unwrap();
+    assert!(at("runs/update") < at("registered-models/create"));
+    assert!(at("/model/MLmodel") < at("model-versions/create"));
+}
+
+#[test]
+fn a_registry_that_fails_keeps_the_model_and_exits_10() {
+    // Every request after the first metrics is refused: the run goes on untracked, the model is
+    // saved, and the registration, which has no complete run to register, fails.
+    let server = Stand::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    let out = bin()
+        .args([
+            "train",
+            "--quiet",
+            "--epochs",
+            "3",
+            "--register-model",
+            "iris",
+            "--out",
+        ])
+        .arg(&model)
+        .args(["--tracking-uri", &server.uri])
+        .output()
+        .unwrap()
+        .fails(
+            10,
+            &[
+                "registering it as \"iris\"",
+                "trained and saved",
+                "runs:/abc/model",
+            ],
+        );
+    assert!(out.contains("warning: MLflow tracking"), "{out}");
+    assert!(model.join("model.json").is_file());
+    assert!(server.bodies("model-versions/create").is_empty());
 }

@@ -11,7 +11,14 @@ dir), then checks:
 - a local sweep: one parent run, a child run per point (`mlflow.parentRunId`), the report;
 - a run stopped by SIGTERM ends KILLED (exit 143), and leaves no model;
 - an unreachable tracking URI fails before training (exit 9), naming the URI;
-- the server going away mid-run: one warning, training finishes, the model is saved.
+- the model registry: `--register-model NAME` registers the run's MLflow model (MLmodel with the
+  onnx and python_function flavors) as version 1, then 2; `mlflow.pyfunc.load_model("models:/
+  NAME/1")` answers as `predict` does (labels, and probabilities with predict_proba), and so do
+  `mlflow.onnx.load_model`, an exported MLflow model of penguins and of diabetes, and `mlflow
+  models serve --env-manager local` on /invocations; a name the registry refuses is exit 10 with
+  the model kept, and --register-model without a tracking server is refused before training;
+- the server going away mid-run: one warning, training finishes, the model is saved, and its
+  registration fails with exit 10.
 
 - the README's tracking example (its `train` command and its Python), run as written.
 
@@ -19,6 +26,7 @@ Usage: python mlflow_tracking.py BINARY README   (scripts/mlflow-test.sh sets up
 Ends with a line `interop: N passed, N failed`; exits 1 if anything failed.
 """
 
+import ast
 import csv
 import json
 import math
@@ -35,6 +43,9 @@ import traceback
 import urllib.request
 
 import mlflow
+import mlflow.onnx
+import numpy
+import pandas
 from mlflow.tracking import MlflowClient
 
 BIN, README = sys.argv[1], sys.argv[2]
@@ -191,7 +202,10 @@ def _():
     run = runs_named("iris-ci", "ci-train")[0]
     files = model_files(MODEL)
     assert {"model.json", "model.mpk", "metrics.csv"} <= files, files
-    assert artifact_files(run.info.run_id) == files
+    # And the MLflow model of it under model/ (see the registry checks below).
+    logged = artifact_files(run.info.run_id)
+    assert {f for f in logged if not f.startswith("model/")} == files, logged
+    assert "model/MLmodel" in logged, logged
     assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
     got = mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, tracking_uri=URI, dst_path=f"{TMP}/downloaded-ci"
@@ -255,11 +269,11 @@ def _():
         assert "model.json" in artifact_files(c.info.run_id)
 
 
-def start_long_run(out, name, epochs):
+def start_long_run(out, name, epochs, *extra):
     """A training run; returns it once its run is on the server with metrics."""
     proc = subprocess.Popen(
         [BIN, "train", "--epochs", str(epochs), "--out", out, "--tracking-uri", URI,
-         "--experiment", "iris-ci", "--run-name", name],
+         "--experiment", "iris-ci", "--run-name", name, *extra],
         env=BASE_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
@@ -372,8 +386,206 @@ def _():
     assert time.monotonic() - start < 20
 
 
+def predictions(model_dir, csv_path):
+    """`iris-trainer predict --format json` on a file: labels, probabilities (class order)."""
+    p = trainer("predict", "--quiet", "--model", model_dir, "--input", csv_path, "--format", "json")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)["predictions"]
+
+
+def same_answers(model_dir, pyfunc_model, csv_path):
+    """The pyfunc model's labels (or values) and probabilities against `predict`'s, on every
+    row of `csv_path` read by pandas; returns the largest probability (or relative value)
+    difference."""
+    meta = json.load(open(f"{model_dir}/model.json"))
+    # The feature columns only, as a user would send them (MLflow warns about others).
+    frame = pandas.read_csv(csv_path)[meta["features"]]
+    ours = predictions(model_dir, csv_path)
+    assert len(ours) == len(frame)
+    answers = pyfunc_model.predict(frame)
+    if meta["task"] == "regression":
+        values = numpy.array([a["value"] for a in ours], dtype=numpy.float64)
+        theirs = numpy.asarray(answers, dtype=numpy.float64)
+        worst = float((numpy.abs(theirs - values) / numpy.maximum(1.0, numpy.abs(values))).max())
+        assert worst < 1e-5, worst
+        return worst
+    assert list(answers) == [a["species"] for a in ours]
+    probs = pyfunc_model.predict(frame, params={"predict_method": "predict_proba"})
+    assert list(probs.columns) == meta["classes"], list(probs.columns)
+    mine = numpy.array([[a["probabilities"][c] for c in meta["classes"]] for a in ours])
+    worst = float(numpy.abs(probs.to_numpy() - mine).max())
+    assert worst < 1e-5, worst
+    return worst
+
+
+REGISTERED = "iris"
+README_URI = "http://127.0.0.1:5001"
+
+
+def registry_section():
+    """The README's "MLflow model registry" commands: the shell lines (comments dropped) and the
+    Python block."""
+    text = open(README).read()
+    section = text[text.index("### MLflow model registry"):]
+    section = section[: section.index("\n### ", 1)]
+    sh, py = re.findall(r"```(?:sh|python)\n(.*?)```", section, re.S)[:2]
+    lines = [line for line in sh.splitlines() if line.strip() and not line.startswith("#")]
+    return lines, py
+
+
+@check("--register-model: version 1 in the registry, loaded by mlflow.pyfunc and mlflow.onnx, "
+       "answers equal to predict's; a second run is version 2")
+def _():
+    # The README's command as written, but for the server's address and the model directory.
+    out = f"{TMP}/registered"
+    lines, _ = registry_section()
+    args = shlex.split(next(line for line in lines if line.startswith("iris-trainer train")))[1:]
+    args[args.index("--out") + 1] = out
+    args[args.index("--tracking-uri") + 1] = URI
+    assert args[args.index("--register-model") + 1] == REGISTERED, args
+    p = trainer(*args, "--run-name", "registered")
+    assert p.returncode == 0, p.stderr
+    assert f"registered models:/{REGISTERED}/1 as version 1" in p.stdout, p.stdout
+    (run,) = runs_named(args[args.index("--experiment") + 1], "registered")
+    version = client.get_model_version(REGISTERED, "1")
+    assert version.run_id == run.info.run_id, version
+    assert version.source == run.info.artifact_uri + "/model", version.source
+    logged = artifact_files(run.info.run_id, "model")
+    for f in ["MLmodel", "model.onnx", "code/iris_trainer_pyfunc.py", "input_example.json",
+              "serving_input_example.json", "requirements.txt", "python_env.yaml", "conda.yaml"]:
+        assert f"model/{f}" in logged, (f, logged)
+    mlflow.set_tracking_uri(URI)
+    model = mlflow.pyfunc.load_model(f"models:/{REGISTERED}/1")
+    meta = json.load(open(f"{out}/model.json"))
+    assert model.metadata.get_input_schema().input_names() == meta["features"]
+    assert model.metadata.run_id == run.info.run_id
+    worst = same_answers(out, model, "data/iris.csv")
+    graph = mlflow.onnx.load_model(f"models:/{REGISTERED}/1")
+    assert [o.name for o in graph.graph.output] == ["label", "probabilities"]
+    # MLflow's own reading of the input example: the signature accepts it, the model answers.
+    example = model.metadata.load_input_example(mlflow.artifacts.download_artifacts(
+        f"models:/{REGISTERED}/1"))
+    assert len(model.predict(example)) == 2
+    p = trainer("train", "--quiet", "--epochs", "5", "--out", f"{TMP}/registered-2",
+                "--tracking-uri", URI, "--register-model", REGISTERED)
+    assert p.returncode == 0, p.stderr
+    assert client.get_model_version(REGISTERED, "2").run_id != run.info.run_id
+    print(f"      largest probability difference {worst:.1e}")
+
+
+@check("export --format mlflow: penguins (categories, blanks) and diabetes (regression) "
+       "through mlflow.pyfunc equal predict's answers")
+def _():
+    for name, flags in [("penguins", ["--label", "species", "--ignore", "year"]),
+                        ("diabetes", ["--label", "target"])]:
+        out = f"{TMP}/export-{name}"
+        p = trainer("train", "--quiet", "--epochs", "30", "--data", f"data/{name}.csv", *flags,
+                    "--out", out)
+        assert p.returncode == 0, p.stderr
+        p = trainer("export", "--quiet", "--model", out, "--format", "mlflow",
+                    "--output", f"{out}-mlflow")
+        assert p.returncode == 0, p.stderr
+        worst = same_answers(out, mlflow.pyfunc.load_model(f"{out}-mlflow"), f"data/{name}.csv")
+        print(f"      {name}: largest difference {worst:.1e}")
+
+
+@check("the README's registry example (mlflow models serve --env-manager local, curl, "
+       "mlflow.pyfunc) answers as predict does, and /invocations on every row")
+def _():
+    lines, py = registry_section()
+    serve_args = shlex.split(next(line for line in lines if line.startswith("mlflow models serve")))
+    readme_port = serve_args[serve_args.index("--port") + 1]
+    port = str(free_port())
+    serve_args[serve_args.index("--port") + 1] = port
+    # `mlflow models serve` starts `uvicorn` by name: the venv's bin first, as once activated.
+    path = os.path.dirname(sys.executable) + os.pathsep + BASE_ENV.get("PATH", "")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", *serve_args],
+        env={**BASE_ENV, "MLFLOW_TRACKING_URI": URI, "PATH": path},
+        stdout=open(f"{TMP}/serve.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert serve.poll() is None, open(f"{TMP}/serve.log").read()
+            assert time.monotonic() < deadline, open(f"{TMP}/serve.log").read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        frame = pandas.read_csv("data/iris.csv").drop(columns=["species"])
+
+        def invoke(body):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return json.load(r)["predictions"]
+
+        flower = trainer("predict", "--quiet", "--model", f"{TMP}/registered", "--format", "json",
+                         "6.0", "2.7", "5.1", "1.6")
+        assert flower.returncode == 0, flower.stderr
+        flower = json.loads(flower.stdout)["predictions"][0]
+        curl = next(line for line in lines if line.startswith("curl "))
+        answer = subprocess.run(curl.replace(f":{readme_port}/", f":{port}/"), shell=True,
+                                capture_output=True, text=True, timeout=60)
+        assert json.loads(answer.stdout) == {"predictions": [flower["species"]]}, answer
+        printed = subprocess.run([sys.executable, "-c", py.replace(README_URI, URI)], cwd=TMP,
+                                 env=BASE_ENV, capture_output=True, text=True, timeout=120)
+        assert printed.returncode == 0, printed.stderr
+        label, probs = printed.stdout.splitlines()[-2:]
+        assert label == flower["species"], printed.stdout
+        printed_probs = ast.literal_eval(probs)
+        assert printed_probs.keys() == flower["probabilities"].keys(), (probs, flower)
+        # Rounded to 4 places: within half a unit of the last place (and float noise).
+        assert all(abs(printed_probs[c] - p) <= 0.5e-4 + 1e-6
+                   for c, p in flower["probabilities"].items()), (probs, flower)
+        split = json.loads(frame.to_json(orient="split", index=False))
+        ours = predictions(f"{TMP}/registered", "data/iris.csv")
+        assert invoke({"dataframe_split": split}) == [a["species"] for a in ours]
+        probs = invoke({"dataframe_split": split, "params": {"predict_method": "predict_proba"}})
+        worst = max(abs(row[c] - a["probabilities"][c]) for row, a in zip(probs, ours)
+                    for c in a["probabilities"])
+        assert worst < 1e-5, worst
+    finally:
+        try:
+            os.killpg(serve.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        serve.wait(timeout=30)
+
+
+@check("--register-model with a name the registry refuses: exit 10, the model saved and logged")
+def _():
+    out = f"{TMP}/refused-name"
+    p = trainer("train", "--epochs", "5", "--out", out, "--tracking-uri", URI,
+                "--experiment", "iris-registry", "--run-name", "refused",
+                "--register-model", "team/iris")
+    assert p.returncode == 10, (p.returncode, p.stderr)
+    assert "registering it as \"team/iris\"" in p.stderr and "trained and saved" in p.stderr, \
+        p.stderr
+    assert "trained" in p.stdout, p.stdout
+    (run,) = runs_named("iris-registry", "refused")
+    assert run.info.status == "FINISHED"
+    assert "model/MLmodel" in artifact_files(run.info.run_id, "model")
+    q = trainer("predict", "--model", out, "5.1", "3.5", "1.4", "0.2")
+    assert q.returncode == 0 and q.stdout.startswith("setosa"), q
+
+
+@check("--register-model is refused before training without a tracking server (exit 3)")
+def _():
+    out = f"{TMP}/untracked-register"
+    p = trainer("train", "--epochs", "5", "--out", out, "--register-model", "iris")
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert "--register-model" in p.stderr and "--tracking-uri" in p.stderr, p.stderr
+    assert not os.path.exists(f"{out}/model.json")
+
+
 # Last: it stops the server.
-@check("the server gone mid-run: one warning, training finishes, the model is saved")
+@check("the server gone mid-run: one warning, training finishes, the model is saved; its "
+       "registration fails with exit 10")
 def _():
     out = f"{TMP}/orphan"
     # About 10 s of training at this binary's speed (a debug build is a hundred times slower
@@ -382,14 +594,15 @@ def _():
     p = trainer("train", "--quiet", "--epochs", "1000", "--out", f"{TMP}/timing")
     assert p.returncode == 0, p.stderr
     epochs = max(1000, int(1000 * 10 / (time.monotonic() - start)))
-    proc, _ = start_long_run(out, "ci-orphan", epochs)
+    proc, _ = start_long_run(out, "ci-orphan", epochs, "--register-model", "iris-orphan")
     os.killpg(server.pid, signal.SIGKILL)
     server.wait()
     assert proc.poll() is None, "the run ended before the server was stopped: make it longer"
     _, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, (proc.returncode, err)
+    assert proc.returncode == 10, (proc.returncode, err)
     assert err.count("warning: MLflow tracking") == 1, err
     assert URI in err and "model is saved" in err, err
+    assert "registering it as \"iris-orphan\"" in err, err
     meta = json.load(open(f"{out}/model.json"))
     assert meta["metrics"]["epochs_run"] == epochs
 
