@@ -14,17 +14,8 @@
 # - the GPU image: fails clearly without a GPU and, with Mesa's software Vulkan added, trains.
 # Base images that cannot be pulled (no registry reachable) are replaced by local stand-ins.
 #
-#   scripts/container-test.sh              # build, run, report sizes and times
-#   scripts/container-test.sh --build-only # the stand-ins and the README's three image builds,
-#                                          # nothing run (CI starts this early, in the background,
-#                                          # so that the full test later finds them in the cache)
+#   scripts/container-test.sh            # build, run, report sizes and times
 set -euo pipefail
-BUILD_ONLY=0
-case ${1:-} in
-    --build-only) BUILD_ONLY=1 ;;
-    "") ;;
-    *) echo "usage: scripts/container-test.sh [--build-only]" >&2; exit 2 ;;
-esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 T0=$SECONDS
@@ -251,19 +242,6 @@ timed_build() { # NAME CMD: a README build command, its log kept out of sight un
     BUILD_TIMES+=("$1 $((SECONDS - start)) s")
 }
 BUILD_TIMES=()
-if ((BUILD_ONLY)); then
-    # The same README commands as below, in the same order; their layers are what the full run
-    # finds in BuildKit's cache.
-    step "build the CPU image (linux/amd64, native)"
-    timed_build cpu-amd64 "docker build -t $CPU_IMAGE ."
-    step "build the CPU image for linux/arm64 (cross-compiled by the native builder)"
-    timed_build cpu-arm64 "docker buildx build --platform linux/arm64 -t $ARM_IMAGE --load ."
-    step "build the GPU image"
-    timed_build gpu "docker build -f Dockerfile.gpu -t $GPU_IMAGE ."
-    echo "build times: ${BUILD_TIMES[*]}"
-    echo "images built in $((SECONDS - T0)) s"
-    exit 0
-fi
 step "build the CPU image (linux/amd64, native)"
 timed_build cpu-amd64 "docker build -t $CPU_IMAGE ."
 [ "$(docker image inspect --format '{{.Architecture}}' "$CPU_IMAGE")" = amd64 ] || fail "$CPU_IMAGE is not an amd64 image"
