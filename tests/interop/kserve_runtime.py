@@ -26,6 +26,9 @@ import numpy as np
 import tritonclient.http as httpclient
 import yaml
 
+import harness
+from harness import check
+
 MODEL_DIR = os.path.realpath(sys.argv[1])
 # How to run `iris-trainer predict` on MODEL_DIR (the image itself, with the directory mounted).
 PREDICT = sys.argv[2:]
@@ -54,20 +57,6 @@ command += [container["image"], *[a.replace("{{.Name}}", NAME) for a in containe
 print("$ " + " ".join(command), flush=True)
 cid = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
-passed = failed = 0
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        detail = fn()
-        passed += 1
-        print(f"ok   {name}{': ' + str(detail) if detail is not None else ''}", flush=True)
-    except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
-        failed += 1
-        print(f"FAIL {name}: {e!r}", flush=True)
-
-
 try:
     host = subprocess.run(["docker", "port", cid, f"{PORT}/tcp"], check=True,
                           capture_output=True, text=True).stdout.split()[0]
@@ -91,6 +80,7 @@ try:
     def ready():
         assert client.is_server_live() and client.is_server_ready(), "server not ready"
         assert client.is_model_ready(NAME), f"model {NAME} not ready"
+        return f"/v2/models/{NAME}"
     check("server live and ready, the model ready under the InferenceService's name", ready)
 
     def metadata():
@@ -131,6 +121,7 @@ try:
 
     def stop():
         subprocess.run(["docker", "stop", "-t", "10", cid], check=True, capture_output=True)
+        return "SIGTERM, 10 s grace"
     check("docker stop", stop)
 finally:
     logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True)
@@ -138,6 +129,6 @@ finally:
 
 def shutdown():
     assert "shut down cleanly" in logs.stderr + logs.stdout, logs.stderr[-500:]
+    return "shut down cleanly"
 check("graceful shutdown on SIGTERM", shutdown)
-print(f"interop: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+harness.finish()
